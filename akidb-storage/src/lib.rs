@@ -1,0 +1,904 @@
+//! AkiDB storage: the redb file that is the single source of truth.
+//!
+//! A database is a directory; this crate owns the file `akidb.redb` inside it. Everything that
+//! matters lives there: the format version, the collections and their (opaque) schemas, every
+//! document (user id, text, metadata JSON) and every vector, keyed by a per-collection sequence
+//! number. Indexes built from it elsewhere are caches.
+//!
+//! # Tables
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `akidb_meta` | `&str` | `magic` = `akidb`, `format_version` = u32 LE, `next_collection_id` = u64 LE |
+//! | `akidb_collections` | name | bincode [`CollectionEntry`] (id + schema bytes) |
+//! | `akidb_sequences` | collection id | last sequence number assigned |
+//! | `c{id}_keys` | user id | sequence number of the live version |
+//! | `c{id}_docs` | sequence number | bincode record: user id, text, metadata JSON |
+//! | `c{id}_vecs` | sequence number | vector as raw little-endian f32 |
+//!
+//! Every write of a document gets a fresh sequence number, so sequence numbers double as the
+//! internal ids of the vector index: an upsert retires the old number and the index tombstones it.
+//! An index that covers sequence numbers up to `S` is brought up to date by replaying
+//! `c{id}_vecs` after `S` and dropping every number it holds that is no longer in `c{id}_vecs`.
+//!
+//! # Durability
+//!
+//! Each [`Storage::prepare_write`] is one redb write transaction; [`PendingWrite::commit`] returns
+//! only after redb's commit with `Durability::Immediate` (fsync), so an acknowledged write
+//! survives a crash or power loss, and a write that was not committed leaves no trace.
+//!
+//! # Errors
+//!
+//! Every failure is a [`StorageError`] variant; redb's own errors are kept as sources.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// The on-disk format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// File name of the redb file inside a database directory.
+pub const DB_FILE_NAME: &str = "akidb.redb";
+/// Largest encoded document record (id + text + metadata) accepted by the decoder.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+const MAGIC: &[u8] = b"akidb";
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("akidb_meta");
+const COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("akidb_collections");
+const SEQUENCES: TableDefinition<u64, u64> = TableDefinition::new("akidb_sequences");
+
+type BincodeConfig = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_RECORD_BYTES>,
+>;
+const BINCODE: BincodeConfig = bincode::config::standard().with_limit::<MAX_RECORD_BYTES>();
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The database path exists and is not a directory.
+    #[error("database path {path} exists but is not a directory")]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The database directory does not exist and creation was not requested.
+    #[error("database directory {path} does not exist")]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// Another process (or another open handle in this process) holds the database.
+    #[error("database {path} is locked: another process or handle has it open")]
+    Locked {
+        /// The redb file.
+        path: PathBuf,
+    },
+    /// The file is not a redb database at all (foreign or truncated header).
+    #[error("{path} is not an AkiDB database file: {reason}")]
+    NotADatabase {
+        /// The redb file.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The file is a redb database written by something else than AkiDB.
+    #[error("{path} is a redb database but not an AkiDB one (no AkiDB metadata table)")]
+    ForeignDatabase {
+        /// The redb file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer (or unknown) AkiDB format.
+    #[error("{path} has format version {found}; this build supports up to {supported}")]
+    UnsupportedFormatVersion {
+        /// The redb file.
+        path: PathBuf,
+        /// Version found in the file.
+        found: u32,
+        /// Highest version this build reads.
+        supported: u32,
+    },
+    /// A collection of that name already exists.
+    #[error("collection {name:?} already exists")]
+    CollectionExists {
+        /// The collection name.
+        name: String,
+    },
+    /// No collection of that name (or it was dropped while a handle was held).
+    #[error("collection {name:?} does not exist")]
+    CollectionNotFound {
+        /// The collection name.
+        name: String,
+    },
+    /// Stored bytes did not decode: the file was damaged or written by incompatible code.
+    #[error("corrupt record in table {table}: {reason}")]
+    Corrupt {
+        /// Table where the bad record was found.
+        table: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A record is larger than [`MAX_RECORD_BYTES`].
+    #[error("record of {bytes} bytes exceeds the limit of {limit} bytes")]
+    RecordTooLarge {
+        /// Encoded size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An I/O error outside redb (creating the directory, for example).
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An error reported by redb (I/O failure, disk full, corruption detected by redb).
+    #[error("redb error during {context}: {source}")]
+    Redb {
+        /// What the storage layer was doing.
+        context: &'static str,
+        /// redb's error.
+        #[source]
+        source: redb::Error,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+fn redb_err<E: Into<redb::Error>>(context: &'static str) -> impl FnOnce(E) -> StorageError {
+    move |e| StorageError::Redb {
+        context,
+        source: e.into(),
+    }
+}
+
+/// Options for [`Storage::open`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StorageOptions {
+    /// Create the directory and the file when missing. Default: `true`.
+    pub create_if_missing: bool,
+    /// redb page cache size in bytes. Default: 64 MiB (the in-memory index holds the hot data).
+    pub cache_size: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        Self {
+            create_if_missing: true,
+            cache_size: 64 << 20,
+        }
+    }
+}
+
+/// A collection as stored: its name, its internal id (which names its tables) and the schema
+/// bytes owned by the layer above.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionEntry {
+    /// Collection name.
+    pub name: String,
+    /// Internal id, unique for the life of the database file (never reused).
+    pub id: u64,
+    /// Opaque schema bytes written by the caller at creation.
+    pub schema: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredCollection {
+    id: u64,
+    schema: Vec<u8>,
+}
+
+/// One document to write.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentWrite<'a> {
+    /// User id (validated by the caller).
+    pub id: &'a str,
+    /// Optional text.
+    pub text: Option<&'a str>,
+    /// Metadata as JSON object text (validated by the caller).
+    pub metadata: &'a str,
+    /// The vector.
+    pub vector: &'a [f32],
+}
+
+/// A stored document (without its vector).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDocument {
+    /// User id.
+    pub id: String,
+    /// Text, if any.
+    pub text: Option<String>,
+    /// Metadata as JSON object text.
+    pub metadata: String,
+}
+
+/// What a committed write did, for the index layer to apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteReceipt {
+    /// Sequence number given to each upserted document, in input order.
+    pub inserted: Vec<u64>,
+    /// Sequence numbers retired (replaced by an upsert or deleted).
+    pub removed: Vec<u64>,
+    /// Number of delete ids that existed.
+    pub deleted: usize,
+    /// Highest sequence number of the collection after this write.
+    pub last_seq: u64,
+}
+
+struct CollectionTables {
+    keys: String,
+    docs: String,
+    vecs: String,
+}
+
+impl CollectionTables {
+    fn new(id: u64) -> Self {
+        Self {
+            keys: format!("c{id}_keys"),
+            docs: format!("c{id}_docs"),
+            vecs: format!("c{id}_vecs"),
+        }
+    }
+    fn keys(&self) -> TableDefinition<'_, &'static str, u64> {
+        TableDefinition::new(&self.keys)
+    }
+    fn docs(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.docs)
+    }
+    fn vecs(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.vecs)
+    }
+}
+
+/// The storage engine of one database directory.
+pub struct Storage {
+    db: redb::Database,
+    file: PathBuf,
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage").field("file", &self.file).finish()
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the database in directory `dir`.
+    ///
+    /// Errors: [`StorageError::NotADirectory`], [`StorageError::NotFound`],
+    /// [`StorageError::Locked`] when another process has it open,
+    /// [`StorageError::NotADatabase`] / [`StorageError::ForeignDatabase`] for files that are not
+    /// AkiDB's, [`StorageError::UnsupportedFormatVersion`] for newer formats.
+    pub fn open(dir: &Path, options: &StorageOptions) -> Result<Self> {
+        match std::fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => {
+                return Err(StorageError::NotADirectory {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !options.create_if_missing {
+                    return Err(StorageError::NotFound {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                std::fs::create_dir_all(dir).map_err(|source| StorageError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            Err(source) => {
+                return Err(StorageError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+        let file = dir.join(DB_FILE_NAME);
+        let exists = file.exists();
+        if !exists && !options.create_if_missing {
+            return Err(StorageError::NotFound { path: file });
+        }
+        let mut builder = redb::Database::builder();
+        builder.set_cache_size(options.cache_size);
+        let db = builder.create(&file).map_err(|e| map_open_error(&file, e))?;
+        let storage = Self { db, file };
+        storage.check_or_init_meta()?;
+        Ok(storage)
+    }
+
+    /// Path of the redb file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    fn check_or_init_meta(&self) -> Result<()> {
+        let txn = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(redb_err("open meta table")(e)),
+        };
+        match meta {
+            Some(meta) => {
+                let magic = meta.get("magic").map_err(redb_err("read meta"))?;
+                if magic.as_ref().map(|m| m.value()) != Some(MAGIC) {
+                    return Err(StorageError::ForeignDatabase {
+                        path: self.file.clone(),
+                    });
+                }
+                let version = meta
+                    .get("format_version")
+                    .map_err(redb_err("read meta"))?
+                    .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+                    .map(u32::from_le_bytes)
+                    .ok_or_else(|| StorageError::Corrupt {
+                        table: "akidb_meta".into(),
+                        reason: "missing or malformed format_version".into(),
+                    })?;
+                if version > FORMAT_VERSION || version == 0 {
+                    return Err(StorageError::UnsupportedFormatVersion {
+                        path: self.file.clone(),
+                        found: version,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Ok(())
+            }
+            None => {
+                let has_tables = txn.list_tables().map_err(redb_err("list tables"))?.next().is_some();
+                drop(txn);
+                if has_tables {
+                    return Err(StorageError::ForeignDatabase {
+                        path: self.file.clone(),
+                    });
+                }
+                let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+                {
+                    let mut meta = w.open_table(META).map_err(redb_err("create meta"))?;
+                    meta.insert("magic", MAGIC).map_err(redb_err("write meta"))?;
+                    meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())
+                        .map_err(redb_err("write meta"))?;
+                    meta.insert("next_collection_id", 1u64.to_le_bytes().as_slice())
+                        .map_err(redb_err("write meta"))?;
+                    w.open_table(COLLECTIONS).map_err(redb_err("create collections"))?;
+                    w.open_table(SEQUENCES).map_err(redb_err("create sequences"))?;
+                }
+                w.commit().map_err(redb_err("commit init"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Test and upgrade hook: overwrites the stored format version.
+    #[doc(hidden)]
+    pub fn set_format_version_for_tests(&self, version: u32) -> Result<()> {
+        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        {
+            let mut meta = w.open_table(META).map_err(redb_err("open meta"))?;
+            meta.insert("format_version", version.to_le_bytes().as_slice())
+                .map_err(redb_err("write meta"))?;
+        }
+        w.commit().map_err(redb_err("commit"))
+    }
+
+    /// Creates a collection with the given schema bytes.
+    pub fn create_collection(&self, name: &str, schema: &[u8]) -> Result<CollectionEntry> {
+        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        let id;
+        {
+            let mut colls = w.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
+            if colls.get(name).map_err(redb_err("read collections"))?.is_some() {
+                return Err(StorageError::CollectionExists { name: name.into() });
+            }
+            let mut meta = w.open_table(META).map_err(redb_err("open meta"))?;
+            id = meta
+                .get("next_collection_id")
+                .map_err(redb_err("read meta"))?
+                .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+                .map(u64::from_le_bytes)
+                .ok_or_else(|| StorageError::Corrupt {
+                    table: "akidb_meta".into(),
+                    reason: "missing next_collection_id".into(),
+                })?;
+            meta.insert("next_collection_id", (id + 1).to_le_bytes().as_slice())
+                .map_err(redb_err("write meta"))?;
+            let stored = encode(&StoredCollection {
+                id,
+                schema: schema.to_vec(),
+            })?;
+            colls.insert(name, stored.as_slice()).map_err(redb_err("write collections"))?;
+            let mut seqs = w.open_table(SEQUENCES).map_err(redb_err("open sequences"))?;
+            seqs.insert(id, 0).map_err(redb_err("write sequences"))?;
+            let t = CollectionTables::new(id);
+            w.open_table(t.keys()).map_err(redb_err("create keys table"))?;
+            w.open_table(t.docs()).map_err(redb_err("create docs table"))?;
+            w.open_table(t.vecs()).map_err(redb_err("create vecs table"))?;
+        }
+        w.commit().map_err(redb_err("commit create collection"))?;
+        Ok(CollectionEntry {
+            name: name.into(),
+            id,
+            schema: schema.to_vec(),
+        })
+    }
+
+    /// Replaces the schema bytes of an existing collection (same id, same data).
+    pub fn update_schema(&self, name: &str, schema: &[u8]) -> Result<()> {
+        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        {
+            let mut colls = w.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
+            let id = match colls.get(name).map_err(redb_err("read collections"))? {
+                Some(v) => decode::<StoredCollection>("akidb_collections", v.value())?.id,
+                None => return Err(StorageError::CollectionNotFound { name: name.into() }),
+            };
+            let stored = encode(&StoredCollection {
+                id,
+                schema: schema.to_vec(),
+            })?;
+            colls.insert(name, stored.as_slice()).map_err(redb_err("write collections"))?;
+        }
+        w.commit().map_err(redb_err("commit schema"))
+    }
+
+    /// Looks a collection up by name.
+    pub fn collection(&self, name: &str) -> Result<Option<CollectionEntry>> {
+        let r = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let colls = r.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
+        let v = colls.get(name).map_err(redb_err("read collections"))?;
+        v.map(|v| {
+            let s: StoredCollection = decode("akidb_collections", v.value())?;
+            Ok(CollectionEntry {
+                name: name.into(),
+                id: s.id,
+                schema: s.schema,
+            })
+        })
+        .transpose()
+    }
+
+    /// All collections, ordered by name.
+    pub fn list_collections(&self) -> Result<Vec<CollectionEntry>> {
+        let r = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let colls = r.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
+        let mut out = Vec::new();
+        for item in colls.iter().map_err(redb_err("iterate collections"))? {
+            let (k, v) = item.map_err(redb_err("iterate collections"))?;
+            let s: StoredCollection = decode("akidb_collections", v.value())?;
+            out.push(CollectionEntry {
+                name: k.value().to_string(),
+                id: s.id,
+                schema: s.schema,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drops a collection and all its data in one transaction. Returns whether it existed.
+    pub fn drop_collection(&self, name: &str) -> Result<bool> {
+        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        {
+            let mut colls = w.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
+            let id = match colls.remove(name).map_err(redb_err("remove collection"))? {
+                Some(v) => decode::<StoredCollection>("akidb_collections", v.value())?.id,
+                None => return Ok(false),
+            };
+            let mut seqs = w.open_table(SEQUENCES).map_err(redb_err("open sequences"))?;
+            seqs.remove(id).map_err(redb_err("remove sequence"))?;
+            let t = CollectionTables::new(id);
+            w.delete_table(t.keys()).map_err(redb_err("delete keys table"))?;
+            w.delete_table(t.docs()).map_err(redb_err("delete docs table"))?;
+            w.delete_table(t.vecs()).map_err(redb_err("delete vecs table"))?;
+        }
+        w.commit().map_err(redb_err("commit drop collection"))?;
+        Ok(true)
+    }
+
+    /// Stages upserts and deletes of one collection in one write transaction. Nothing is visible
+    /// or durable until [`PendingWrite::commit`]; dropping the pending write aborts it.
+    ///
+    /// Upserts are applied in order (a later one of the same id wins), then deletes.
+    pub fn prepare_write(
+        &self,
+        coll: &CollectionEntry,
+        upserts: &[DocumentWrite<'_>],
+        deletes: &[&str],
+    ) -> Result<PendingWrite> {
+        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        let mut receipt = WriteReceipt::default();
+        {
+            let colls = w.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
+            match colls.get(coll.name.as_str()).map_err(redb_err("read collections"))? {
+                Some(v) if decode::<StoredCollection>("akidb_collections", v.value())?.id == coll.id => {}
+                _ => {
+                    return Err(StorageError::CollectionNotFound {
+                        name: coll.name.clone(),
+                    })
+                }
+            }
+            let t = CollectionTables::new(coll.id);
+            let mut seqs = w.open_table(SEQUENCES).map_err(redb_err("open sequences"))?;
+            let mut seq = seqs
+                .get(coll.id)
+                .map_err(redb_err("read sequence"))?
+                .map(|v| v.value())
+                .ok_or_else(|| StorageError::Corrupt {
+                    table: "akidb_sequences".into(),
+                    reason: format!("no sequence for collection {}", coll.id),
+                })?;
+            let mut keys = w.open_table(t.keys()).map_err(redb_err("open keys"))?;
+            let mut docs = w.open_table(t.docs()).map_err(redb_err("open docs"))?;
+            let mut vecs = w.open_table(t.vecs()).map_err(redb_err("open vecs"))?;
+            let mut vec_bytes = Vec::new();
+            for doc in upserts {
+                seq += 1;
+                let record = encode(&StoredDocumentRef {
+                    id: doc.id,
+                    text: doc.text,
+                    metadata: doc.metadata,
+                })?;
+                vec_bytes.clear();
+                vec_bytes.extend(doc.vector.iter().flat_map(|x| x.to_le_bytes()));
+                if let Some(old) = keys.insert(doc.id, seq).map_err(redb_err("write keys"))? {
+                    let old = old.value();
+                    docs.remove(old).map_err(redb_err("remove old doc"))?;
+                    vecs.remove(old).map_err(redb_err("remove old vec"))?;
+                    receipt.removed.push(old);
+                }
+                docs.insert(seq, record.as_slice()).map_err(redb_err("write doc"))?;
+                vecs.insert(seq, vec_bytes.as_slice()).map_err(redb_err("write vec"))?;
+                receipt.inserted.push(seq);
+            }
+            for id in deletes {
+                if let Some(old) = keys.remove(*id).map_err(redb_err("remove key"))? {
+                    let old = old.value();
+                    docs.remove(old).map_err(redb_err("remove doc"))?;
+                    vecs.remove(old).map_err(redb_err("remove vec"))?;
+                    receipt.removed.push(old);
+                    receipt.deleted += 1;
+                    // An upsert of the same id earlier in this batch is retired too.
+                    receipt.inserted.retain(|s| *s != old);
+                }
+            }
+            seqs.insert(coll.id, seq).map_err(redb_err("write sequence"))?;
+            receipt.last_seq = seq;
+        }
+        Ok(PendingWrite { txn: w, receipt })
+    }
+
+    /// Opens a consistent read snapshot (redb MVCC: writers do not block it).
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let txn = self.db.begin_read().map_err(redb_err("begin read"))?;
+        Ok(Snapshot { txn })
+    }
+}
+
+/// Maps redb's open errors to typed storage errors.
+fn map_open_error(file: &Path, e: redb::DatabaseError) -> StorageError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
+            StorageError::Locked {
+                path: file.to_path_buf(),
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            StorageError::NotADatabase {
+                path: file.to_path_buf(),
+                reason: io.to_string(),
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
+            StorageError::NotADatabase {
+                path: file.to_path_buf(),
+                reason,
+            }
+        }
+        other => StorageError::Redb {
+            context: "open database",
+            source: other.into(),
+        },
+    }
+}
+
+#[derive(Serialize)]
+struct StoredDocumentRef<'a> {
+    id: &'a str,
+    text: Option<&'a str>,
+    metadata: &'a str,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let bytes = bincode::serde::encode_to_vec(value, BINCODE).map_err(|e| StorageError::Corrupt {
+        table: "(encode)".into(),
+        reason: e.to_string(),
+    })?;
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(StorageError::RecordTooLarge {
+            bytes: bytes.len(),
+            limit: MAX_RECORD_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, BINCODE).map_err(|e| StorageError::Corrupt {
+            table: table.into(),
+            reason: e.to_string(),
+        })?;
+    if used != bytes.len() {
+        return Err(StorageError::Corrupt {
+            table: table.into(),
+            reason: format!("{} trailing bytes", bytes.len() - used),
+        });
+    }
+    Ok(value)
+}
+
+/// Decodes a vector stored as raw little-endian f32 bytes.
+fn decode_vector(table: &str, bytes: &[u8], out: &mut Vec<f32>) -> Result<()> {
+    if bytes.len() % 4 != 0 {
+        return Err(StorageError::Corrupt {
+            table: table.into(),
+            reason: format!("vector of {} bytes is not a whole number of f32", bytes.len()),
+        });
+    }
+    out.clear();
+    out.extend(
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+    );
+    Ok(())
+}
+
+/// A staged write transaction; see [`Storage::prepare_write`].
+pub struct PendingWrite {
+    txn: redb::WriteTransaction,
+    receipt: WriteReceipt,
+}
+
+impl PendingWrite {
+    /// What the write will do once committed.
+    pub fn receipt(&self) -> &WriteReceipt {
+        &self.receipt
+    }
+
+    /// Commits durably (fsync). On error nothing of the write is visible.
+    pub fn commit(self) -> Result<WriteReceipt> {
+        self.txn.commit().map_err(redb_err("commit write"))?;
+        Ok(self.receipt)
+    }
+}
+
+/// A read snapshot of the whole database.
+pub struct Snapshot {
+    txn: redb::ReadTransaction,
+}
+
+impl Snapshot {
+    fn tables(coll: &CollectionEntry) -> CollectionTables {
+        CollectionTables::new(coll.id)
+    }
+
+    fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        coll: &CollectionEntry,
+        def: TableDefinition<'_, K, V>,
+    ) -> Result<redb::ReadOnlyTable<K, V>> {
+        self.txn.open_table(def).map_err(|e| match e {
+            redb::TableError::TableDoesNotExist(_) => StorageError::CollectionNotFound {
+                name: coll.name.clone(),
+            },
+            other => redb_err("open table")(other),
+        })
+    }
+
+    /// Number of live documents.
+    pub fn count(&self, coll: &CollectionEntry) -> Result<u64> {
+        let t = Self::tables(coll);
+        self.open(coll, t.keys())?.len().map_err(redb_err("count"))
+    }
+
+    /// Highest sequence number assigned in the collection.
+    pub fn last_seq(&self, coll: &CollectionEntry) -> Result<u64> {
+        let seqs = self.txn.open_table(SEQUENCES).map_err(redb_err("open sequences"))?;
+        seqs.get(coll.id)
+            .map_err(redb_err("read sequence"))?
+            .map(|v| v.value())
+            .ok_or_else(|| StorageError::CollectionNotFound {
+                name: coll.name.clone(),
+            })
+    }
+
+    /// Documents and vectors by user id (`None` where absent).
+    pub fn get(
+        &self,
+        coll: &CollectionEntry,
+        ids: &[&str],
+    ) -> Result<Vec<Option<(u64, StoredDocument, Vec<f32>)>>> {
+        let t = Self::tables(coll);
+        let keys = self.open(coll, t.keys())?;
+        let docs = self.open(coll, t.docs())?;
+        let vecs = self.open(coll, t.vecs())?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(seq) = keys.get(*id).map_err(redb_err("read key"))?.map(|v| v.value()) else {
+                out.push(None);
+                continue;
+            };
+            let doc = docs.get(seq).map_err(redb_err("read doc"))?.ok_or_else(|| {
+                StorageError::Corrupt {
+                    table: t.docs.clone(),
+                    reason: format!("key {id:?} points at missing sequence {seq}"),
+                }
+            })?;
+            let doc: StoredDocument = decode(&t.docs, doc.value())?;
+            let mut v = Vec::new();
+            if let Some(bytes) = vecs.get(seq).map_err(redb_err("read vec"))? {
+                decode_vector(&t.vecs, bytes.value(), &mut v)?;
+            }
+            out.push(Some((seq, doc, v)));
+        }
+        Ok(out)
+    }
+
+    /// Documents by sequence number (`None` where the number is retired).
+    pub fn documents_by_seq(
+        &self,
+        coll: &CollectionEntry,
+        seqs: &[u64],
+    ) -> Result<Vec<Option<StoredDocument>>> {
+        let t = Self::tables(coll);
+        let docs = self.open(coll, t.docs())?;
+        seqs.iter()
+            .map(|s| {
+                docs.get(*s)
+                    .map_err(redb_err("read doc"))?
+                    .map(|v| decode(&t.docs, v.value()))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// Whether a sequence number is live.
+    pub fn contains_seq(&self, coll: &CollectionEntry, seq: u64) -> Result<bool> {
+        let t = Self::tables(coll);
+        let vecs = self.open(coll, t.vecs())?;
+        Ok(vecs.get(seq).map_err(redb_err("read vec"))?.is_some())
+    }
+
+    /// Calls `f(seq, document, vector)` for every live document with a sequence number greater
+    /// than `after`, in sequence order. `f` returning `false` stops the scan.
+    pub fn scan(
+        &self,
+        coll: &CollectionEntry,
+        after: u64,
+        mut f: impl FnMut(u64, StoredDocument, &[f32]) -> bool,
+    ) -> Result<()> {
+        let t = Self::tables(coll);
+        let docs = self.open(coll, t.docs())?;
+        let vecs = self.open(coll, t.vecs())?;
+        let start = after.saturating_add(1);
+        let mut di = docs.range(start..).map_err(redb_err("scan docs"))?;
+        let vi = vecs.range(start..).map_err(redb_err("scan vecs"))?;
+        let mut v = Vec::new();
+        for item in vi {
+            let (seq, bytes) = item.map_err(redb_err("scan vecs"))?;
+            let seq = seq.value();
+            let (dseq, doc) = di
+                .next()
+                .ok_or_else(|| StorageError::Corrupt {
+                    table: t.docs.clone(),
+                    reason: format!("vector {seq} has no document"),
+                })?
+                .map_err(redb_err("scan docs"))?;
+            if dseq.value() != seq {
+                return Err(StorageError::Corrupt {
+                    table: t.docs.clone(),
+                    reason: format!("vector {seq} paired with document {}", dseq.value()),
+                });
+            }
+            decode_vector(&t.vecs, bytes.value(), &mut v)?;
+            let doc: StoredDocument = decode(&t.docs, doc.value())?;
+            if !f(seq, doc, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> Storage {
+        Storage::open(dir, &StorageOptions::default()).expect("open")
+    }
+
+    #[test]
+    fn roundtrip_upsert_replace_delete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path());
+        let c = s.create_collection("c", b"{}").expect("create");
+        let v = [1.0f32, 2.0];
+        let w = s
+            .prepare_write(
+                &c,
+                &[
+                    DocumentWrite { id: "a", text: Some("x"), metadata: "{}", vector: &v },
+                    DocumentWrite { id: "b", text: None, metadata: "{}", vector: &v },
+                ],
+                &[],
+            )
+            .expect("prepare");
+        let r = w.commit().expect("commit");
+        assert_eq!(r.inserted, vec![1, 2]);
+        let w = s
+            .prepare_write(
+                &c,
+                &[DocumentWrite { id: "a", text: Some("y"), metadata: "{}", vector: &v }],
+                &["b", "zz"],
+            )
+            .expect("prepare");
+        let r = w.commit().expect("commit");
+        assert_eq!(r.inserted, vec![3]);
+        assert_eq!(r.removed, vec![1, 2]);
+        assert_eq!(r.deleted, 1);
+        let snap = s.snapshot().expect("snap");
+        assert_eq!(snap.count(&c).expect("count"), 1);
+        let got = snap.get(&c, &["a", "b"]).expect("get");
+        let (seq, doc, vec) = got[0].clone().expect("a present");
+        assert_eq!((seq, doc.text.as_deref(), vec.as_slice()), (3, Some("y"), &v[..]));
+        assert!(got[1].is_none());
+        let mut seen = vec![];
+        snap.scan(&c, 0, |s, d, _| {
+            seen.push((s, d.id));
+            true
+        })
+        .expect("scan");
+        assert_eq!(seen, vec![(3, "a".to_string())]);
+    }
+
+    #[test]
+    fn dropped_pending_write_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path());
+        let c = s.create_collection("c", b"{}").expect("create");
+        let v = [1.0f32];
+        let w = s
+            .prepare_write(&c, &[DocumentWrite { id: "a", text: None, metadata: "{}", vector: &v }], &[])
+            .expect("prepare");
+        drop(w);
+        assert_eq!(s.snapshot().expect("snap").count(&c).expect("count"), 0);
+        assert_eq!(s.snapshot().expect("snap").last_seq(&c).expect("seq"), 0);
+    }
+
+    #[test]
+    fn decode_rejects_garbage_and_trailing_bytes() {
+        let ok = encode(&StoredDocumentRef { id: "a", text: None, metadata: "{}" }).expect("enc");
+        let mut long = ok.clone();
+        long.push(0);
+        assert!(matches!(decode::<StoredDocument>("t", &long), Err(StorageError::Corrupt { .. })));
+        assert!(matches!(decode::<StoredDocument>("t", &[0xff; 3]), Err(StorageError::Corrupt { .. })));
+        let mut v = vec![];
+        assert!(decode_vector("t", &[0u8; 5], &mut v).is_err());
+    }
+}
