@@ -1,1 +1,40 @@
-//! placeholder
+//! AkiDB core: [`Database`], [`Collection`], documents, filters and the async facade.
+//!
+//! This crate composes the storage engine (`akidb-storage`, redb), the vector index
+//! (`akidb-index`) and the embedding runtime (`akidb-embedding`). Applications depend on the
+//! `akidb` facade crate, which re-exports this API.
+//!
+//! Data flow of a write: validate -> one redb write transaction -> commit (fsync) -> index update
+//! -> return. Of a search: validate -> index search with the filter applied per candidate ->
+//! fetch documents from one redb snapshot -> hits.
+
+mod asynch;
+mod db;
+mod document;
+mod error;
+pub mod filter;
+pub mod limits;
+mod schema;
+
+pub use asynch::{AsyncCollection, AsyncDatabase};
+pub use db::{validate_collection_name, Collection, Database, DatabaseBuilder};
+pub use document::{Document, Hit, Record};
+pub use error::{Error, IdProblem, LimitExceeded, Result};
+pub use filter::{Filter, FilterError};
+pub use schema::{CollectionConfig, Metric, ModelIdentity};
+
+/// The storage error type, reachable through [`Error::Storage`].
+pub use akidb_storage::StorageError;
+/// The index error type, reachable through [`Error::Index`].
+pub use akidb_index::IndexError;
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    #[test]
+    fn handles_are_send_sync_clone() {
+        assert_send_sync::<crate::Database>();
+        assert_send_sync::<crate::Collection>();
+        assert_send_sync::<crate::AsyncCollection>();
+    }
+}

@@ -1,1 +1,79 @@
-//! placeholder
+//! AkiDB vector indexes.
+//!
+//! An index maps internal ids (the storage layer's sequence numbers) to vectors and answers
+//! k-nearest-neighbour queries, optionally restricted by a predicate on ids (the metadata filter,
+//! evaluated by the caller). Indexes are derived data: the storage layer can always rebuild them.
+//!
+//! - [`FlatIndex`]: exact search, a parallel scan (rayon) over contiguous vectors. Ground truth and
+//!   the fallback for small collections and very selective filters.
+//!
+//! Scores: cosine and dot return the similarity (higher is better); L2 returns the Euclidean
+//! distance (lower is better). Results are always ordered best first, ties broken by id.
+
+mod flat;
+mod metric;
+
+pub use flat::FlatIndex;
+pub use metric::{normalize, Metric};
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbor {
+    /// Internal id.
+    pub id: u64,
+    /// Score under the index metric (see the crate docs for its direction).
+    pub score: f32,
+}
+
+/// A predicate on internal ids; `true` keeps the id.
+pub type IdFilter<'a> = &'a (dyn Fn(u64) -> bool + Sync);
+
+/// Errors of the index layer.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// A vector of the wrong length.
+    #[error("vector has dimension {got}, index expects {expected}")]
+    WrongDimension {
+        /// Index dimension.
+        expected: usize,
+        /// Given length.
+        got: usize,
+    },
+    /// The same id inserted twice without removal.
+    #[error("id {id} is already in the index")]
+    DuplicateId {
+        /// The id.
+        id: u64,
+    },
+}
+
+/// Read side of an index: safe to call from many threads at once.
+pub trait VectorSearch: Send + Sync {
+    /// The `k` best live vectors for `query` that pass `filter`, best first.
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<IdFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError>;
+    /// Number of live vectors.
+    fn len(&self) -> usize;
+    /// Whether the index holds no live vector.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Vector dimension.
+    fn dimension(&self) -> usize;
+    /// Metric.
+    fn metric(&self) -> Metric;
+}
+
+/// Write side of an index.
+pub trait VectorInsert {
+    /// Inserts vectors under new ids. Vectors must already be prepared for the metric
+    /// (normalised for cosine, see [`normalize`]).
+    fn insert(&mut self, items: &[(u64, &[f32])]) -> Result<(), IndexError>;
+    /// Removes ids; unknown ids are ignored. Returns how many were removed.
+    fn remove(&mut self, ids: &[u64]) -> usize;
+}

@@ -1,0 +1,185 @@
+//! The error type of AkiDB: one enum, structured variants, component errors kept as sources.
+
+use akidb_index::IndexError;
+use akidb_storage::StorageError;
+
+use crate::filter::FilterError;
+
+/// Any failure of an AkiDB call. Validation errors are returned before anything is written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Collection names become file names: `[A-Za-z0-9_-]{1,64}`.
+    #[error("invalid collection name {name:?}: use 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")]
+    InvalidCollectionName {
+        /// The rejected name.
+        name: String,
+    },
+    /// A collection of that name already exists.
+    #[error("collection {name:?} already exists")]
+    CollectionExists {
+        /// The name.
+        name: String,
+    },
+    /// No such collection (or it was dropped while this handle was held).
+    #[error("collection {name:?} does not exist")]
+    CollectionNotFound {
+        /// The name.
+        name: String,
+    },
+    /// A collection configuration that cannot work.
+    #[error("invalid dimension {dimension}: must be between 1 and {max}")]
+    InvalidDimension {
+        /// The dimension asked for.
+        dimension: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A vector of the wrong length.
+    #[error("vector {context} has dimension {got}, the collection expects {expected}")]
+    WrongDimension {
+        /// Which vector: `query` or `of document "id"`.
+        context: String,
+        /// The collection dimension.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// A NaN or infinite component.
+    #[error("vector {context} has a non-finite value at position {position}")]
+    NonFiniteVector {
+        /// Which vector.
+        context: String,
+        /// First bad position.
+        position: usize,
+    },
+    /// The zero vector has no direction, so it has no cosine similarity.
+    #[error("vector {context} is all zeros, which has no cosine similarity")]
+    ZeroVector {
+        /// Which vector.
+        context: String,
+    },
+    /// Document ids are 1 to [`crate::limits::MAX_ID_BYTES`] bytes of UTF-8.
+    #[error("invalid document id at batch position {position}: {reason}")]
+    InvalidId {
+        /// Position in the batch.
+        position: usize,
+        /// What is wrong.
+        reason: IdProblem,
+    },
+    /// Metadata must be a JSON object.
+    #[error("metadata of document {id:?} must be a JSON object, got {found}")]
+    MetadataNotObject {
+        /// Document id.
+        id: String,
+        /// JSON type found.
+        found: &'static str,
+    },
+    /// Metadata larger than [`crate::limits::MAX_METADATA_BYTES`] or nested deeper than
+    /// [`crate::limits::MAX_METADATA_DEPTH`].
+    #[error("metadata of document {id:?} is too large: {what}")]
+    MetadataTooLarge {
+        /// Document id.
+        id: String,
+        /// Which limit.
+        what: LimitExceeded,
+    },
+    /// Text longer than [`crate::limits::MAX_TEXT_BYTES`].
+    #[error("text of document {id:?} has {bytes} bytes, the limit is {max}")]
+    TextTooLong {
+        /// Document id.
+        id: String,
+        /// Its length in bytes.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More items in one call than [`crate::limits::MAX_BATCH`].
+    #[error("batch of {len} items exceeds the limit of {max}")]
+    BatchTooLarge {
+        /// Items given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `k` must be between 1 and [`crate::limits::MAX_K`].
+    #[error("k = {k} is out of range 1..={max}")]
+    InvalidK {
+        /// The k given.
+        k: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A malformed metadata filter.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// The storage layer failed (I/O, locked database, foreign or newer file, ...).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The index layer failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The stored schema of a collection could not be read.
+    #[error("schema of collection {name:?} is unreadable: {source}")]
+    CorruptSchema {
+        /// Collection.
+        name: String,
+        /// Parser error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A background task of the async facade was cancelled or panicked.
+    #[error("background task failed: {source}")]
+    Task {
+        /// tokio's error.
+        #[from]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl Error {
+    /// Whether the database is held by another process or handle.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Storage(StorageError::Locked { .. }))
+    }
+}
+
+/// Why an id was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdProblem {
+    /// The empty string.
+    #[error("id is empty")]
+    Empty,
+    /// Longer than the limit.
+    #[error("id has {bytes} bytes, the limit is {max}")]
+    TooLong {
+        /// Its length.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// A size limit that was exceeded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitExceeded {
+    /// Serialised size.
+    #[error("{bytes} bytes, the limit is {max}")]
+    Bytes {
+        /// Size.
+        bytes: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// Nesting depth.
+    #[error("nested deeper than {max} levels")]
+    Depth {
+        /// Limit.
+        max: usize,
+    },
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

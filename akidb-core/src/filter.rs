@@ -1,0 +1,614 @@
+//! Metadata filters: a typed builder for Rust and a JSON form (MongoDB/Chroma style).
+//!
+//! # JSON form
+//!
+//! ```json
+//! {"robot": "r3"}                                   // eq shorthand
+//! {"level": {"$in": ["ERROR", "WARN"]}}
+//! {"ts": {"$gte": 1000, "$lt": 2000}}               // one range with two bounds
+//! {"$or": [{"node": "lidar"}, {"code": {"$exists": true}}]}
+//! {"$not": {"robot": {"$ne": "r1"}}}
+//! ```
+//!
+//! Several keys in one object are combined with AND; `{}` matches everything. Field names may use
+//! dots to reach into nested objects (`"pose.x"`). Operators: `$eq`, `$ne`, `$in`, `$nin`, `$gt`,
+//! `$gte`, `$lt`, `$lte`, `$exists`, and at the top of an object `$and`, `$or`, `$not`.
+//!
+//! # Semantics
+//!
+//! - `eq`/`in`: JSON equality, numbers compared by value (`1` equals `1.0`).
+//! - `ne`/`nin`: the negation of `eq`/`in`, so a document without the field matches.
+//! - ranges: numbers against numbers, strings against strings (byte order); a field of another
+//!   type (or missing) does not match.
+//! - Limits: nesting depth [`crate::limits::MAX_FILTER_DEPTH`], list length
+//!   [`crate::limits::MAX_FILTER_VALUES`].
+
+use serde_json::{Map, Value};
+
+use crate::limits::{MAX_FILTER_DEPTH, MAX_FILTER_VALUES};
+
+/// A metadata filter.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Filter {
+    /// Field equals value.
+    Eq {
+        /// Field path.
+        field: String,
+        /// Value.
+        value: Value,
+    },
+    /// Field missing or not equal to value.
+    Ne {
+        /// Field path.
+        field: String,
+        /// Value.
+        value: Value,
+    },
+    /// Field equals one of the values.
+    In {
+        /// Field path.
+        field: String,
+        /// Values.
+        values: Vec<Value>,
+    },
+    /// Field within bounds.
+    Range {
+        /// Field path.
+        field: String,
+        /// Lower bound.
+        lower: Option<Bound>,
+        /// Upper bound.
+        upper: Option<Bound>,
+    },
+    /// Field present (any value, `null` included).
+    Exists {
+        /// Field path.
+        field: String,
+    },
+    /// All must match (empty: matches everything).
+    And(Vec<Filter>),
+    /// At least one must match (empty: matches nothing).
+    Or(Vec<Filter>),
+    /// Negation.
+    Not(Box<Filter>),
+}
+
+/// One end of a range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bound {
+    /// The bound.
+    pub value: RangeValue,
+    /// Whether the bound itself matches.
+    pub inclusive: bool,
+}
+
+/// Values a range can compare against.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RangeValue {
+    /// A number.
+    Number(f64),
+    /// A string (byte order).
+    String(String),
+}
+
+impl From<f64> for RangeValue {
+    fn from(v: f64) -> Self {
+        RangeValue::Number(v)
+    }
+}
+impl From<i64> for RangeValue {
+    fn from(v: i64) -> Self {
+        RangeValue::Number(v as f64)
+    }
+}
+impl From<i32> for RangeValue {
+    fn from(v: i32) -> Self {
+        RangeValue::Number(v.into())
+    }
+}
+impl From<u64> for RangeValue {
+    fn from(v: u64) -> Self {
+        RangeValue::Number(v as f64)
+    }
+}
+impl From<&str> for RangeValue {
+    fn from(v: &str) -> Self {
+        RangeValue::String(v.to_string())
+    }
+}
+impl From<String> for RangeValue {
+    fn from(v: String) -> Self {
+        RangeValue::String(v)
+    }
+}
+
+/// A malformed filter.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterError {
+    /// The text is not JSON.
+    #[error("filter is not valid JSON: {source}")]
+    Json {
+        /// Parser error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A filter must be a JSON object.
+    #[error("filter at {path} must be a JSON object, got {found}")]
+    ExpectedObject {
+        /// Where (JSON pointer).
+        path: String,
+        /// Type found.
+        found: &'static str,
+    },
+    /// An operator that does not exist.
+    #[error("unknown operator {op:?} at {path}")]
+    UnknownOperator {
+        /// Where.
+        path: String,
+        /// The operator.
+        op: String,
+    },
+    /// An operator given an argument of the wrong type.
+    #[error("operator {op} at {path} expects {expected}, got {found}")]
+    BadArgument {
+        /// Where.
+        path: String,
+        /// The operator.
+        op: &'static str,
+        /// What it takes.
+        expected: &'static str,
+        /// What it got.
+        found: &'static str,
+    },
+    /// Deeper than [`MAX_FILTER_DEPTH`].
+    #[error("filter nests deeper than {max} levels")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
+    /// A list longer than [`MAX_FILTER_VALUES`].
+    #[error("list at {path} has {len} values, the limit is {max}")]
+    TooManyValues {
+        /// Where.
+        path: String,
+        /// Length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// An empty field name.
+    #[error("empty field name at {path}")]
+    EmptyField {
+        /// Where.
+        path: String,
+    },
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub(crate) fn json_type_name(v: &Value) -> &'static str {
+    type_name(v)
+}
+
+impl Filter {
+    /// `field == value`.
+    pub fn eq(field: impl Into<String>, value: impl Into<Value>) -> Self {
+        Filter::Eq { field: field.into(), value: value.into() }
+    }
+    /// `field != value` (missing fields match).
+    pub fn ne(field: impl Into<String>, value: impl Into<Value>) -> Self {
+        Filter::Ne { field: field.into(), value: value.into() }
+    }
+    /// `field` is one of `values`.
+    pub fn is_in<V: Into<Value>>(field: impl Into<String>, values: impl IntoIterator<Item = V>) -> Self {
+        Filter::In { field: field.into(), values: values.into_iter().map(Into::into).collect() }
+    }
+    /// `field > value`.
+    pub fn gt(field: impl Into<String>, value: impl Into<RangeValue>) -> Self {
+        Self::range(field, Some(Bound { value: value.into(), inclusive: false }), None)
+    }
+    /// `field >= value`.
+    pub fn gte(field: impl Into<String>, value: impl Into<RangeValue>) -> Self {
+        Self::range(field, Some(Bound { value: value.into(), inclusive: true }), None)
+    }
+    /// `field < value`.
+    pub fn lt(field: impl Into<String>, value: impl Into<RangeValue>) -> Self {
+        Self::range(field, None, Some(Bound { value: value.into(), inclusive: false }))
+    }
+    /// `field <= value`.
+    pub fn lte(field: impl Into<String>, value: impl Into<RangeValue>) -> Self {
+        Self::range(field, None, Some(Bound { value: value.into(), inclusive: true }))
+    }
+    /// `lower <= field < upper`.
+    pub fn between(field: impl Into<String>, lower: impl Into<RangeValue>, upper: impl Into<RangeValue>) -> Self {
+        Self::range(
+            field,
+            Some(Bound { value: lower.into(), inclusive: true }),
+            Some(Bound { value: upper.into(), inclusive: false }),
+        )
+    }
+    fn range(field: impl Into<String>, lower: Option<Bound>, upper: Option<Bound>) -> Self {
+        Filter::Range { field: field.into(), lower, upper }
+    }
+    /// `field` is present.
+    pub fn exists(field: impl Into<String>) -> Self {
+        Filter::Exists { field: field.into() }
+    }
+    /// `self AND other` (flattens nested ANDs).
+    pub fn and(self, other: Filter) -> Self {
+        match self {
+            Filter::And(mut v) => {
+                v.push(other);
+                Filter::And(v)
+            }
+            s => Filter::And(vec![s, other]),
+        }
+    }
+    /// `self OR other` (flattens nested ORs).
+    pub fn or(self, other: Filter) -> Self {
+        match self {
+            Filter::Or(mut v) => {
+                v.push(other);
+                Filter::Or(v)
+            }
+            s => Filter::Or(vec![s, other]),
+        }
+    }
+    /// `NOT self`.
+    pub fn negate(self) -> Self {
+        Filter::Not(Box::new(self))
+    }
+
+    /// Parses the JSON form (see the module docs).
+    pub fn from_json_str(text: &str) -> Result<Self, FilterError> {
+        let v: Value = serde_json::from_str(text).map_err(|source| FilterError::Json { source })?;
+        Self::from_json(&v)
+    }
+
+    /// Parses an already decoded JSON value.
+    pub fn from_json(value: &Value) -> Result<Self, FilterError> {
+        parse_object(value, "", 0)
+    }
+
+    /// Checks the limits of a filter built in Rust (JSON-parsed filters are checked on parse).
+    pub fn validate(&self) -> Result<(), FilterError> {
+        fn walk(f: &Filter, depth: usize) -> Result<(), FilterError> {
+            if depth > MAX_FILTER_DEPTH {
+                return Err(FilterError::TooDeep { max: MAX_FILTER_DEPTH });
+            }
+            match f {
+                Filter::And(v) | Filter::Or(v) => {
+                    check_len("", v.len())?;
+                    v.iter().try_for_each(|f| walk(f, depth + 1))
+                }
+                Filter::Not(f) => walk(f, depth + 1),
+                Filter::In { field, values } => {
+                    check_field(field, "")?;
+                    check_len(field, values.len())
+                }
+                Filter::Eq { field, .. }
+                | Filter::Ne { field, .. }
+                | Filter::Range { field, .. }
+                | Filter::Exists { field } => check_field(field, ""),
+            }
+        }
+        walk(self, 0)
+    }
+
+    /// Whether a metadata object matches.
+    pub fn matches(&self, metadata: &Map<String, Value>) -> bool {
+        match self {
+            Filter::Eq { field, value } => lookup(metadata, field).is_some_and(|v| json_eq(v, value)),
+            Filter::Ne { field, value } => !lookup(metadata, field).is_some_and(|v| json_eq(v, value)),
+            Filter::In { field, values } => {
+                lookup(metadata, field).is_some_and(|v| values.iter().any(|x| json_eq(v, x)))
+            }
+            Filter::Range { field, lower, upper } => lookup(metadata, field).is_some_and(|v| {
+                lower.as_ref().is_none_or(|b| cmp_bound(v, b, true))
+                    && upper.as_ref().is_none_or(|b| cmp_bound(v, b, false))
+            }),
+            Filter::Exists { field } => lookup(metadata, field).is_some(),
+            Filter::And(v) => v.iter().all(|f| f.matches(metadata)),
+            Filter::Or(v) => v.iter().any(|f| f.matches(metadata)),
+            Filter::Not(f) => !f.matches(metadata),
+        }
+    }
+}
+
+impl std::ops::Not for Filter {
+    type Output = Filter;
+    fn not(self) -> Filter {
+        self.negate()
+    }
+}
+
+impl std::str::FromStr for Filter {
+    type Err = FilterError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Filter::from_json_str(s)
+    }
+}
+
+fn check_len(path: &str, len: usize) -> Result<(), FilterError> {
+    if len > MAX_FILTER_VALUES {
+        return Err(FilterError::TooManyValues { path: path.into(), len, max: MAX_FILTER_VALUES });
+    }
+    Ok(())
+}
+
+fn check_field(field: &str, path: &str) -> Result<(), FilterError> {
+    if field.is_empty() || field.split('.').any(str::is_empty) {
+        return Err(FilterError::EmptyField { path: path.into() });
+    }
+    Ok(())
+}
+
+fn lookup<'a>(metadata: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    if let Some(v) = metadata.get(field) {
+        return Some(v);
+    }
+    let mut parts = field.split('.');
+    let mut cur = metadata.get(parts.next()?)?;
+    for p in parts {
+        cur = cur.as_object()?.get(p)?;
+    }
+    Some(cur)
+}
+
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x == y,
+        },
+        _ => a == b,
+    }
+}
+
+fn cmp_bound(v: &Value, b: &Bound, lower: bool) -> bool {
+    let ord = match (v, &b.value) {
+        (Value::Number(n), RangeValue::Number(x)) => match n.as_f64().and_then(|n| n.partial_cmp(x)) {
+            Some(o) => o,
+            None => return false,
+        },
+        (Value::String(s), RangeValue::String(x)) => s.as_str().cmp(x.as_str()),
+        _ => return false,
+    };
+    use std::cmp::Ordering::*;
+    match (lower, ord, b.inclusive) {
+        (_, Equal, inclusive) => inclusive,
+        (true, Greater, _) | (false, Less, _) => true,
+        _ => false,
+    }
+}
+
+fn parse_object(value: &Value, path: &str, depth: usize) -> Result<Filter, FilterError> {
+    if depth > MAX_FILTER_DEPTH {
+        return Err(FilterError::TooDeep { max: MAX_FILTER_DEPTH });
+    }
+    let obj = value.as_object().ok_or_else(|| FilterError::ExpectedObject {
+        path: display_path(path),
+        found: type_name(value),
+    })?;
+    let mut parts = Vec::with_capacity(obj.len());
+    for (key, arg) in obj {
+        let here = format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"));
+        parts.push(match key.as_str() {
+            "$and" | "$or" => {
+                let op = if key == "$and" { "$and" } else { "$or" };
+                let items = arg.as_array().ok_or_else(|| FilterError::BadArgument {
+                    path: here.clone(),
+                    op,
+                    expected: "an array of filters",
+                    found: type_name(arg),
+                })?;
+                check_len(&here, items.len())?;
+                let fs = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| parse_object(f, &format!("{here}/{i}"), depth + 1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if op == "$and" {
+                    Filter::And(fs)
+                } else {
+                    Filter::Or(fs)
+                }
+            }
+            "$not" => Filter::Not(Box::new(parse_object(arg, &here, depth + 1)?)),
+            k if k.starts_with('$') => {
+                return Err(FilterError::UnknownOperator { path: display_path(path), op: k.into() })
+            }
+            field => {
+                check_field(field, &here)?;
+                parse_field(field, arg, &here)?
+            }
+        });
+    }
+    Ok(if parts.len() == 1 {
+        parts.pop().unwrap_or(Filter::And(Vec::new()))
+    } else {
+        Filter::And(parts)
+    })
+}
+
+fn display_path(path: &str) -> String {
+    if path.is_empty() {
+        "/".into()
+    } else {
+        path.into()
+    }
+}
+
+fn parse_field(field: &str, arg: &Value, path: &str) -> Result<Filter, FilterError> {
+    let ops = match arg {
+        Value::Object(o) if !o.is_empty() && o.keys().all(|k| k.starts_with('$')) => o,
+        Value::Object(o) if o.keys().any(|k| k.starts_with('$')) => {
+            return Err(FilterError::UnknownOperator {
+                path: path.into(),
+                op: "mixing $operators and plain keys".into(),
+            })
+        }
+        literal => return Ok(Filter::eq(field, literal.clone())),
+    };
+    let mut parts = Vec::new();
+    let (mut lower, mut upper) = (None, None);
+    for (op, v) in ops {
+        let here = format!("{path}/{op}");
+        match op.as_str() {
+            "$eq" => parts.push(Filter::eq(field, v.clone())),
+            "$ne" => parts.push(Filter::ne(field, v.clone())),
+            "$in" | "$nin" => {
+                let opn = if op == "$in" { "$in" } else { "$nin" };
+                let list = v.as_array().ok_or_else(|| FilterError::BadArgument {
+                    path: here.clone(),
+                    op: opn,
+                    expected: "an array",
+                    found: type_name(v),
+                })?;
+                check_len(&here, list.len())?;
+                let f = Filter::is_in(field, list.iter().cloned());
+                parts.push(if opn == "$in" { f } else { !f });
+            }
+            "$gt" | "$gte" | "$lt" | "$lte" => {
+                let opn: &'static str = match op.as_str() {
+                    "$gt" => "$gt",
+                    "$gte" => "$gte",
+                    "$lt" => "$lt",
+                    _ => "$lte",
+                };
+                let value = match v {
+                    Value::Number(n) => RangeValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+                    Value::String(s) => RangeValue::String(s.clone()),
+                    other => {
+                        return Err(FilterError::BadArgument {
+                            path: here,
+                            op: opn,
+                            expected: "a number or a string",
+                            found: type_name(other),
+                        })
+                    }
+                };
+                let bound = Bound { value, inclusive: opn.ends_with('e') };
+                if opn.starts_with("$g") {
+                    lower = Some(bound);
+                } else {
+                    upper = Some(bound);
+                }
+            }
+            "$exists" => {
+                let b = v.as_bool().ok_or_else(|| FilterError::BadArgument {
+                    path: here.clone(),
+                    op: "$exists",
+                    expected: "a boolean",
+                    found: type_name(v),
+                })?;
+                let f = Filter::exists(field);
+                parts.push(if b { f } else { !f });
+            }
+            other => return Err(FilterError::UnknownOperator { path: path.into(), op: other.into() }),
+        }
+    }
+    if lower.is_some() || upper.is_some() {
+        parts.push(Filter::range(field, lower, upper));
+    }
+    Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::And(parts) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn json_and_builder_agree() {
+        let f = Filter::from_json_str(r#"{"robot":"r3","ts":{"$gte":10,"$lt":20},"level":{"$in":["ERROR","WARN"]}}"#)
+            .expect("parse");
+        let b = Filter::eq("robot", "r3")
+            .and(Filter::gte("ts", 10))
+            .and(Filter::is_in("level", ["ERROR", "WARN"]));
+        let docs = [
+            json!({"robot":"r3","ts":10,"level":"ERROR"}),
+            json!({"robot":"r3","ts":20,"level":"ERROR"}),
+            json!({"robot":"r3","ts":15.5,"level":"INFO"}),
+            json!({"robot":"r2","ts":15,"level":"WARN"}),
+            json!({"robot":"r3","ts":"15","level":"WARN"}),
+        ];
+        let expect = [true, false, false, false, false];
+        for (d, e) in docs.iter().zip(expect) {
+            assert_eq!(f.matches(&meta(d.clone())), e, "{d}");
+        }
+        // The builder form without the upper bound matches the second document too.
+        assert!(b.matches(&meta(docs[1].clone())));
+    }
+
+    #[test]
+    fn ne_nin_exists_not_or_nested() {
+        let d = meta(json!({"a": 1, "pose": {"x": 2.5}, "tag": null}));
+        let t = |s: &str| Filter::from_json_str(s).expect(s).matches(&d);
+        assert!(t(r#"{"a": 1.0}"#));
+        assert!(t(r#"{"b": {"$ne": 1}}"#));
+        assert!(!t(r#"{"a": {"$ne": 1}}"#));
+        assert!(t(r#"{"a": {"$nin": [2, 3]}}"#));
+        assert!(t(r#"{"tag": {"$exists": true}}"#));
+        assert!(t(r#"{"zz": {"$exists": false}}"#));
+        assert!(t(r#"{"pose.x": {"$gt": 2}}"#));
+        assert!(t(r#"{"$or": [{"a": 5}, {"pose.x": 2.5}]}"#));
+        assert!(!t(r#"{"$not": {"a": 1}}"#));
+        assert!(t(r#"{}"#));
+        assert!(!t(r#"{"$or": []}"#));
+        assert!(t(r#"{"s": {"$lt": "b"}, "a": {"$lte": 1}}"#) == false);
+    }
+
+    #[test]
+    fn string_ranges() {
+        let d = meta(json!({"t": "2026-01-02T03:00:00Z"}));
+        assert!(Filter::between("t", "2026-01-01", "2026-01-03").matches(&d));
+        assert!(!Filter::gt("t", "2026-01-03").matches(&d));
+        assert!(!Filter::gt("t", 5).matches(&d));
+    }
+
+    #[test]
+    fn malformed_filters_are_typed_errors() {
+        let bad = [
+            (r#"[1]"#, "ExpectedObject"),
+            (r#"{"a": {"$regex": "x"}}"#, "UnknownOperator"),
+            (r#"{"$xor": []}"#, "UnknownOperator"),
+            (r#"{"a": {"$in": 3}}"#, "BadArgument"),
+            (r#"{"a": {"$gt": [1]}}"#, "BadArgument"),
+            (r#"{"a": {"$exists": 1}}"#, "BadArgument"),
+            (r#"{"$and": {}}"#, "BadArgument"),
+            (r#"{"": 1}"#, "EmptyField"),
+            (r#"{"a..b": 1}"#, "EmptyField"),
+            (r#"{"a": {"$gt": 1, "b": 2}}"#, "UnknownOperator"),
+            (r#"{"a": "#, "Json"),
+        ];
+        for (text, kind) in bad {
+            let err = Filter::from_json_str(text).expect_err(text);
+            assert!(format!("{err:?}").starts_with(kind), "{text}: {err:?}");
+        }
+        let deep = (0..40).fold(String::from("{}"), |acc, _| format!(r#"{{"$not": {acc}}}"#));
+        assert!(matches!(Filter::from_json_str(&deep), Err(FilterError::TooDeep { .. })));
+        let mut f = Filter::eq("a", 1);
+        for _ in 0..40 {
+            f = !f;
+        }
+        assert!(matches!(f.validate(), Err(FilterError::TooDeep { .. })));
+        let many: Vec<i64> = (0..(MAX_FILTER_VALUES as i64 + 1)).collect();
+        assert!(matches!(Filter::is_in("a", many).validate(), Err(FilterError::TooManyValues { .. })));
+    }
+}

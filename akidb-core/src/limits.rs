@@ -1,0 +1,23 @@
+//! Limits every public entry point enforces with a typed error, so that no single request can
+//! exhaust memory or write something unreadable.
+
+/// Longest document id, in bytes of UTF-8.
+pub const MAX_ID_BYTES: usize = 512;
+/// Longest document text, in bytes of UTF-8.
+pub const MAX_TEXT_BYTES: usize = 4 << 20;
+/// Largest metadata object, serialised as JSON.
+pub const MAX_METADATA_BYTES: usize = 64 << 10;
+/// Deepest nesting of metadata objects and arrays.
+pub const MAX_METADATA_DEPTH: usize = 16;
+/// Most documents (or ids) in one write or get call.
+pub const MAX_BATCH: usize = 65_536;
+/// Largest `k` of a search.
+pub const MAX_K: usize = 10_000;
+/// Largest vector dimension of a collection.
+pub const MAX_DIMENSION: usize = 65_536;
+/// Deepest nesting of a metadata filter.
+pub const MAX_FILTER_DEPTH: usize = 32;
+/// Most values in one `$in`/`$nin` list or `$and`/`$or` array.
+pub const MAX_FILTER_VALUES: usize = 10_000;
+/// Collection names: this many characters at most, of `[A-Za-z0-9_-]`.
+pub const MAX_COLLECTION_NAME: usize = 64;

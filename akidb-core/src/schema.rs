@@ -1,0 +1,71 @@
+//! Collection configuration, persisted as the collection's schema.
+
+use serde::{Deserialize, Serialize};
+
+pub use akidb_index::Metric;
+
+/// Identity of the embedding model bound to a collection. Opening a collection with a model of
+/// another identity is an error, so vectors of different models never mix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ModelIdentity {
+    /// Model name, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    pub name: String,
+    /// Output dimension after any Matryoshka truncation.
+    pub dimension: usize,
+    /// Pooling, e.g. `mean`, `cls`, `last_token`.
+    pub pooling: String,
+    /// Instruction or prompt prepended to queries, if any.
+    pub query_instruction: Option<String>,
+}
+
+impl ModelIdentity {
+    /// A model identity.
+    pub fn new(name: impl Into<String>, dimension: usize, pooling: impl Into<String>) -> Self {
+        Self { name: name.into(), dimension, pooling: pooling.into(), query_instruction: None }
+    }
+    /// Sets the query instruction.
+    pub fn with_query_instruction(mut self, instruction: impl Into<String>) -> Self {
+        self.query_instruction = Some(instruction.into());
+        self
+    }
+}
+
+/// Configuration of a collection, fixed at creation.
+///
+/// Defaults: metric [`Metric::Cosine`], no bound model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CollectionConfig {
+    /// Vector dimension (1 to [`crate::limits::MAX_DIMENSION`]).
+    pub dimension: usize,
+    /// Similarity metric.
+    pub metric: Metric,
+    /// The embedding model that produces this collection's vectors, if bound.
+    #[serde(default)]
+    pub model: Option<ModelIdentity>,
+}
+
+impl CollectionConfig {
+    /// A configuration with the given dimension, cosine metric and no model.
+    pub fn new(dimension: usize) -> Self {
+        Self { dimension, metric: Metric::Cosine, model: None }
+    }
+    /// Sets the metric.
+    pub fn with_metric(mut self, metric: Metric) -> Self {
+        self.metric = metric;
+        self
+    }
+    /// Binds an embedding model identity.
+    pub fn with_model(mut self, model: ModelIdentity) -> Self {
+        self.model = Some(model);
+        self
+    }
+}
+
+/// The schema as stored: versioned so later fields can be added.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StoredSchema {
+    pub(crate) schema_version: u32,
+    pub(crate) config: CollectionConfig,
+}
