@@ -1,0 +1,340 @@
+//! Public API behaviour and bad input: every mistake is a typed error and writes nothing.
+
+use akidb::{CollectionConfig, Database, Document, Error, Filter, IdProblem, Metric, StorageError};
+use serde_json::json;
+
+fn db() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(dir.path().join("db")).expect("open");
+    (dir, db)
+}
+
+fn doc(id: &str, v: Vec<f32>) -> Document {
+    Document::new(id, v)
+}
+
+#[test]
+fn upsert_get_delete_search_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let db = Database::open(&path).expect("open");
+        let c = db.create_collection("logs", CollectionConfig::new(2)).expect("create");
+        c.upsert(&[
+            doc("a", vec![1.0, 0.0]).with_text("alpha").with_metadata(json!({"robot": "r1", "ts": 5})),
+            doc("b", vec![0.0, 1.0]).with_metadata(json!({"robot": "r2", "ts": 7})),
+            doc("c", vec![0.7, 0.7]).with_metadata(json!({"robot": "r1", "ts": 9})),
+        ])
+        .expect("upsert");
+        // Replace "a", delete "b".
+        c.upsert(&[doc("a", vec![-1.0, 0.0]).with_text("alpha2")]).expect("replace");
+        assert_eq!(c.delete(&["b", "nope"]).expect("delete"), 1);
+        assert_eq!(c.count().expect("count"), 2);
+        let hits = c.search(&[1.0, 0.0], 10, None).expect("search");
+        assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["c", "a"]);
+        assert!((hits[0].score - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-5);
+        assert_eq!(hits[1].text.as_deref(), Some("alpha2"));
+        let f = Filter::eq("robot", "r1");
+        assert_eq!(c.search(&[1.0, 0.0], 10, Some(&f)).expect("search").len(), 1);
+    }
+    let db = Database::open(&path).expect("reopen");
+    assert_eq!(db.list_collections().expect("list").len(), 1);
+    let c = db.collection("logs").expect("collection");
+    assert_eq!(c.count().expect("count"), 2);
+    let got = c.get(&["a", "b", "c"]).expect("get");
+    assert_eq!(got[0].as_ref().map(|r| r.vector.clone()), Some(vec![-1.0, 0.0]));
+    assert!(got[1].is_none());
+    assert_eq!(got[2].as_ref().map(|r| r.metadata["ts"].clone()), Some(json!(9)));
+    let hits = c.search(&[1.0, 0.0], 1, None).expect("search");
+    assert_eq!(hits[0].id, "c");
+}
+
+#[test]
+fn metrics_order_and_scores() {
+    let (_d, db) = db();
+    let dot = db.create_collection("dot", CollectionConfig::new(2).with_metric(Metric::Dot)).expect("c");
+    let l2 = db.create_collection("l2", CollectionConfig::new(2).with_metric(Metric::L2)).expect("c");
+    let docs = [doc("near", vec![1.0, 1.0]), doc("far", vec![10.0, 10.0])];
+    dot.upsert(&docs).expect("u");
+    l2.upsert(&docs).expect("u");
+    let h = dot.search(&[1.0, 1.0], 2, None).expect("s");
+    assert_eq!((h[0].id.as_str(), h[0].score), ("far", 20.0));
+    let h = l2.search(&[1.0, 1.0], 2, None).expect("s");
+    assert_eq!((h[0].id.as_str(), h[0].score), ("near", 0.0));
+    // Zero vectors are fine outside cosine.
+    l2.upsert(&[doc("zero", vec![0.0, 0.0])]).expect("zero under l2");
+}
+
+#[test]
+fn bad_vectors_are_typed_errors_and_write_nothing() {
+    let (_d, db) = db();
+    let c = db.create_collection("c", CollectionConfig::new(3)).expect("create");
+    c.upsert(&[doc("keep", vec![1.0, 2.0, 3.0])]).expect("seed");
+    let good = doc("new", vec![1.0, 1.0, 1.0]);
+    let cases: Vec<(Document, fn(&Error) -> bool)> = vec![
+        (doc("x", vec![1.0, 2.0]), |e| matches!(e, Error::WrongDimension { expected: 3, got: 2, .. })),
+        (doc("x", vec![1.0, f32::NAN, 0.0]), |e| matches!(e, Error::NonFiniteVector { position: 1, .. })),
+        (doc("x", vec![f32::INFINITY, 0.0, 0.0]), |e| matches!(e, Error::NonFiniteVector { position: 0, .. })),
+        (doc("x", vec![0.0; 3]), |e| matches!(e, Error::ZeroVector { .. })),
+        (doc("", vec![1.0; 3]), |e| matches!(e, Error::InvalidId { position: 1, reason: IdProblem::Empty })),
+        (doc(&"x".repeat(513), vec![1.0; 3]), |e| {
+            matches!(e, Error::InvalidId { reason: IdProblem::TooLong { bytes: 513, max: 512 }, .. })
+        }),
+        (doc("x", vec![1.0; 3]).with_metadata(json!([1, 2])), |e| {
+            matches!(e, Error::MetadataNotObject { found: "an array", .. })
+        }),
+        (doc("x", vec![1.0; 3]).with_metadata(json!("str")), |e| matches!(e, Error::MetadataNotObject { .. })),
+        (doc("x", vec![1.0; 3]).with_metadata(json!({"big": "y".repeat(70_000)})), |e| {
+            matches!(e, Error::MetadataTooLarge { .. })
+        }),
+        (doc("x", vec![1.0; 3]).with_text("t".repeat((4 << 20) + 1)), |e| matches!(e, Error::TextTooLong { .. })),
+    ];
+    for (bad, is_expected) in cases {
+        // The bad document comes second: the good first one must not be written either.
+        let err = c.upsert(&[good.clone(), bad.clone()]).expect_err("must fail");
+        assert!(is_expected(&err), "{:?} gave {err:?}", bad.id);
+        assert!(!err.to_string().is_empty());
+    }
+    let mut deep = json!(1);
+    for _ in 0..20 {
+        deep = json!({ "d": deep });
+    }
+    assert!(matches!(
+        c.upsert(&[doc("x", vec![1.0; 3]).with_metadata(deep)]),
+        Err(Error::MetadataTooLarge { .. })
+    ));
+    assert_eq!(c.count().expect("count"), 1);
+    assert!(c.get(&["new"]).expect("get")[0].is_none());
+    // Queries too.
+    assert!(matches!(c.search(&[1.0], 1, None), Err(Error::WrongDimension { .. })));
+    assert!(matches!(c.search(&[f32::NAN, 0.0, 0.0], 1, None), Err(Error::NonFiniteVector { .. })));
+    assert!(matches!(c.search(&[0.0; 3], 1, None), Err(Error::ZeroVector { .. })));
+    assert!(matches!(c.search(&[1.0; 3], 0, None), Err(Error::InvalidK { k: 0, .. })));
+    assert!(matches!(c.search(&[1.0; 3], 10_001, None), Err(Error::InvalidK { .. })));
+    assert!(matches!(c.get(&[""]), Err(Error::InvalidId { .. })));
+    let huge: Vec<Document> = (0..65_537).map(|i| doc(&i.to_string(), vec![1.0; 3])).collect();
+    assert!(matches!(c.upsert(&huge), Err(Error::BatchTooLarge { len: 65_537, .. })));
+    assert_eq!(c.search(&[1.0, 2.0, 3.0], 5, None).expect("search").len(), 1);
+}
+
+#[test]
+fn collection_names_and_lifecycle() {
+    let (_d, db) = db();
+    for bad in ["", "a/b", "..", "a b", "ü", &"x".repeat(65), "a.b"] {
+        assert!(
+            matches!(db.create_collection(bad, CollectionConfig::new(2)), Err(Error::InvalidCollectionName { .. })),
+            "{bad:?}"
+        );
+        assert!(matches!(db.collection(bad), Err(Error::InvalidCollectionName { .. })));
+    }
+    assert!(matches!(db.create_collection("z", CollectionConfig::new(0)), Err(Error::InvalidDimension { .. })));
+    let c = db.create_collection("ok_Name-1", CollectionConfig::new(2)).expect("create");
+    assert!(matches!(
+        db.create_collection("ok_Name-1", CollectionConfig::new(2)),
+        Err(Error::CollectionExists { .. })
+    ));
+    assert!(matches!(db.collection("missing"), Err(Error::CollectionNotFound { .. })));
+    assert!(matches!(db.drop_collection("missing"), Err(Error::CollectionNotFound { .. })));
+    c.upsert(&[doc("a", vec![1.0, 0.0])]).expect("upsert");
+    db.drop_collection("ok_Name-1").expect("drop");
+    // The stale handle fails cleanly, also after a new collection takes the name.
+    assert!(matches!(c.upsert(&[doc("b", vec![1.0, 0.0])]), Err(Error::CollectionNotFound { .. })));
+    let c2 = db.create_collection("ok_Name-1", CollectionConfig::new(2)).expect("recreate");
+    assert_eq!(c2.count().expect("count"), 0);
+    assert!(matches!(c.count(), Err(Error::CollectionNotFound { .. })));
+    assert!(matches!(c.search(&[1.0, 0.0], 1, None), Err(Error::CollectionNotFound { .. })));
+}
+
+#[test]
+fn bad_filters_are_typed_errors() {
+    let (_d, db) = db();
+    let c = db.create_collection("c", CollectionConfig::new(2)).expect("create");
+    c.upsert(&[doc("a", vec![1.0, 0.0]).with_metadata(json!({"n": 1}))]).expect("u");
+    assert!(matches!("{\"n\": {\"$bad\": 1}}".parse::<Filter>(), Err(akidb::FilterError::UnknownOperator { .. })));
+    let mut deep = Filter::eq("n", 1);
+    for _ in 0..40 {
+        deep = !deep;
+    }
+    assert!(matches!(c.search(&[1.0, 0.0], 1, Some(&deep)), Err(Error::Filter(_))));
+    let f: Filter = r#"{"n": {"$gte": 1}}"#.parse().expect("parse");
+    assert_eq!(c.search(&[1.0, 0.0], 1, Some(&f)).expect("search").len(), 1);
+}
+
+#[test]
+fn path_that_is_a_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"hello").expect("write");
+    assert!(matches!(Database::open(&file), Err(Error::Storage(StorageError::NotADirectory { .. }))));
+    let missing = dir.path().join("nope");
+    assert!(matches!(
+        Database::builder().with_create_if_missing(false).open(&missing),
+        Err(Error::Storage(StorageError::NotFound { .. }))
+    ));
+}
+
+#[test]
+fn foreign_truncated_and_newer_files_are_refused_without_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Not a database at all.
+    let p = dir.path().join("foreign");
+    std::fs::create_dir(&p).expect("mkdir");
+    let junk: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761u32) >> 24) as u8).collect();
+    std::fs::write(p.join("akidb.redb"), &junk).expect("write");
+    let err = Database::open(&p).expect_err("foreign");
+    assert!(matches!(err, Error::Storage(StorageError::NotADatabase { .. })), "{err:?}");
+    assert_eq!(std::fs::read(p.join("akidb.redb")).expect("read"), junk, "foreign file must be left alone");
+
+    // A real database, truncated.
+    let t = dir.path().join("trunc");
+    {
+        let db = Database::open(&t).expect("open");
+        let c = db.create_collection("c", CollectionConfig::new(4)).expect("c");
+        let docs: Vec<Document> = (0..2000).map(|i| doc(&format!("d{i}"), vec![1.0, i as f32, 0.0, 1.0])).collect();
+        c.upsert(&docs).expect("u");
+    }
+    let f = t.join("akidb.redb");
+    let len = std::fs::metadata(&f).expect("meta").len();
+    let file = std::fs::OpenOptions::new().write(true).open(&f).expect("open");
+    file.set_len(len / 3).expect("truncate");
+    drop(file);
+    match Database::open(&t) {
+        Err(Error::Storage(_)) => {}
+        Ok(db) => {
+            // redb may repair what it can; whatever opens must answer with typed results.
+            if let Ok(c) = db.collection("c") {
+                let _ = c.count();
+            }
+        }
+        Err(e) => panic!("unexpected error kind {e:?}"),
+    }
+
+    // A redb file of someone else.
+    let r = dir.path().join("redb-other");
+    std::fs::create_dir(&r).expect("mkdir");
+    {
+        let other = redb::Database::create(r.join("akidb.redb")).expect("create");
+        let w = other.begin_write().expect("w");
+        {
+            let def: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("users");
+            let mut t = w.open_table(def).expect("t");
+            t.insert("x", 1).expect("i");
+        }
+        w.commit().expect("commit");
+    }
+    assert!(matches!(Database::open(&r), Err(Error::Storage(StorageError::ForeignDatabase { .. }))));
+
+    // A newer format version.
+    let n = dir.path().join("newer");
+    {
+        let s = akidb_storage::Storage::open(&n, &Default::default()).expect("open");
+        s.set_format_version_for_tests(akidb_storage::FORMAT_VERSION + 1).expect("set");
+    }
+    let err = Database::open(&n).expect_err("newer");
+    assert!(
+        matches!(err, Error::Storage(StorageError::UnsupportedFormatVersion { found: 2, supported: 1, .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn same_process_second_open_is_locked() {
+    let (dir, _db) = db();
+    let err = Database::open(dir.path().join("db")).expect_err("locked");
+    assert!(err.is_locked(), "{err:?}");
+    assert!(err.to_string().contains("locked"));
+}
+
+/// Child half of `second_process_gets_locked_error`.
+#[test]
+#[ignore = "run as a child process by second_process_gets_locked_error"]
+fn child_open_and_report() {
+    let Ok(path) = std::env::var("AKIDB_CHILD_DB") else { return };
+    match Database::open(&path) {
+        Ok(_) => println!("RESULT opened"),
+        Err(e) if e.is_locked() => println!("RESULT locked: {e}"),
+        Err(e) => println!("RESULT other: {e:?}"),
+    }
+}
+
+#[test]
+fn second_process_gets_locked_error() {
+    let (dir, db) = db();
+    let path = dir.path().join("db");
+    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", "child_open_and_report", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("AKIDB_CHILD_DB", &path)
+        .output()
+        .expect("spawn child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("RESULT locked"), "child said: {stdout}");
+    drop(db);
+    // Once the holder is gone, the same child opens it.
+    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", "child_open_and_report", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("AKIDB_CHILD_DB", &path)
+        .output()
+        .expect("spawn child");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("RESULT opened"));
+}
+
+#[test]
+fn concurrent_readers_and_writers_see_whole_batches() {
+    let (_d, db) = db();
+    let c = db.create_collection("c", CollectionConfig::new(4)).expect("create");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (c, stop) = (c.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut checks = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Every batch writes 10 documents with the same "batch" value: a search that
+                    // sees any of a batch sees all of it.
+                    let hits = c.search(&[1.0, 0.0, 0.0, 0.0], 10_000, None).expect("search");
+                    let mut per: std::collections::HashMap<i64, usize> = Default::default();
+                    for h in &hits {
+                        *per.entry(h.metadata["batch"].as_i64().expect("batch")).or_default() += 1;
+                    }
+                    assert!(per.values().all(|n| *n == 10), "partial batch visible: {per:?}");
+                    checks += 1;
+                }
+                checks
+            })
+        })
+        .collect();
+    for b in 0..60i64 {
+        let docs: Vec<Document> = (0..10)
+            .map(|j| doc(&format!("b{b}-{j}"), vec![1.0, b as f32, j as f32, 1.0]).with_metadata(json!({"batch": b})))
+            .collect();
+        c.upsert(&docs).expect("upsert");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().expect("reader") > 0);
+    }
+    assert_eq!(c.count().expect("count"), 600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_facade_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = akidb::AsyncDatabase::open(dir.path().join("db")).await.expect("open");
+    let c = db.create_collection("c", CollectionConfig::new(2)).await.expect("create");
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.upsert(vec![doc(&format!("d{i}"), vec![1.0, i as f32])]).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("join").expect("upsert");
+    }
+    assert_eq!(c.count().await.expect("count"), 8);
+    let hits = c.search(vec![0.0, 1.0], 3, Some(Filter::gt("missing", 1))).await.expect("search");
+    assert!(hits.is_empty());
+    assert!(matches!(c.search(vec![1.0], 3, None).await, Err(Error::WrongDimension { .. })));
+    assert_eq!(db.list_collections().await.expect("list")[0].0, "c");
+    db.drop_collection("c").await.expect("drop");
+    assert!(matches!(db.collection("c").await, Err(Error::CollectionNotFound { .. })));
+}
