@@ -1,0 +1,2 @@
+# Sourced by the scripts: environment for running AkiDB from this checkout.
+true
