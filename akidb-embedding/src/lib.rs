@@ -1,1 +1,97 @@
-//! placeholder
+//! AkiDB embedding: text becomes normalised vectors inside the process.
+//!
+//! [`OnnxEmbeddingProvider`] runs a Hugging Face tokenizer (`tokenizers`) and an ONNX model on
+//! ONNX Runtime (`ort`, loaded at run time: see [`runtime`]) on the CPU, CUDA, TensorRT or CoreML
+//! ([`ExecutionProviderConfig`]). Two model families are handled:
+//!
+//! - **Qwen3-Embedding** (0.6B: 1024-d, 4B: 2560-d, 8B: 4096-d): last-token pooling located through
+//!   the attention mask (left or right padding), `<|endoftext|>` appended when the tokenizer does
+//!   not, queries as `Instruct: {task}\nQuery:{query}`, documents without instruction, Matryoshka
+//!   output dimension (first `d` dimensions, then L2 normalisation).
+//! - **BERT family** (all-MiniLM-L6-v2, E5, BGE): mean or CLS pooling and prompts, read from the
+//!   model folder's sentence-transformers files ([`OnnxConfig::from_dir`]).
+//!
+//! Texts are tokenized in parallel, sorted by length and grouped into runs of similar length
+//! (dynamic padding), so short texts do not pay for long ones; a text's embedding does not depend
+//! on what else is in its batch (up to float rounding, cosine > 0.99999). Texts longer than
+//! `max_length` tokens are truncated and reported in [`Embeddings::truncated`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use akidb_embedding::{Embedder, InputKind, OnnxEmbeddingProvider};
+//! # fn main() -> Result<(), akidb_embedding::EmbedError> {
+//! let model = OnnxEmbeddingProvider::from_dir("models/all-MiniLM-L6-v2")?;
+//! let out = model.embed(&["lidar timeout on robot 3"], InputKind::Document)?;
+//! assert_eq!(out.vectors[0].len(), 384);
+//! # Ok(()) }
+//! ```
+//!
+//! # TensorRT on Jetson Thor
+//!
+//! JetPack ships an ONNX Runtime built with the TensorRT provider. Point `ORT_DYLIB_PATH` at its
+//! `libonnxruntime.so`, export the model to ONNX in fp16 (or fp32: TensorRT converts), and use
+//! [`ExecutionProviderConfig::tensorrt`]`(0, "/var/cache/akidb/trt")`: fp16 engines, engine and
+//! timing caches in that directory (the first start builds engines for minutes; later starts load
+//! them), optimisation profiles from 1 x 1 to 64 x 512 tokens tuned for 32 x 128. FP8 needs an
+//! FP8 Q/DQ model (NVIDIA ModelOpt: `python -m modelopt.onnx.quantization --onnx_path model.onnx
+//! --quantize_mode fp8`), then `fp8_enable: true`.
+
+mod config;
+mod error;
+mod provider;
+pub mod runtime;
+
+pub use config::{ExecutionProviderConfig, OnnxConfig, PaddingSide, Pooling};
+pub use error::EmbedError;
+pub use provider::{OnnxEmbeddingProvider, MAX_SEQUENCE};
+
+/// Whether a text is a query or a document (models prompt them differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// A document to store.
+    Document,
+    /// A search query.
+    Query,
+}
+
+/// What a model is, as recorded in collection schemas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModelInfo {
+    /// Model name.
+    pub name: String,
+    /// Output dimension (after Matryoshka truncation).
+    pub dimension: usize,
+    /// The model's hidden size.
+    pub hidden_size: usize,
+    /// Pooling.
+    pub pooling: Pooling,
+    /// Prompt prepended to queries.
+    pub query_prompt: Option<String>,
+    /// Prompt prepended to documents.
+    pub document_prompt: Option<String>,
+    /// Longest input in tokens.
+    pub max_length: usize,
+    /// The execution provider actually in use (`CPU (fallback from CUDA: ...)` after a fallback).
+    pub execution_provider: String,
+}
+
+/// Output of [`Embedder::embed`], in input order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Embeddings {
+    /// One vector per text.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens per text after truncation, special tokens included.
+    pub token_counts: Vec<usize>,
+    /// Whether each text was truncated to `max_length`.
+    pub truncated: Vec<bool>,
+}
+
+/// A text embedding backend: small, synchronous, shareable.
+pub trait Embedder: Send + Sync {
+    /// What the model is.
+    fn info(&self) -> &ModelInfo;
+    /// Embeds texts (any number: they are batched internally).
+    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError>;
+}

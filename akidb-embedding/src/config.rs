@@ -1,0 +1,390 @@
+//! Configuration: execution providers, model files, pooling and prompts.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::EmbedError;
+
+/// Where the model runs.
+///
+/// A provider that cannot be registered is an error unless [`OnnxConfig::allow_fallback`] is set;
+/// then AkiDB logs a warning and runs on CPU. There is never a silent CPU fallback:
+/// [`crate::ModelInfo::execution_provider`] always names the provider actually in use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutionProviderConfig {
+    /// NVIDIA TensorRT (Jetson Thor with JetPack's ONNX Runtime, or any ONNX Runtime built with
+    /// TensorRT). Nodes TensorRT cannot take run on CUDA, then CPU.
+    TensorRT {
+        /// CUDA device ordinal.
+        device_id: i32,
+        /// Build fp16 engines (recommended: the default of [`ExecutionProviderConfig::tensorrt`]).
+        fp16_enable: bool,
+        /// Declare the model FP8 Q/DQ-quantised. TensorRT has no "make it FP8" switch: it runs in
+        /// FP8 exactly the layers that carry FP8 QuantizeLinear/DequantizeLinear pairs. With this
+        /// flag AkiDB checks that the model has Q/DQ nodes (else [`EmbedError::Fp8NeedsQdqModel`]),
+        /// keeps fp16 on for the other layers, and keys the engine cache apart. Produce such a
+        /// model with NVIDIA ModelOpt (`modelopt.onnx.quantization --quantize_mode fp8`) from the
+        /// fp16 ONNX export.
+        fp8_enable: bool,
+        /// Build INT8 engines; like FP8 this needs a Q/DQ (or calibrated) model.
+        int8_enable: bool,
+        /// Directory for serialized engines (`trt_engine_cache_path`); building an engine takes
+        /// minutes on a Jetson, loading a cached one milliseconds. `None`: no engine cache.
+        engine_cache_path: Option<PathBuf>,
+        /// Directory for the tactic timing cache; `None`: same as the engine cache.
+        timing_cache_path: Option<PathBuf>,
+        /// Optimisation profile: largest batch and sequence length engines are built for.
+        max_batch: usize,
+        /// See `max_batch`.
+        max_sequence: usize,
+        /// Batch x sequence length the engine is tuned for.
+        opt_batch: usize,
+        /// See `opt_batch`.
+        opt_sequence: usize,
+    },
+    /// NVIDIA CUDA.
+    Cuda {
+        /// CUDA device ordinal.
+        device_id: i32,
+    },
+    /// Apple CoreML (macOS).
+    CoreML,
+    /// CPU (always available).
+    Cpu,
+}
+
+impl Default for ExecutionProviderConfig {
+    fn default() -> Self {
+        ExecutionProviderConfig::Cpu
+    }
+}
+
+impl ExecutionProviderConfig {
+    /// TensorRT with fp16, engine and timing cache in `cache_dir`, profiles up to 64 x 512.
+    pub fn tensorrt(device_id: i32, cache_dir: impl Into<PathBuf>) -> Self {
+        ExecutionProviderConfig::TensorRT {
+            device_id,
+            fp16_enable: true,
+            fp8_enable: false,
+            int8_enable: false,
+            engine_cache_path: Some(cache_dir.into()),
+            timing_cache_path: None,
+            max_batch: 64,
+            max_sequence: 512,
+            opt_batch: 32,
+            opt_sequence: 128,
+        }
+    }
+
+    /// The provider's name as AkiDB reports it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExecutionProviderConfig::TensorRT { .. } => "TensorRT",
+            ExecutionProviderConfig::Cuda { .. } => "CUDA",
+            ExecutionProviderConfig::CoreML => "CoreML",
+            ExecutionProviderConfig::Cpu => "CPU",
+        }
+    }
+}
+
+/// How token states become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// Mean over attended tokens (all-MiniLM, E5).
+    Mean,
+    /// The first token (`[CLS]`; BGE).
+    Cls,
+    /// The last attended token, found through the attention mask (Qwen3-Embedding).
+    LastToken,
+}
+
+impl Pooling {
+    /// Name used in model identities.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+            Pooling::LastToken => "last_token",
+        }
+    }
+}
+
+/// Which side padding goes on when texts of a batch differ in length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaddingSide {
+    /// Pad at the end (BERT family).
+    Right,
+    /// Pad at the start (Qwen3-Embedding's tokenizer default).
+    Left,
+}
+
+/// Configuration of an [`crate::OnnxEmbeddingProvider`].
+///
+/// Defaults (from [`OnnxConfig::new`]): CPU, mean pooling, L2-normalised output, no prompts,
+/// right padding, `max_length` 512, batches of at most 32 texts and 8,192 tokens, ONNX Runtime
+/// intra-op threads = available cores, no fallback.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct OnnxConfig {
+    /// The ONNX model (`model.onnx`).
+    pub model_path: PathBuf,
+    /// The Hugging Face `tokenizer.json`.
+    pub tokenizer_path: PathBuf,
+    /// Model name recorded in collection schemas.
+    pub model_name: String,
+    /// Output dimension: the model's hidden size, or fewer for Matryoshka truncation (first `d`
+    /// dimensions, then L2 normalisation).
+    pub dimension: usize,
+    /// Longest input in tokens (special tokens included); longer texts are truncated and reported.
+    pub max_length: usize,
+    /// Where the model runs.
+    pub execution_provider: ExecutionProviderConfig,
+    /// Register the CPU provider instead (with a logged warning) when the requested one fails.
+    pub allow_fallback: bool,
+    /// Pooling.
+    pub pooling: Pooling,
+    /// L2-normalise outputs (default `true`).
+    pub normalize: bool,
+    /// Text prepended to queries, e.g. Qwen3's `Instruct: {task}\nQuery:`.
+    pub query_prompt: Option<String>,
+    /// Text prepended to documents (E5's `passage: `).
+    pub document_prompt: Option<String>,
+    /// Token appended when the tokenizer did not end the sequence with it (Qwen3:
+    /// `<|endoftext|>`), needed by last-token pooling.
+    pub eos_token: Option<String>,
+    /// Padding side.
+    pub padding: PaddingSide,
+    /// Most texts per model run.
+    pub max_batch: usize,
+    /// Most padded tokens (batch x longest) per model run; longer batches are split by length.
+    pub max_batch_tokens: usize,
+    /// ONNX Runtime intra-op threads (`None`: available cores).
+    pub intra_threads: Option<usize>,
+    /// The ONNX Runtime library to load (`None`: see [`crate::runtime`]).
+    pub ort_library_path: Option<PathBuf>,
+    /// Vocabulary size of the model's embedding table, when known (`config.json`), to reject a
+    /// tokenizer that does not fit before the first run.
+    pub model_vocab_size: Option<usize>,
+}
+
+impl OnnxConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(
+        model_path: impl Into<PathBuf>,
+        tokenizer_path: impl Into<PathBuf>,
+        model_name: impl Into<String>,
+        dimension: usize,
+    ) -> Self {
+        Self {
+            model_path: model_path.into(),
+            tokenizer_path: tokenizer_path.into(),
+            model_name: model_name.into(),
+            dimension,
+            max_length: 512,
+            execution_provider: ExecutionProviderConfig::Cpu,
+            allow_fallback: false,
+            pooling: Pooling::Mean,
+            normalize: true,
+            query_prompt: None,
+            document_prompt: None,
+            eos_token: None,
+            padding: PaddingSide::Right,
+            max_batch: 32,
+            max_batch_tokens: 8192,
+            intra_threads: None,
+            ort_library_path: None,
+            model_vocab_size: None,
+        }
+    }
+
+    /// Sets the execution provider.
+    pub fn with_execution_provider(mut self, ep: ExecutionProviderConfig) -> Self {
+        self.execution_provider = ep;
+        self
+    }
+    /// Allows falling back to CPU (with a warning) when the provider cannot be registered.
+    pub fn with_fallback(mut self, allow: bool) -> Self {
+        self.allow_fallback = allow;
+        self
+    }
+    /// Sets the output dimension (Matryoshka truncation when below the hidden size).
+    pub fn with_dimension(mut self, dimension: usize) -> Self {
+        self.dimension = dimension;
+        self
+    }
+    /// Sets `max_length`.
+    pub fn with_max_length(mut self, max_length: usize) -> Self {
+        self.max_length = max_length;
+        self
+    }
+    /// Sets the pooling.
+    pub fn with_pooling(mut self, pooling: Pooling) -> Self {
+        self.pooling = pooling;
+        self
+    }
+    /// Sets the Qwen3-style query instruction: queries become `Instruct: {task}\nQuery:{query}`.
+    pub fn with_query_instruction(mut self, task: &str) -> Self {
+        self.query_prompt = Some(format!("Instruct: {task}\nQuery:"));
+        self
+    }
+    /// Sets the padding side.
+    pub fn with_padding(mut self, side: PaddingSide) -> Self {
+        self.padding = side;
+        self
+    }
+    /// Sets ONNX Runtime intra-op threads.
+    pub fn with_intra_threads(mut self, threads: usize) -> Self {
+        self.intra_threads = Some(threads);
+        self
+    }
+    /// Sets the most texts per model run.
+    pub fn with_max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n;
+        self
+    }
+    /// Sets the ONNX Runtime library to load.
+    pub fn with_ort_library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ort_library_path = Some(path.into());
+        self
+    }
+
+    /// Reads a sentence-transformers style folder:
+    ///
+    /// | file | used for |
+    /// |---|---|
+    /// | `model.onnx` (or `onnx/model.onnx`) | the model |
+    /// | `tokenizer.json` | the tokenizer |
+    /// | `config.json` | `model_type` (Qwen family: last-token pooling, `<\|endoftext\|>`, left padding), `hidden_size`, `vocab_size`, `max_position_embeddings` |
+    /// | `1_Pooling/config.json` | pooling mode (mean / cls / lasttoken) |
+    /// | `config_sentence_transformers.json` | `prompts.query`, `prompts.document` (also `passage`) |
+    /// | `sentence_bert_config.json` | `max_seq_length` |
+    /// | `tokenizer_config.json` | `padding_side`, `eos_token` |
+    ///
+    /// The model name is the folder's name unless `akidb.json` says `{"name": ...}`.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, EmbedError> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(EmbedError::MissingFile { what: "model directory", path: dir.to_path_buf() });
+        }
+        let model_path = [dir.join("model.onnx"), dir.join("onnx/model.onnx")]
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| EmbedError::MissingFile { what: "model.onnx", path: dir.join("model.onnx") })?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        if !tokenizer_path.is_file() {
+            return Err(EmbedError::MissingFile { what: "tokenizer.json", path: tokenizer_path });
+        }
+        let model: ModelJson = read_json(&dir.join("config.json"))?.unwrap_or_default();
+        let pooling_cfg: Option<PoolingJson> = read_json(&dir.join("1_Pooling/config.json"))?;
+        let st: StConfigJson = read_json(&dir.join("config_sentence_transformers.json"))?.unwrap_or_default();
+        let sbert: SbertJson = read_json(&dir.join("sentence_bert_config.json"))?.unwrap_or_default();
+        let tok_cfg: TokConfigJson = read_json(&dir.join("tokenizer_config.json"))?.unwrap_or_default();
+        let names: AkidbJson = read_json(&dir.join("akidb.json"))?.unwrap_or_default();
+
+        let qwen = model.model_type.as_deref().is_some_and(|t| t.starts_with("qwen"));
+        let pooling = match pooling_cfg {
+            Some(p) if p.pooling_mode_lasttoken => Pooling::LastToken,
+            Some(p) if p.pooling_mode_cls_token => Pooling::Cls,
+            Some(p) if p.pooling_mode_mean_tokens => Pooling::Mean,
+            _ if qwen => Pooling::LastToken,
+            _ => Pooling::Mean,
+        };
+        let dimension = pooling_cfg
+            .and_then(|p| p.word_embedding_dimension)
+            .or(model.hidden_size)
+            .unwrap_or(0);
+        let positions = model.max_position_embeddings.unwrap_or(512);
+        let max_length = sbert.max_seq_length.unwrap_or(if qwen { 8192 } else { 512 }).min(positions);
+        let name = names.name.unwrap_or_else(|| {
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("model").to_string()
+        });
+        let mut cfg = OnnxConfig::new(model_path, tokenizer_path, name, dimension);
+        cfg.pooling = pooling;
+        cfg.max_length = max_length;
+        cfg.model_vocab_size = model.vocab_size;
+        cfg.query_prompt = st.prompts.get("query").filter(|p| !p.is_empty()).cloned();
+        cfg.document_prompt = st
+            .prompts
+            .get("document")
+            .or_else(|| st.prompts.get("passage"))
+            .filter(|p| !p.is_empty())
+            .cloned();
+        cfg.padding = match tok_cfg.padding_side.as_deref() {
+            Some("left") => PaddingSide::Left,
+            Some(_) => PaddingSide::Right,
+            None if qwen => PaddingSide::Left,
+            None => PaddingSide::Right,
+        };
+        if pooling == Pooling::LastToken {
+            cfg.eos_token = tok_cfg.eos_token.and_then(TokenJson::content).or_else(|| Some("<|endoftext|>".into()));
+        }
+        Ok(cfg)
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, EmbedError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| EmbedError::ConfigFile { path: path.to_path_buf(), source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(EmbedError::Io { path: path.to_path_buf(), source }),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ModelJson {
+    model_type: Option<String>,
+    hidden_size: Option<usize>,
+    vocab_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct PoolingJson {
+    word_embedding_dimension: Option<usize>,
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_lasttoken: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct StConfigJson {
+    #[serde(default)]
+    prompts: std::collections::HashMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+struct SbertJson {
+    max_seq_length: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+struct TokConfigJson {
+    padding_side: Option<String>,
+    eos_token: Option<TokenJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TokenJson {
+    Plain(String),
+    Added { content: String },
+}
+
+impl TokenJson {
+    fn content(self) -> Option<String> {
+        match self {
+            TokenJson::Plain(s) | TokenJson::Added { content: s } => Some(s),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct AkidbJson {
+    name: Option<String>,
+}

@@ -1,0 +1,549 @@
+//! [`OnnxEmbeddingProvider`]: tokenizers + ONNX Runtime.
+
+use std::borrow::Cow;
+use std::sync::Mutex;
+
+use ort::ep::ExecutionProvider;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::config::{ExecutionProviderConfig, OnnxConfig, PaddingSide, Pooling};
+use crate::error::{ort_err, EmbedError};
+use crate::{runtime, Embedder, Embeddings, InputKind, ModelInfo};
+
+/// Largest `max_length` accepted (Qwen3-Embedding's context is 32k tokens).
+pub const MAX_SEQUENCE: usize = 32_768;
+
+/// An embedding model running in process on ONNX Runtime.
+///
+/// `Send + Sync`: the tokenizer is shared, the session sits behind a mutex (one model run at a
+/// time; ONNX Runtime parallelises inside a run with its intra-op threads).
+pub struct OnnxEmbeddingProvider {
+    config: OnnxConfig,
+    info: ModelInfo,
+    tokenizer: Tokenizer,
+    session: Mutex<Session>,
+    signature: Signature,
+    eos_id: Option<u32>,
+    pad_id: u32,
+}
+
+impl std::fmt::Debug for OnnxEmbeddingProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxEmbeddingProvider").field("info", &self.info).finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Signature {
+    attention_mask: bool,
+    token_type_ids: bool,
+    position_ids: bool,
+    output: String,
+    /// The output is already pooled (`[batch, hidden]`).
+    pooled: bool,
+    float16: bool,
+}
+
+/// One tokenized text.
+struct Tokens {
+    ids: Vec<i64>,
+    truncated: bool,
+}
+
+impl OnnxEmbeddingProvider {
+    /// Loads the model (async constructor: the work runs on tokio's blocking pool).
+    pub async fn with_config(config: OnnxConfig) -> Result<Self, EmbedError> {
+        tokio::task::spawn_blocking(move || Self::new(config)).await?
+    }
+
+    /// Loads a sentence-transformers style folder with [`OnnxConfig::from_dir`] defaults (CPU).
+    pub fn from_dir(dir: impl AsRef<std::path::Path>) -> Result<Self, EmbedError> {
+        Self::new(OnnxConfig::from_dir(dir)?)
+    }
+
+    /// Loads the model.
+    pub fn new(config: OnnxConfig) -> Result<Self, EmbedError> {
+        validate(&config)?;
+        let mut tokenizer = Tokenizer::from_file(&config.tokenizer_path)
+            .map_err(|source| EmbedError::Tokenizer { path: config.tokenizer_path.clone(), source })?;
+        let eos_id = match &config.eos_token {
+            Some(t) => Some(tokenizer.token_to_id(t).ok_or_else(|| EmbedError::InvalidConfig {
+                field: "eos_token",
+                value: t.clone(),
+                expected: "a token of the tokenizer's vocabulary",
+            })?),
+            None => None,
+        };
+        let reserve = usize::from(eos_id.is_some());
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: config.max_length - reserve,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|source| EmbedError::Tokenizer { path: config.tokenizer_path.clone(), source })?;
+        let pad_id = tokenizer
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or(eos_id)
+            .or_else(|| tokenizer.token_to_id("[PAD]"))
+            .unwrap_or(0);
+        tokenizer.with_padding(None);
+        let vocab = tokenizer.get_vocab_size(true);
+        if let Some(model_vocab) = config.model_vocab_size {
+            if vocab > model_vocab {
+                return Err(EmbedError::TokenizerModelMismatch {
+                    tokenizer_vocab: vocab,
+                    model: format!("has {model_vocab} (config.json vocab_size)"),
+                });
+            }
+        }
+        if let ExecutionProviderConfig::TensorRT { fp8_enable: true, .. } = config.execution_provider {
+            check_qdq(&config.model_path)?;
+        }
+        let env = runtime::environment(config.ort_library_path.as_deref())?;
+        let (session, active) = create_session(env, &config)?;
+        let signature = read_signature(&session, &config)?;
+        let mut provider = Self {
+            info: ModelInfo {
+                name: config.model_name.clone(),
+                dimension: config.dimension,
+                hidden_size: 0,
+                pooling: config.pooling,
+                query_prompt: config.query_prompt.clone(),
+                document_prompt: config.document_prompt.clone(),
+                max_length: config.max_length,
+                execution_provider: active,
+            },
+            config,
+            tokenizer,
+            session: Mutex::new(session),
+            signature,
+            eos_id,
+            pad_id,
+        };
+        provider.probe(vocab)?;
+        Ok(provider)
+    }
+
+    /// First runs: learn the hidden size, check the dimension, and check that the tokenizer's
+    /// largest id exists in the model.
+    fn probe(&mut self, vocab: usize) -> Result<(), EmbedError> {
+        let small = Tokens { ids: vec![i64::from(self.pad_id); 2], truncated: false };
+        let hidden = self.run(&[&small], &mut |_, v| v.len())?[0];
+        if self.config.dimension == 0 {
+            self.config.dimension = hidden;
+            self.info.dimension = hidden;
+        }
+        if self.config.dimension > hidden {
+            return Err(EmbedError::DimensionMismatch { configured: self.config.dimension, model: hidden });
+        }
+        self.info.hidden_size = hidden;
+        let largest = Tokens { ids: vec![vocab.saturating_sub(1) as i64; 2], truncated: false };
+        if let Err(e) = self.run(&[&largest], &mut |_, v| v.len()) {
+            return Err(EmbedError::TokenizerModelMismatch {
+                tokenizer_vocab: vocab,
+                model: format!("fails on token id {}: {e}", vocab - 1),
+            });
+        }
+        Ok(())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &OnnxConfig {
+        &self.config
+    }
+
+    fn tokenize(&self, texts: &[&str], kind: InputKind) -> Result<Vec<Tokens>, EmbedError> {
+        let prompt = match kind {
+            InputKind::Query => self.config.query_prompt.as_deref(),
+            InputKind::Document => self.config.document_prompt.as_deref(),
+        };
+        let inputs: Vec<Cow<'_, str>> = texts
+            .iter()
+            .map(|t| match prompt {
+                Some(p) => Cow::Owned(format!("{p}{t}")),
+                None => Cow::Borrowed(*t),
+            })
+            .collect();
+        let refs: Vec<&str> = inputs.iter().map(|c| c.as_ref()).collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(refs, true)
+            .map_err(|source| EmbedError::Tokenize { source })?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| {
+                let truncated = !e.get_overflowing().is_empty();
+                let mut ids: Vec<i64> = e.get_ids().iter().map(|&i| i64::from(i)).collect();
+                if let Some(eos) = self.eos_id {
+                    if ids.last() != Some(&i64::from(eos)) {
+                        ids.push(i64::from(eos));
+                    }
+                }
+                Tokens { ids, truncated }
+            })
+            .collect())
+    }
+
+    /// Runs one padded batch and hands each row's pooled vector to `sink`.
+    fn run<T>(
+        &self,
+        batch: &[&Tokens],
+        sink: &mut dyn FnMut(usize, Vec<f32>) -> T,
+    ) -> Result<Vec<T>, EmbedError> {
+        let b = batch.len();
+        let s = batch.iter().map(|t| t.ids.len()).max().unwrap_or(1).max(1);
+        let mut ids = vec![i64::from(self.pad_id); b * s];
+        let mut mask = vec![0i64; b * s];
+        for (r, t) in batch.iter().enumerate() {
+            let off = match self.config.padding {
+                PaddingSide::Right => 0,
+                PaddingSide::Left => s - t.ids.len(),
+            };
+            ids[r * s + off..r * s + off + t.ids.len()].copy_from_slice(&t.ids);
+            mask[r * s + off..r * s + off + t.ids.len()].fill(1);
+        }
+        let shape = [b as i64, s as i64];
+        let mut inputs: Vec<(&str, ort::session::SessionInputValue<'_>)> = Vec::with_capacity(4);
+        let ids_t = TensorRef::from_array_view((shape, ids.as_slice())).map_err(ort_err("input_ids tensor"))?;
+        inputs.push(("input_ids", ids_t.into()));
+        if self.signature.attention_mask {
+            let t = TensorRef::from_array_view((shape, mask.as_slice())).map_err(ort_err("attention_mask tensor"))?;
+            inputs.push(("attention_mask", t.into()));
+        }
+        let zeros;
+        if self.signature.token_type_ids {
+            zeros = vec![0i64; b * s];
+            let t = TensorRef::from_array_view((shape, zeros.as_slice())).map_err(ort_err("token_type_ids tensor"))?;
+            inputs.push(("token_type_ids", t.into()));
+        }
+        let positions;
+        if self.signature.position_ids {
+            positions = position_ids(&mask, s);
+            let t = TensorRef::from_array_view((shape, positions.as_slice())).map_err(ort_err("position_ids tensor"))?;
+            inputs.push(("position_ids", t.into()));
+        }
+        let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outputs = session.run(inputs).map_err(ort_err("model run"))?;
+        let value = &outputs[self.signature.output.as_str()];
+        let (out_shape, data): (Vec<i64>, Cow<'_, [f32]>) = if self.signature.float16 {
+            let (sh, d) = value.try_extract_tensor::<half::f16>().map_err(ort_err("reading output"))?;
+            (sh.to_vec(), Cow::Owned(d.iter().map(|x| x.to_f32()).collect()))
+        } else {
+            let (sh, d) = value.try_extract_tensor::<f32>().map_err(ort_err("reading output"))?;
+            (sh.to_vec(), Cow::Borrowed(d))
+        };
+        let hidden = *out_shape.last().unwrap_or(&0) as usize;
+        let mut out = Vec::with_capacity(b);
+        for r in 0..b {
+            let m = &mask[r * s..(r + 1) * s];
+            let v = if self.signature.pooled {
+                data[r * hidden..(r + 1) * hidden].to_vec()
+            } else {
+                pool(&data[r * s * hidden..(r + 1) * s * hidden], m, hidden, self.config.pooling)
+            };
+            out.push(sink(r, v));
+        }
+        Ok(out)
+    }
+
+    /// Groups texts (sorted by length) into runs of at most `max_batch` texts and
+    /// `max_batch_tokens` padded tokens.
+    fn plan(&self, tokens: &[Tokens]) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&i| tokens[i].ids.len());
+        let mut runs: Vec<Vec<usize>> = Vec::new();
+        let mut cur: Vec<usize> = Vec::new();
+        for i in order {
+            let len = tokens[i].ids.len().max(1);
+            if !cur.is_empty() && (cur.len() == self.config.max_batch || (cur.len() + 1) * len > self.config.max_batch_tokens)
+            {
+                runs.push(std::mem::take(&mut cur));
+            }
+            cur.push(i);
+        }
+        if !cur.is_empty() {
+            runs.push(cur);
+        }
+        runs
+    }
+}
+
+impl Embedder for OnnxEmbeddingProvider {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Embeddings::default());
+        }
+        let tokens = self.tokenize(texts, kind)?;
+        let dim = self.config.dimension;
+        let normalize = self.config.normalize;
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for run in self.plan(&tokens) {
+            let batch: Vec<&Tokens> = run.iter().map(|&i| &tokens[i]).collect();
+            self.run(&batch, &mut |r, mut v| {
+                v.truncate(dim);
+                if normalize {
+                    l2_normalize(&mut v);
+                }
+                vectors[run[r]] = v;
+            })?;
+        }
+        Ok(Embeddings {
+            vectors,
+            token_counts: tokens.iter().map(|t| t.ids.len()).collect(),
+            truncated: tokens.iter().map(|t| t.truncated).collect(),
+        })
+    }
+}
+
+fn validate(c: &OnnxConfig) -> Result<(), EmbedError> {
+    let bad = |field, value: usize, expected| Err(EmbedError::InvalidConfig { field, value: value.to_string(), expected });
+    if c.max_length < 2 || c.max_length > MAX_SEQUENCE {
+        return bad("max_length", c.max_length, "2 to 32768 tokens");
+    }
+    if c.max_batch == 0 {
+        return bad("max_batch", 0, "at least 1");
+    }
+    if c.max_batch_tokens < c.max_length {
+        return bad("max_batch_tokens", c.max_batch_tokens, "at least max_length");
+    }
+    if c.intra_threads == Some(0) {
+        return bad("intra_threads", 0, "at least 1, or None for all cores");
+    }
+    if !c.model_path.is_file() {
+        return Err(EmbedError::MissingFile { what: "model", path: c.model_path.clone() });
+    }
+    if !c.tokenizer_path.is_file() {
+        return Err(EmbedError::MissingFile { what: "tokenizer", path: c.tokenizer_path.clone() });
+    }
+    Ok(())
+}
+
+/// FP8/INT8 on TensorRT needs Q/DQ nodes: look for the op type in the model file.
+fn check_qdq(path: &std::path::Path) -> Result<(), EmbedError> {
+    use std::io::Read;
+    let needle = b"DequantizeLinear";
+    let mut f = std::fs::File::open(path).map_err(|source| EmbedError::Io { path: path.to_path_buf(), source })?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = f.read(&mut buf).map_err(|source| EmbedError::Io { path: path.to_path_buf(), source })?;
+        if n == 0 {
+            return Err(EmbedError::Fp8NeedsQdqModel { path: path.to_path_buf() });
+        }
+        carry.extend_from_slice(&buf[..n]);
+        if carry.windows(needle.len()).any(|w| w == needle) {
+            return Ok(());
+        }
+        let keep = carry.len().saturating_sub(needle.len());
+        carry.drain(..keep);
+    }
+}
+
+fn session_builder(
+    env: &ort::environment::Environment,
+    config: &OnnxConfig,
+) -> Result<ort::session::builder::SessionBuilder, EmbedError> {
+    let threads = config
+        .intra_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    Session::builder(env)
+        .map_err(ort_err("session builder"))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(ort_err("optimization level"))?
+        .with_intra_threads(threads)
+        .map_err(ort_err("intra-op threads"))?
+        .with_inter_threads(1)
+        .map_err(ort_err("inter-op threads"))
+}
+
+fn providers(ep: &ExecutionProviderConfig) -> Result<Vec<ort::ep::ExecutionProviderDispatch>, String> {
+    let check = |available: ort::Result<bool>, what: &str| match available {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("the loaded ONNX Runtime library has no {what} provider compiled in")),
+        Err(e) => Err(e.to_string()),
+    };
+    Ok(match ep {
+        ExecutionProviderConfig::Cpu => Vec::new(),
+        ExecutionProviderConfig::Cuda { device_id } => {
+            check(ort::ep::CUDA::is_available(), "CUDA")?;
+            vec![ort::ep::CUDA::default().with_device_id(*device_id).build().error_on_failure()]
+        }
+        ExecutionProviderConfig::CoreML => {
+            check(ort::ep::CoreML::is_available(), "CoreML")?;
+            vec![ort::ep::CoreML::default().build().error_on_failure()]
+        }
+        ExecutionProviderConfig::TensorRT {
+            device_id,
+            fp16_enable,
+            fp8_enable,
+            int8_enable,
+            engine_cache_path,
+            timing_cache_path,
+            max_batch,
+            max_sequence,
+            opt_batch,
+            opt_sequence,
+        } => {
+            check(ort::ep::TensorRT::is_available(), "TensorRT")?;
+            let shapes = |b: usize, s: usize| format!("input_ids:{b}x{s},attention_mask:{b}x{s}");
+            let mut trt = ort::ep::TensorRT::default()
+                .with_device_id(*device_id)
+                .with_fp16(*fp16_enable || *fp8_enable)
+                .with_int8(*int8_enable)
+                .with_profile_min_shapes(shapes(1, 1))
+                .with_profile_opt_shapes(shapes(*opt_batch, *opt_sequence))
+                .with_profile_max_shapes(shapes(*max_batch, *max_sequence));
+            if let Some(dir) = engine_cache_path {
+                trt = trt
+                    .with_engine_cache(true)
+                    .with_engine_cache_path(dir.display())
+                    .with_engine_cache_prefix(if *fp8_enable { "akidb_fp8" } else { "akidb" });
+            }
+            if let Some(dir) = timing_cache_path.as_ref().or(engine_cache_path.as_ref()) {
+                trt = trt.with_timing_cache(true).with_timing_cache_path(dir.display());
+            }
+            vec![
+                trt.build().error_on_failure(),
+                // Nodes TensorRT does not take run on CUDA.
+                ort::ep::CUDA::default().with_device_id(*device_id).build().error_on_failure(),
+            ]
+        }
+    })
+}
+
+/// Creates the session on the requested provider, or on CPU with a warning when fallback is
+/// allowed. Returns the session and the name of the provider in use.
+fn create_session(env: &ort::environment::Environment, config: &OnnxConfig) -> Result<(Session, String), EmbedError> {
+    let requested = config.execution_provider.name();
+    let attempt = || -> Result<Session, String> {
+        let eps = providers(&config.execution_provider)?;
+        let builder = session_builder(env, config).map_err(|e| e.to_string())?;
+        let mut builder = builder.with_execution_providers(eps).map_err(|e| e.to_string())?;
+        builder.commit_from_file(&config.model_path).map_err(|e| e.to_string())
+    };
+    if config.execution_provider == ExecutionProviderConfig::Cpu {
+        let mut builder = session_builder(env, config)?;
+        let session = builder.commit_from_file(&config.model_path).map_err(ort_err("loading the model"))?;
+        return Ok((session, "CPU".into()));
+    }
+    match attempt() {
+        Ok(s) => Ok((s, requested.into())),
+        Err(reason) if config.allow_fallback => {
+            log::warn!("execution provider {requested} unavailable ({reason}); falling back to CPU as configured");
+            let mut builder = session_builder(env, config)?;
+            let session = builder.commit_from_file(&config.model_path).map_err(ort_err("loading the model"))?;
+            Ok((session, format!("CPU (fallback from {requested}: {reason})")))
+        }
+        Err(reason) => Err(EmbedError::ProviderUnavailable { provider: requested, reason }),
+    }
+}
+
+fn read_signature(session: &Session, config: &OnnxConfig) -> Result<Signature, EmbedError> {
+    let inputs: Vec<String> = session.inputs().iter().map(|i| i.name().to_string()).collect();
+    let outputs: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+    let bad = || EmbedError::ModelSignature {
+        path: config.model_path.clone(),
+        inputs: inputs.clone(),
+        outputs: outputs.clone(),
+    };
+    let known = ["input_ids", "attention_mask", "token_type_ids", "position_ids"];
+    if !inputs.iter().any(|i| i == "input_ids") || inputs.iter().any(|i| !known.contains(&i.as_str())) {
+        return Err(bad());
+    }
+    // Prefer token states; accept an already pooled output.
+    let pick = session
+        .outputs()
+        .iter()
+        .find(|o| matches!(o.name(), "last_hidden_state" | "token_embeddings"))
+        .or_else(|| session.outputs().first())
+        .ok_or_else(bad)?;
+    let (float16, rank) = match pick.dtype() {
+        ValueType::Tensor { ty: TensorElementType::Float32, shape, .. } => (false, shape.len()),
+        ValueType::Tensor { ty: TensorElementType::Float16, shape, .. } => (true, shape.len()),
+        _ => return Err(bad()),
+    };
+    if rank != 2 && rank != 3 {
+        return Err(bad());
+    }
+    Ok(Signature {
+        attention_mask: inputs.iter().any(|i| i == "attention_mask"),
+        token_type_ids: inputs.iter().any(|i| i == "token_type_ids"),
+        position_ids: inputs.iter().any(|i| i == "position_ids"),
+        output: pick.name().to_string(),
+        pooled: rank == 2,
+        float16,
+    })
+}
+
+/// Position ids that count only attended tokens (so left padding does not shift them).
+fn position_ids(mask: &[i64], s: usize) -> Vec<i64> {
+    let mut out = vec![0i64; mask.len()];
+    for (row_m, row_o) in mask.chunks(s).zip(out.chunks_mut(s)) {
+        let mut p = 0;
+        for (m, o) in row_m.iter().zip(row_o.iter_mut()) {
+            *o = p;
+            p += *m;
+        }
+    }
+    out
+}
+
+/// Pools one row of token states `[s, hidden]` under its attention mask.
+pub(crate) fn pool(states: &[f32], mask: &[i64], hidden: usize, pooling: Pooling) -> Vec<f32> {
+    let row = |i: usize| &states[i * hidden..(i + 1) * hidden];
+    match pooling {
+        Pooling::Mean => {
+            let mut acc = vec![0.0f32; hidden];
+            let mut n = 0usize;
+            for (i, &m) in mask.iter().enumerate() {
+                if m != 0 {
+                    acc.iter_mut().zip(row(i)).for_each(|(a, x)| *a += x);
+                    n += 1;
+                }
+            }
+            let inv = 1.0 / n.max(1) as f32;
+            acc.iter_mut().for_each(|a| *a *= inv);
+            acc
+        }
+        Pooling::Cls => row(mask.iter().position(|&m| m != 0).unwrap_or(0)).to_vec(),
+        Pooling::LastToken => row(mask.iter().rposition(|&m| m != 0).unwrap_or(mask.len() - 1)).to_vec(),
+    }
+}
+
+fn l2_normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 && n.is_finite() {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_follows_the_mask() {
+        // Three tokens of hidden size 2; the middle one padded.
+        let states = [1.0, 2.0, 10.0, 10.0, 3.0, 4.0];
+        let mask = [1, 0, 1];
+        assert_eq!(pool(&states, &mask, 2, Pooling::Mean), vec![2.0, 3.0]);
+        assert_eq!(pool(&states, &mask, 2, Pooling::LastToken), vec![3.0, 4.0]);
+        assert_eq!(pool(&states, &[0, 1, 1], 2, Pooling::Cls), vec![10.0, 10.0]);
+        assert_eq!(pool(&states, &[1, 1, 0], 2, Pooling::LastToken), vec![10.0, 10.0]);
+    }
+
+    #[test]
+    fn position_ids_skip_left_padding() {
+        assert_eq!(position_ids(&[0, 0, 1, 1, 1, 1, 1, 0], 4), vec![0, 0, 0, 1, 0, 1, 2, 3]);
+    }
+}

@@ -1,0 +1,105 @@
+//! Finding and loading the ONNX Runtime shared library (`ort` with `load-dynamic`).
+//!
+//! Order: the path in the configuration, then `ORT_DYLIB_PATH`, then a project-local Python
+//! environment (`.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*`, as
+//! `scripts/setup.sh` installs it) in the current directory or one of its parents. A process
+//! loads one library; the first successful load wins.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use crate::error::{ort_err, EmbedError};
+
+static LOADED: OnceLock<(PathBuf, ort::environment::Environment)> = OnceLock::new();
+static LOADING: Mutex<()> = Mutex::new(());
+
+/// Where to look for the library, in order.
+pub fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = explicit {
+        out.push(p.to_path_buf());
+        return out;
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        out.push(PathBuf::from(p));
+        return out;
+    }
+    if let Ok(mut dir) = std::env::current_dir() {
+        for _ in 0..5 {
+            out.extend(venv_libraries(&dir.join(".venv")));
+            if !dir.pop() {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn venv_libraries(venv: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(libs) = std::fs::read_dir(venv.join("lib")) else { return found };
+    for py in libs.flatten() {
+        let capi = py.path().join("site-packages/onnxruntime/capi");
+        let Ok(files) = std::fs::read_dir(&capi) else { continue };
+        let mut libs: Vec<PathBuf> = files
+            .flatten()
+            .map(|f| f.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("libonnxruntime.so.") || n == "libonnxruntime.dylib")
+            })
+            .collect();
+        libs.sort();
+        found.extend(libs);
+    }
+    found
+}
+
+/// Loads the runtime once per process and returns its environment.
+pub(crate) fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment::Environment, EmbedError> {
+    if let Some((path, env)) = LOADED.get() {
+        if let Some(req) = explicit {
+            if req != path {
+                return Err(EmbedError::RuntimeAlreadyLoaded { requested: req.to_path_buf() });
+            }
+        }
+        return Ok(env);
+    }
+    let _guard = LOADING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, env)) = LOADED.get() {
+        return Ok(env);
+    }
+    let searched = candidates(explicit);
+    let Some(path) = searched.iter().find(|p| p.is_file()).cloned() else {
+        return Err(EmbedError::RuntimeNotFound { searched });
+    };
+    let builder = ort::init_from(&path).map_err(|source| EmbedError::RuntimeLoad { path: path.clone(), source })?;
+    let env = builder.with_name("akidb").build().map_err(ort_err("creating the ONNX Runtime environment"))?;
+    log::info!("loaded ONNX Runtime from {}", path.display());
+    Ok(&LOADED.get_or_init(|| (path, env)).1)
+}
+
+/// The library this process loaded, if any.
+pub fn loaded_library() -> Option<&'static Path> {
+    LOADED.get().map(|(p, _)| p.as_path())
+}
+
+/// Which of AkiDB's execution providers the loaded library has compiled in
+/// (CPU, CUDA, TensorRT, CoreML), loading the runtime first if needed.
+pub fn available_providers() -> Result<Vec<&'static str>, EmbedError> {
+    use ort::ep::ExecutionProvider;
+    environment(None)?;
+    let mut out = vec!["CPU"];
+    let checks: [(&'static str, fn() -> ort::Result<bool>); 3] = [
+        ("CUDA", ort::ep::CUDA::is_available),
+        ("TensorRT", ort::ep::TensorRT::is_available),
+        ("CoreML", ort::ep::CoreML::is_available),
+    ];
+    for (name, check) in checks {
+        if check().map_err(ort_err("listing execution providers"))? {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,32 @@
+//! all-MiniLM-L6-v2 (the default model, converted by scripts/setup.sh) against
+//! sentence-transformers references (tests/fixtures/minilm/reference.json).
+
+mod common;
+
+use akidb_embedding::{Embedder, InputKind, OnnxEmbeddingProvider};
+use common::*;
+
+#[test]
+fn minilm_matches_sentence_transformers_at_every_batch_size() {
+    let r = json(root().join("tests/fixtures/minilm/reference.json"));
+    let texts = strings(&r["texts"]);
+    let want = vectors(&r["embeddings"]);
+    let p = OnnxEmbeddingProvider::from_dir(minilm_dir()).expect("load");
+    assert_eq!(p.info().dimension, 384);
+    let order: Vec<usize> = (0..32).map(|i| (i * 5) % texts.len()).collect();
+    let mut worst = 1.0f32;
+    for bs in [1usize, 2, 4, 7, 8, 16, 32] {
+        for chunk in order.chunks(bs) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            let got = p.embed(&batch, InputKind::Document).expect("embed");
+            for (&i, v) in chunk.iter().zip(&got.vectors) {
+                worst = worst.min(cosine(v, &want[i]));
+            }
+        }
+    }
+    assert!(worst >= 0.999, "worst cosine {worst}");
+    // The long text (over 256 word pieces) is truncated and says so.
+    let long = texts.iter().position(|t| t.len() > 1000).expect("long text");
+    let got = p.embed(&[texts[long].as_str()], InputKind::Document).expect("embed");
+    assert_eq!((got.truncated[0], got.token_counts[0]), (true, 256));
+}
