@@ -46,6 +46,7 @@ impl DatabaseBuilder {
                 path: path.to_path_buf(),
                 store,
                 collections: RwLock::new(HashMap::new()),
+                batchers: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -60,13 +61,15 @@ impl DatabaseBuilder {
 /// [`Error::is_locked`] is true.
 #[derive(Clone)]
 pub struct Database {
-    inner: Arc<DbInner>,
+    pub(crate) inner: Arc<DbInner>,
 }
 
-struct DbInner {
+pub(crate) struct DbInner {
     path: PathBuf,
-    store: Storage,
+    pub(crate) store: Storage,
     collections: RwLock<HashMap<String, Arc<CollectionState>>>,
+    /// One micro-batching worker per embedding model handed in (keyed by the `Arc`'s address).
+    pub(crate) batchers: std::sync::Mutex<Vec<(Arc<dyn akidb_embedding::Embedder>, Arc<crate::BatchingEmbedder>)>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -125,18 +128,18 @@ impl Database {
         })?;
         let state = Arc::new(CollectionState::empty(entry, config));
         map.insert(name.to_string(), state.clone());
-        Ok(Collection { db: self.inner.clone(), state })
+        Ok(Collection { db: self.inner.clone(), state, embedder: None })
     }
 
     /// Opens an existing collection. The first open in a process loads its vectors into memory.
     pub fn collection(&self, name: &str) -> Result<Collection> {
         validate_collection_name(name)?;
         if let Some(state) = read(&self.inner.collections).get(name) {
-            return Ok(Collection { db: self.inner.clone(), state: state.clone() });
+            return Ok(Collection { db: self.inner.clone(), state: state.clone(), embedder: None });
         }
         let mut map = write(&self.inner.collections);
         if let Some(state) = map.get(name) {
-            return Ok(Collection { db: self.inner.clone(), state: state.clone() });
+            return Ok(Collection { db: self.inner.clone(), state: state.clone(), embedder: None });
         }
         let entry = self
             .inner
@@ -146,7 +149,7 @@ impl Database {
         let config = decode_schema(&entry)?;
         let state = Arc::new(CollectionState::load(&self.inner.store, entry, config)?);
         map.insert(name.to_string(), state.clone());
-        Ok(Collection { db: self.inner.clone(), state })
+        Ok(Collection { db: self.inner.clone(), state, embedder: None })
     }
 
     /// Names and configurations of all collections, ordered by name.
@@ -185,9 +188,9 @@ fn decode_schema(entry: &CollectionEntry) -> Result<CollectionConfig> {
 }
 
 /// In-memory state of an open collection.
-struct CollectionState {
+pub(crate) struct CollectionState {
     entry: CollectionEntry,
-    config: CollectionConfig,
+    pub(crate) config: CollectionConfig,
     live: RwLock<Live>,
     dropped: AtomicBool,
 }
@@ -265,8 +268,10 @@ impl CollectionState {
 /// A handle on one collection. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct Collection {
-    db: Arc<DbInner>,
-    state: Arc<CollectionState>,
+    pub(crate) db: Arc<DbInner>,
+    pub(crate) state: Arc<CollectionState>,
+    /// The embedding model of text calls, if attached.
+    pub(crate) embedder: Option<Arc<dyn akidb_embedding::Embedder>>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -286,7 +291,7 @@ impl Collection {
         &self.state.config
     }
 
-    fn check_live(&self) -> Result<()> {
+    pub(crate) fn check_live(&self) -> Result<()> {
         if self.state.dropped.load(Ordering::Acquire) {
             return Err(Error::CollectionNotFound { name: self.name().into() });
         }

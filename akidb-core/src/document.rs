@@ -39,6 +39,29 @@ impl Document {
     }
 }
 
+/// A text to embed and store (see [`crate::Collection::add_texts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextDocument {
+    /// User id (as for [`Document::id`]).
+    pub id: String,
+    /// The text, embedded as a document (no query instruction), at most [`MAX_TEXT_BYTES`].
+    pub text: String,
+    /// Metadata object (as for [`Document::metadata`]).
+    pub metadata: Value,
+}
+
+impl TextDocument {
+    /// A text document with empty metadata.
+    pub fn new(id: impl Into<String>, text: impl Into<String>) -> Self {
+        Self { id: id.into(), text: text.into(), metadata: Value::Null }
+    }
+    /// Sets the metadata (a JSON object).
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
 /// A stored document, as returned by [`crate::Collection::get`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {

@@ -128,6 +128,25 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Text calls on a collection opened without an embedding model.
+    #[error("collection {collection:?} has no embedding model attached: open it with Database::text_collection")]
+    NoEmbedder {
+        /// The collection.
+        collection: String,
+    },
+    /// The collection was built with another embedding model than the one given.
+    #[error("collection {collection:?} was built with model {stored}, not with {given}: vectors of different models do not mix")]
+    ModelMismatch {
+        /// The collection.
+        collection: String,
+        /// The model recorded in the collection's schema (`none` for a vector-only collection).
+        stored: String,
+        /// The model given now.
+        given: String,
+    },
+    /// The embedding model failed.
+    #[error(transparent)]
+    Embedding(#[from] akidb_embedding::EmbedError),
     /// A background task of the async facade was cancelled or panicked.
     #[error("background task failed: {source}")]
     Task {

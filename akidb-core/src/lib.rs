@@ -4,24 +4,37 @@
 //! (`akidb-index`) and the embedding runtime (`akidb-embedding`). Applications depend on the
 //! `akidb` facade crate, which re-exports this API.
 //!
+//! Text collections ([`Database::text_collection`]) embed in process with an [`Embedder`]
+//! (normally [`OnnxEmbeddingProvider`]).
+//!
 //! Data flow of a write: validate -> one redb write transaction -> commit (fsync) -> index update
 //! -> return. Of a search: validate -> index search with the filter applied per candidate ->
 //! fetch documents from one redb snapshot -> hits.
 
 mod asynch;
+mod batcher;
 mod db;
 mod document;
 mod error;
 pub mod filter;
 pub mod limits;
 mod schema;
+mod text;
 
 pub use asynch::{AsyncCollection, AsyncDatabase};
 pub use db::{validate_collection_name, Collection, Database, DatabaseBuilder};
-pub use document::{Document, Hit, Record};
+pub use batcher::{BatchOptions, BatchingEmbedder};
+pub use document::{Document, Hit, Record, TextDocument};
+pub use text::{IngestOptions, IngestProgress, IngestReport};
 pub use error::{Error, IdProblem, LimitExceeded, Result};
 pub use filter::{Filter, FilterError};
 pub use schema::{CollectionConfig, Metric, ModelIdentity};
+
+/// The embedding layer: models, execution providers, configuration.
+pub use akidb_embedding as embedding;
+pub use akidb_embedding::{
+    EmbedError, Embedder, ExecutionProviderConfig, InputKind, ModelInfo, OnnxConfig, OnnxEmbeddingProvider,
+};
 
 /// The storage error type, reachable through [`Error::Storage`].
 pub use akidb_storage::StorageError;

@@ -24,6 +24,15 @@ impl ModelIdentity {
     pub fn new(name: impl Into<String>, dimension: usize, pooling: impl Into<String>) -> Self {
         Self { name: name.into(), dimension, pooling: pooling.into(), query_instruction: None }
     }
+    /// The identity of a loaded model.
+    pub fn of(info: &akidb_embedding::ModelInfo) -> Self {
+        Self {
+            name: info.name.clone(),
+            dimension: info.dimension,
+            pooling: info.pooling.as_str().to_string(),
+            query_instruction: info.query_prompt.clone(),
+        }
+    }
     /// Sets the query instruction.
     pub fn with_query_instruction(mut self, instruction: impl Into<String>) -> Self {
         self.query_instruction = Some(instruction.into());
@@ -68,4 +77,14 @@ impl CollectionConfig {
 pub(crate) struct StoredSchema {
     pub(crate) schema_version: u32,
     pub(crate) config: CollectionConfig,
+}
+
+impl std::fmt::Display for ModelIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}-d, {} pooling", self.name, self.dimension, self.pooling)?;
+        match &self.query_instruction {
+            Some(q) => write!(f, ", query prompt {q:?})"),
+            None => write!(f, ", no query prompt)"),
+        }
+    }
 }
