@@ -1,0 +1,216 @@
+//! Text collections end to end with the real default model (all-MiniLM-L6-v2 on ONNX Runtime):
+//! model identity, add/query, ingest progress and cancellation, micro-batching, and the
+//! relevance floor of the robot-log question set.
+
+#[path = "../examples/common/fleet.rs"]
+mod fleet;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use akidb::embedding::{EmbedError, Embeddings, InputKind, ModelInfo};
+use akidb::{
+    CollectionConfig, Database, Document, Embedder, Error, Filter, IngestOptions, OnnxConfig, OnnxEmbeddingProvider,
+    TextDocument,
+};
+use serde_json::json;
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn minilm() -> Arc<OnnxEmbeddingProvider> {
+    let dir = root().join("models/all-MiniLM-L6-v2");
+    assert!(dir.join("model.onnx").is_file(), "run `bash scripts/setup.sh` first");
+    Arc::new(OnnxEmbeddingProvider::from_dir(dir).expect("load MiniLM"))
+}
+
+fn qwen() -> Arc<OnnxEmbeddingProvider> {
+    Arc::new(OnnxEmbeddingProvider::from_dir(root().join("tests/fixtures/qwen3-tiny")).expect("load qwen"))
+}
+
+fn db() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(dir.path().join("db")).expect("open");
+    (dir, db)
+}
+
+#[test]
+fn add_and_query_text_with_filters_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let model = minilm();
+    {
+        let db = Database::open(&path).expect("open");
+        let c = db.text_collection("logs", model.clone()).expect("text collection");
+        let truncated = c
+            .add_texts(&[
+                TextDocument::new("a", "lidar timeout, robot stopped at the loading dock")
+                    .with_metadata(json!({"robot": "robot_3"})),
+                TextDocument::new("b", "battery temperature too high").with_metadata(json!({"robot": "robot_5"})),
+                TextDocument::new("c", "goal reached at aisle 4").with_metadata(json!({"robot": "robot_3"})),
+                TextDocument::new("long", "word ".repeat(2000)),
+            ])
+            .expect("add");
+        assert_eq!(truncated, 1);
+        let hits = c.query_text("why did the robot stop?", 2, None).expect("query");
+        assert_eq!(hits[0].id, "a");
+        assert_eq!(hits[0].text.as_deref(), Some("lidar timeout, robot stopped at the loading dock"));
+        let hot = c.query_text("overheating", 1, Some(&Filter::eq("robot", "robot_3"))).expect("query");
+        assert_ne!(hot[0].id, "b", "the filter must exclude robot_5");
+    }
+    let db = Database::open(&path).expect("reopen");
+    let c = db.text_collection("logs", model).expect("reopen text collection");
+    assert_eq!(c.count().expect("count"), 4);
+    assert_eq!(c.query_text("battery heat", 1, None).expect("query")[0].id, "b");
+}
+
+#[test]
+fn another_model_is_refused_naming_both() {
+    let (_d, db) = db();
+    db.text_collection("logs", minilm()).expect("create");
+    let err = db.text_collection("logs", qwen()).expect_err("mismatch");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::ModelMismatch { .. }), "{err:?}");
+    assert!(msg.contains("all-MiniLM-L6-v2") && msg.contains("qwen3-tiny"), "{msg}");
+    db.create_collection("vectors", CollectionConfig::new(384)).expect("create");
+    assert!(matches!(db.text_collection("vectors", minilm()), Err(Error::ModelMismatch { .. })));
+    // Bring-your-own vectors keeps working, and text calls need a model.
+    let v = db.collection("vectors").expect("open");
+    v.upsert(&[Document::new("x", vec![1.0; 384])]).expect("upsert");
+    assert!(matches!(v.query_text("hi", 1, None), Err(Error::NoEmbedder { .. })));
+    assert!(matches!(v.add_texts(&[TextDocument::new("y", "hi")]), Err(Error::NoEmbedder { .. })));
+}
+
+#[test]
+fn bad_text_input_is_typed_and_writes_nothing() {
+    let (_d, db) = db();
+    let c = db.text_collection("t", qwen()).expect("create");
+    let cases = [
+        TextDocument::new("", "x"),
+        TextDocument::new("ok", "x").with_metadata(json!(3)),
+        TextDocument::new("ok", "y".repeat((4 << 20) + 1)),
+    ];
+    for bad in cases {
+        assert!(c.add_texts(&[TextDocument::new("good", "fine"), bad]).is_err());
+    }
+    assert_eq!(c.count().expect("count"), 0);
+    assert!(matches!(c.query_text("x", 0, None), Err(Error::InvalidK { .. })));
+    assert!(matches!(c.query_text(&"q".repeat((4 << 20) + 1), 1, None), Err(Error::TextTooLong { .. })));
+    // Empty and exotic texts are fine.
+    c.add_texts(&[TextDocument::new("e", ""), TextDocument::new("j", "ロボット🤖 Greifer")]).expect("add");
+    assert_eq!(c.count().expect("count"), 2);
+}
+
+#[test]
+fn ingest_reports_progress_and_cancels_without_losing_batches() {
+    let (_d, db) = db();
+    let c = db.text_collection("t", qwen()).expect("create");
+    let docs: Vec<TextDocument> = (0..500).map(|i| TextDocument::new(format!("d{i}"), format!("log line number {i}"))).collect();
+    let seen = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
+    let progress = |p: akidb::IngestProgress| {
+        seen.store(p.written, Ordering::SeqCst);
+        assert_eq!(p.total, Some(500));
+        if p.written >= 200 {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    };
+    let opts = IngestOptions::default().with_batch_size(100).with_progress(&progress).with_cancel(&cancel);
+    let report = c.ingest(docs.clone(), &opts).expect("ingest");
+    assert!(report.cancelled);
+    assert_eq!(report.written, 200);
+    assert_eq!(report.batches, 2);
+    assert_eq!(seen.load(Ordering::SeqCst), 200);
+    assert_eq!(c.count().expect("count"), 200, "acknowledged batches are kept, nothing more");
+    // A bad document mid-stream: earlier batches stay.
+    let mut bad = docs.clone();
+    bad[350].metadata = json!([1]);
+    let err = c.ingest(bad, &IngestOptions::default().with_batch_size(100)).expect_err("bad doc");
+    assert!(matches!(err, Error::MetadataNotObject { .. }));
+    assert_eq!(c.count().expect("count"), 300);
+    let full = c.ingest(docs, &IngestOptions::default().with_batch_size(64)).expect("ingest");
+    assert_eq!((full.written, full.cancelled), (500, false));
+    assert_eq!(c.count().expect("count"), 500);
+}
+
+/// Counts inner model calls to show concurrent requests share runs.
+struct Counting {
+    inner: Arc<OnnxEmbeddingProvider>,
+    calls: AtomicUsize,
+    texts: AtomicUsize,
+}
+
+impl Embedder for Counting {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
+        self.inner.embed(texts, kind)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_async_queries_share_model_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let counting = Arc::new(Counting { inner: minilm(), calls: AtomicUsize::new(0), texts: AtomicUsize::new(0) });
+    let db = akidb::AsyncDatabase::open(dir.path().join("db")).await.expect("open");
+    let c = db.text_collection("t", counting.clone()).await.expect("create");
+    c.add_texts((0..50).map(|i| TextDocument::new(format!("d{i}"), format!("event {i} on robot {}", i % 8))).collect())
+        .await
+        .expect("add");
+    let before = counting.calls.load(Ordering::SeqCst);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.query_text(format!("what happened to robot {}", i % 8), 3, None).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("join").expect("query").len(), 3);
+    }
+    let runs = counting.calls.load(Ordering::SeqCst) - before;
+    assert!(runs < 64, "64 concurrent queries took {runs} model runs: no micro-batching");
+    // Results are the same as unbatched ones.
+    let direct = c.blocking().query_text("what happened to robot 3", 3, None).expect("query");
+    let via = c.query_text("what happened to robot 3".into(), 3, None).await.expect("query");
+    assert_eq!(direct.iter().map(|h| &h.id).collect::<Vec<_>>(), via.iter().map(|h| &h.id).collect::<Vec<_>>());
+}
+
+#[test]
+fn robot_log_questions_meet_the_relevance_floor() {
+    let (_d, db) = db();
+    let c = db.text_collection("logs", minilm()).expect("create");
+    let (events, questions) = fleet::generate(3000, 42);
+    let docs = events.iter().map(|e| TextDocument::new(e.id.clone(), e.text()).with_metadata(e.metadata()));
+    c.ingest(docs, &IngestOptions::default()).expect("ingest");
+    assert!(questions.len() >= 20);
+    let (mut recall, mut mrr) = (0.0, 0.0);
+    for q in &questions {
+        let f = q.robot.map(|r| Filter::eq("robot", r));
+        let ids: Vec<String> = c.query_text(q.text, 10, f.as_ref()).expect("query").into_iter().map(|h| h.id).collect();
+        let (r, m) = fleet::score(&ids, &q.relevant, 10);
+        recall += r;
+        mrr += m;
+    }
+    let n = questions.len() as f64;
+    let (recall, mrr) = (recall / n, mrr / n);
+    eprintln!("robot-log relevance over {} questions: recall@10 {recall:.3}, MRR@10 {mrr:.3}", questions.len());
+    assert!(recall >= 0.55, "recall@10 {recall:.3} below floor 0.55");
+    assert!(mrr >= 0.80, "MRR@10 {mrr:.3} below floor 0.80");
+}
+
+#[test]
+fn fleet_time_helpers_round_trip() {
+    assert_eq!(fleet::iso8601(fleet::T0), "2026-11-20T06:00:00Z");
+    assert_eq!(fleet::parse_time("2026-11-20T06:00:00Z"), Some(fleet::T0));
+    assert_eq!(fleet::parse_time("2026-11-20"), Some(fleet::T0 - 6 * 3600));
+    assert_eq!(fleet::parse_time("not a time"), None);
+    let (events, _) = fleet::generate(50, 1);
+    let e = &events[0];
+    let parsed = fleet::LogEvent::parse_line(e.id.clone(), &e.line()).expect("parse");
+    assert_eq!((parsed.robot.as_str(), parsed.node.as_str(), parsed.message.as_str()), (e.robot.as_str(), e.node.as_str(), e.message.as_str()));
+    let _ = OnnxConfig::from_dir(root().join("tests/fixtures/qwen3-tiny")).expect("config");
+}
