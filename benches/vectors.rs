@@ -3,6 +3,7 @@
 //! `cargo bench --bench vectors` — upsert of 384-d vectors in batches of 1, 100 and 1000
 //! (each batch one durable, fsynced transaction), and exact search (k = 10) over 10k and 100k
 //! vectors, unfiltered and with a 10% metadata filter.
+#![allow(missing_docs)]
 
 use akidb::{CollectionConfig, Database, Document, Filter};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
@@ -75,5 +76,9 @@ fn search(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, upsert, search);
+criterion_group!(
+    name = benches;
+    config = Criterion::default();
+    targets = upsert, search
+);
 criterion_main!(benches);

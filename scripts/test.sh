@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: set-up (idempotent), then every test of the workspace.
+# The whole test suite from a fresh clone: set-up (idempotent), lints, then every test of the
+# workspace (unit, integration, crash, model reference and doc tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
-cargo test --workspace --all-features --no-fail-fast 2>&1
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --no-fail-fast 2>&1

@@ -71,7 +71,8 @@ fn bad_vectors_are_typed_errors_and_write_nothing() {
     let c = db.create_collection("c", CollectionConfig::new(3)).expect("create");
     c.upsert(&[doc("keep", vec![1.0, 2.0, 3.0])]).expect("seed");
     let good = doc("new", vec![1.0, 1.0, 1.0]);
-    let cases: Vec<(Document, fn(&Error) -> bool)> = vec![
+    type Check = fn(&Error) -> bool;
+    let cases: Vec<(Document, Check)> = vec![
         (doc("x", vec![1.0, 2.0]), |e| matches!(e, Error::WrongDimension { expected: 3, got: 2, .. })),
         (doc("x", vec![1.0, f32::NAN, 0.0]), |e| matches!(e, Error::NonFiniteVector { position: 1, .. })),
         (doc("x", vec![f32::INFINITY, 0.0, 0.0]), |e| matches!(e, Error::NonFiniteVector { position: 0, .. })),

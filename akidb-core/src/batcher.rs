@@ -7,7 +7,7 @@
 //! (with the default `max_wait` of zero); under concurrency, throughput grows with the queue,
 //! as in text-embeddings-inference.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -101,8 +101,7 @@ impl Embedder for BatchingEmbedder {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
-            .map(|tx| tx.send(req).is_ok())
-            .unwrap_or(false);
+            .is_some_and(|tx| tx.send(req).is_ok());
         if !sent {
             return Err(EmbedError::InvalidConfig {
                 field: "batcher",
@@ -125,10 +124,7 @@ fn worker(inner: Arc<dyn Embedder>, rx: Receiver<Request>, options: BatchOptions
             let next = match rx.try_recv() {
                 Ok(r) => Some(r),
                 Err(_) if options.max_wait.is_zero() => None,
-                Err(_) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(r) => Some(r),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                },
+                Err(_) => rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok(),
             };
             let Some(r) = next else { break };
             texts += r.texts.len();

@@ -64,12 +64,15 @@ pub struct Database {
     pub(crate) inner: Arc<DbInner>,
 }
 
+/// A model handed to [`Database::text_collection`] and its micro-batching worker.
+pub(crate) type Batcher = (Arc<dyn akidb_embedding::Embedder>, Arc<crate::BatchingEmbedder>);
+
 pub(crate) struct DbInner {
     path: PathBuf,
     pub(crate) store: Storage,
     collections: RwLock<HashMap<String, Arc<CollectionState>>>,
     /// One micro-batching worker per embedding model handed in (keyed by the `Arc`'s address).
-    pub(crate) batchers: std::sync::Mutex<Vec<(Arc<dyn akidb_embedding::Embedder>, Arc<crate::BatchingEmbedder>)>>,
+    pub(crate) batchers: std::sync::Mutex<Vec<Batcher>>,
 }
 
 impl std::fmt::Debug for Database {

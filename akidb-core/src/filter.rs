@@ -571,7 +571,7 @@ mod tests {
         assert!(!t(r#"{"$not": {"a": 1}}"#));
         assert!(t(r#"{}"#));
         assert!(!t(r#"{"$or": []}"#));
-        assert!(t(r#"{"s": {"$lt": "b"}, "a": {"$lte": 1}}"#) == false);
+        assert!(!t(r#"{"s": {"$lt": "b"}, "a": {"$lte": 1}}"#));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::error::EmbedError;
 /// A provider that cannot be registered is an error unless [`OnnxConfig::allow_fallback`] is set;
 /// then AkiDB logs a warning and runs on CPU. There is never a silent CPU fallback:
 /// [`crate::ModelInfo::execution_provider`] always names the provider actually in use.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum ExecutionProviderConfig {
     /// NVIDIA TensorRT (Jetson Thor with JetPack's ONNX Runtime, or any ONNX Runtime built with
     /// TensorRT). Nodes TensorRT cannot take run on CUDA, then CPU.
@@ -51,13 +51,8 @@ pub enum ExecutionProviderConfig {
     /// Apple CoreML (macOS).
     CoreML,
     /// CPU (always available).
+    #[default]
     Cpu,
-}
-
-impl Default for ExecutionProviderConfig {
-    fn default() -> Self {
-        ExecutionProviderConfig::Cpu
-    }
 }
 
 impl ExecutionProviderConfig {

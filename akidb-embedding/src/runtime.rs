@@ -91,7 +91,8 @@ pub fn available_providers() -> Result<Vec<&'static str>, EmbedError> {
     use ort::ep::ExecutionProvider;
     environment(None)?;
     let mut out = vec!["CPU"];
-    let checks: [(&'static str, fn() -> ort::Result<bool>); 3] = [
+    type Check = fn() -> ort::Result<bool>;
+    let checks: [(&'static str, Check); 3] = [
         ("CUDA", ort::ep::CUDA::is_available),
         ("TensorRT", ort::ep::TensorRT::is_available),
         ("CoreML", ort::ep::CoreML::is_available),

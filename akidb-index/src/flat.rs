@@ -213,13 +213,13 @@ mod tests {
                 .collect();
             let items: Vec<(u64, &[f32])> = data.iter().map(|(i, v)| (*i, v.as_slice())).collect();
             idx.insert(&items).expect("insert");
-            let gone: Vec<u64> = (0..10_000).step_by(3).collect();
+            let gone: Vec<u64> = (0..10_000u64).step_by(3).collect();
             assert_eq!(idx.remove(&gone), gone.len());
-            data.retain(|(i, _)| i % 3 != 0);
+            data.retain(|(i, _)| !i.is_multiple_of(3));
             let q: Vec<f32> = (0..16).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let got: Vec<u64> = idx.search(&q, 10, None).expect("search").iter().map(|n| n.id).collect();
             assert_eq!(got, brute(&data, &q, 10, metric), "{metric:?}");
-            let even = |id: u64| id % 2 == 0;
+            let even = |id: u64| id.is_multiple_of(2);
             let got: Vec<u64> = idx.search(&q, 10, Some(&even)).expect("search").iter().map(|n| n.id).collect();
             let evens: Vec<_> = data.iter().filter(|(i, _)| i % 2 == 0).cloned().collect();
             assert_eq!(got, brute(&evens, &q, 10, metric));

@@ -221,6 +221,9 @@ pub struct StoredDocument {
     pub metadata: String,
 }
 
+/// A document found by id: its sequence number, the document and its vector.
+pub type FoundDocument = (u64, StoredDocument, Vec<f32>);
+
 /// What a committed write did, for the index layer to apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReceipt {
@@ -653,7 +656,7 @@ fn decode<T: serde::de::DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T
 
 /// Decodes a vector stored as raw little-endian f32 bytes.
 fn decode_vector(table: &str, bytes: &[u8], out: &mut Vec<f32>) -> Result<()> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(StorageError::Corrupt {
             table: table.into(),
             reason: format!("vector of {} bytes is not a whole number of f32", bytes.len()),
@@ -728,11 +731,7 @@ impl Snapshot {
     }
 
     /// Documents and vectors by user id (`None` where absent).
-    pub fn get(
-        &self,
-        coll: &CollectionEntry,
-        ids: &[&str],
-    ) -> Result<Vec<Option<(u64, StoredDocument, Vec<f32>)>>> {
+    pub fn get(&self, coll: &CollectionEntry, ids: &[&str]) -> Result<Vec<Option<FoundDocument>>> {
         let t = Self::tables(coll);
         let keys = self.open(coll, t.keys())?;
         let docs = self.open(coll, t.docs())?;
