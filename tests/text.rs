@@ -214,3 +214,4 @@ fn fleet_time_helpers_round_trip() {
     assert_eq!((parsed.robot.as_str(), parsed.node.as_str(), parsed.message.as_str()), (e.robot.as_str(), e.node.as_str(), e.message.as_str()));
     let _ = OnnxConfig::from_dir(root().join("tests/fixtures/qwen3-tiny")).expect("config");
 }
+

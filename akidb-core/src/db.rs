@@ -5,17 +5,34 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use akidb_index::{FlatIndex, VectorInsert, VectorSearch};
+use akidb_index::persist::{self, IndexIdentity, LoadOutcome};
+use akidb_index::{FlatIndex, HnswIndex, SearchParams, SearchPath, VectorInsert, VectorSearch};
 use akidb_storage::{CollectionEntry, DocumentWrite, Storage, StorageError, StorageOptions};
 use serde_json::{Map, Value};
 
 use crate::document::{check_id, check_metadata, check_text, check_vector, Document, Hit, Record};
 use crate::filter::Filter;
-use crate::limits::{MAX_BATCH, MAX_COLLECTION_NAME, MAX_DIMENSION, MAX_K};
+use crate::limits::{MAX_BATCH, MAX_COLLECTION_NAME, MAX_DIMENSION, MAX_EF, MAX_K};
 use crate::schema::{CollectionConfig, StoredSchema};
 use crate::{Error, Result};
 
 const SCHEMA_VERSION: u32 = 1;
+/// Automatic optimize: tombstones must exceed this fraction of graph nodes...
+pub const OPTIMIZE_TOMBSTONE_RATIO: f64 = 0.25;
+/// ...and this count.
+pub const OPTIMIZE_MIN_TOMBSTONES: usize = 1_000;
+
+/// Index statistics of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexStats {
+    /// Live vectors.
+    pub live: usize,
+    /// Removed or replaced vectors still linked in the graph (cleared by `optimize`).
+    pub tombstones: usize,
+    /// Index changes not yet in a saved generation.
+    pub unsaved_changes: u64,
+}
 
 /// Options for opening a database; see [`Database::builder`].
 ///
@@ -122,6 +139,10 @@ impl Database {
         if config.dimension == 0 || config.dimension > MAX_DIMENSION {
             return Err(Error::InvalidDimension { dimension: config.dimension, max: MAX_DIMENSION });
         }
+        let h = config.hnsw;
+        if !(2..=255).contains(&h.m) || !(1..=MAX_EF).contains(&h.ef_construction) || !(1..=MAX_EF).contains(&h.ef_search) {
+            return Err(Error::InvalidIndexParams { m: h.m, ef_construction: h.ef_construction, ef_search: h.ef_search });
+        }
         let schema = serde_json::to_vec(&StoredSchema { schema_version: SCHEMA_VERSION, config: config.clone() })
             .map_err(|source| Error::CorruptSchema { name: name.into(), source })?;
         let mut map = write(&self.inner.collections);
@@ -129,7 +150,7 @@ impl Database {
             StorageError::CollectionExists { name } => Error::CollectionExists { name },
             e => e.into(),
         })?;
-        let state = Arc::new(CollectionState::empty(entry, config));
+        let state = Arc::new(CollectionState::empty(entry, config, &self.inner.path));
         map.insert(name.to_string(), state.clone());
         Ok(Collection { db: self.inner.clone(), state, embedder: None })
     }
@@ -150,7 +171,7 @@ impl Database {
             .collection(name)?
             .ok_or_else(|| Error::CollectionNotFound { name: name.into() })?;
         let config = decode_schema(&entry)?;
-        let state = Arc::new(CollectionState::load(&self.inner.store, entry, config)?);
+        let state = Arc::new(CollectionState::load(&self.inner.store, entry, config, &self.inner.path)?);
         map.insert(name.to_string(), state.clone());
         Ok(Collection { db: self.inner.clone(), state, embedder: None })
     }
@@ -173,6 +194,7 @@ impl Database {
         let state = map.remove(name);
         // Writers of this collection commit under its live lock: taking it orders the drop after them.
         let live = state.as_ref().map(|s| write(&s.live));
+        let entry = self.inner.store.collection(name)?;
         if !self.inner.store.drop_collection(name)? {
             return Err(Error::CollectionNotFound { name: name.into() });
         }
@@ -180,7 +202,35 @@ impl Database {
             s.dropped.store(true, Ordering::Release);
         }
         drop(live);
+        if let Some(e) = entry {
+            // The data is gone (committed above); the derived index files go best-effort.
+            let _ = std::fs::remove_dir_all(self.inner.path.join("index").join(format!("c{}", e.id)));
+        }
         Ok(())
+    }
+}
+
+impl Drop for DbInner {
+    /// Saves the index of every loaded collection with unsaved changes, so the next open loads
+    /// the graph instead of rebuilding it. Failures are logged: the index is derived data.
+    fn drop(&mut self) {
+        let map = self.collections.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for state in map.values() {
+            if state.dropped.load(Ordering::Relaxed) || state.unsaved.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let live = read(&state.live);
+            let covered = match self.store.snapshot().and_then(|s| s.last_seq(&state.entry)) {
+                Ok(c) => c,
+                Err(e) => {
+                    log::warn!("not saving the index of {}: {e}", state.entry.name);
+                    continue;
+                }
+            };
+            if let Err(e) = persist::save(&live.index, &state.index_dir, &state.identity(), covered) {
+                log::warn!("saving the index of {} failed (it will be rebuilt on open): {e}", state.entry.name);
+            }
+        }
     }
 }
 
@@ -196,12 +246,18 @@ pub(crate) struct CollectionState {
     pub(crate) config: CollectionConfig,
     live: RwLock<Live>,
     dropped: AtomicBool,
+    /// Where this collection's index generations live.
+    index_dir: PathBuf,
+    /// Writes since the index was last saved.
+    unsaved: std::sync::atomic::AtomicU64,
+    /// An optimize (graph rebuild) is running.
+    optimizing: AtomicBool,
 }
 
 /// What searches read: the index and the metadata of every live document, keyed by sequence
 /// number. It always reflects exactly the last committed write.
 struct Live {
-    index: FlatIndex,
+    index: HnswIndex,
     metadata: HashMap<u64, Map<String, Value>>,
 }
 
@@ -214,21 +270,37 @@ impl Live {
 }
 
 impl CollectionState {
-    fn empty(entry: CollectionEntry, config: CollectionConfig) -> Self {
-        let index = FlatIndex::new(config.dimension, config.metric);
+    fn empty(entry: CollectionEntry, config: CollectionConfig, db_path: &Path) -> Self {
+        let index = HnswIndex::new(config.dimension, config.metric, config.hnsw);
+        let index_dir = db_path.join("index").join(format!("c{}", entry.id));
         Self {
             entry,
             config,
             live: RwLock::new(Live { index, metadata: HashMap::new() }),
             dropped: AtomicBool::new(false),
+            index_dir,
+            unsaved: std::sync::atomic::AtomicU64::new(0),
+            optimizing: AtomicBool::new(false),
         }
     }
 
-    fn load(store: &Storage, entry: CollectionEntry, config: CollectionConfig) -> Result<Self> {
-        let state = Self::empty(entry, config);
+    fn identity(&self) -> IndexIdentity {
+        IndexIdentity {
+            collection_id: self.entry.id,
+            dimension: self.config.dimension,
+            metric: self.config.metric,
+            params: self.config.hnsw,
+        }
+    }
+
+    /// Loads vectors and metadata from storage, then the newest valid index generation (brought
+    /// up to date), or rebuilds the graph when there is none.
+    fn load(store: &Storage, entry: CollectionEntry, config: CollectionConfig, db_path: &Path) -> Result<Self> {
+        let state = Self::empty(entry, config, db_path);
         {
             let mut live = write(&state.live);
             let snap = store.snapshot()?;
+            let last_seq = snap.last_seq(&state.entry)?;
             let (dim, metric) = (state.config.dimension, state.config.metric);
             let mut ids = Vec::new();
             let mut vectors: Vec<f32> = Vec::new();
@@ -262,7 +334,39 @@ impl CollectionState {
                 return Err(e);
             }
             let items: Vec<(u64, &[f32])> = ids.iter().copied().zip(vectors.chunks_exact(dim)).collect();
-            live.index.insert(&items)?;
+            let mut flat = FlatIndex::new(dim, metric);
+            flat.insert(&items)?;
+            drop(items);
+            drop(vectors);
+            let name = &state.entry.name;
+            live.index = match persist::load(&state.index_dir, &state.identity(), flat, last_seq) {
+                LoadOutcome::Loaded { index, covered_seq, replayed, tombstoned } => {
+                    log::info!(
+                        "collection {name}: index generation covering sequence {covered_seq} loaded; \
+                         {replayed} newer vectors replayed, {tombstoned} removed ones tombstoned"
+                    );
+                    if replayed + tombstoned > 0 {
+                        state.unsaved.store((replayed + tombstoned) as u64, Ordering::Relaxed);
+                    }
+                    index
+                }
+                LoadOutcome::Rebuild { reason, flat } => {
+                    let n = flat.len();
+                    if n > 0 {
+                        log::info!("collection {name}: rebuilding the index over {n} vectors ({reason})");
+                        state.unsaved.store(n as u64, Ordering::Relaxed);
+                    }
+                    let mut last_log = std::time::Instant::now();
+                    let mut progress = |done: usize, total: usize| {
+                        if last_log.elapsed().as_secs() >= 5 {
+                            log::info!("collection {name}: index rebuild {done}/{total}");
+                            last_log = std::time::Instant::now();
+                        }
+                    };
+                    HnswIndex::rebuild_from(flat, state.config.hnsw, &|| false, &mut progress)
+                        .unwrap_or_else(|| HnswIndex::new(dim, metric, state.config.hnsw))
+                }
+            };
         }
         Ok(state)
     }
@@ -386,7 +490,93 @@ impl Collection {
         }
         let refs: Vec<(u64, &[f32])> = items.iter().map(|(s, v)| (*s, v.as_slice())).collect();
         live.index.insert(&refs)?;
+        self.state.unsaved.fetch_add((refs.len() + receipt.removed.len()) as u64, Ordering::Relaxed);
+        let needs_optimize = live.index.tombstones() >= OPTIMIZE_MIN_TOMBSTONES
+            && live.index.tombstone_ratio() > OPTIMIZE_TOMBSTONE_RATIO;
+        drop(live);
+        if needs_optimize && !self.state.optimizing.load(Ordering::Relaxed) {
+            let c = self.clone();
+            let _ = std::thread::Builder::new().name("akidb-optimize".into()).spawn(move || {
+                if let Err(e) = c.optimize() {
+                    log::warn!("automatic optimize of {} failed: {e}", c.name());
+                }
+            });
+        }
         Ok(receipt.deleted)
+    }
+
+    /// Rebuilds the HNSW graph from the live vectors, dropping tombstones (removed or replaced
+    /// documents still linked in the graph). Readers and writers keep going while the new graph
+    /// is built; writes made meanwhile are applied to it before it takes over. Runs
+    /// automatically in the background once tombstones exceed 25% of the graph (and 1,000).
+    /// Saves the new index generation afterwards. Returns the number of tombstones cleared.
+    pub fn optimize(&self) -> Result<usize> {
+        self.check_live()?;
+        if self.state.optimizing.swap(true, Ordering::AcqRel) {
+            return Ok(0); // one at a time; the running one does the work
+        }
+        struct Reset<'a>(&'a AtomicBool);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _reset = Reset(&self.state.optimizing);
+        let (snapshot, before) = {
+            let live = read(&self.state.live);
+            (live.index.flat().clone(), live.index.tombstones())
+        };
+        let snapshot_ids: std::collections::HashSet<u64> = snapshot.ids().iter().copied().collect();
+        let dropped = || self.state.dropped.load(Ordering::Relaxed);
+        let Some(mut fresh) = HnswIndex::rebuild_from(snapshot, self.state.config.hnsw, &dropped, &mut |_, _| {}) else {
+            return Err(Error::CollectionNotFound { name: self.name().into() });
+        };
+        {
+            let mut live = write(&self.state.live);
+            self.check_live()?;
+            // Catch up with writes made while building.
+            let current = live.index.flat();
+            let removed: Vec<u64> = snapshot_ids.iter().copied().filter(|id| !current.contains(*id)).collect();
+            let added: Vec<(u64, Vec<f32>)> = current
+                .ids()
+                .iter()
+                .filter(|id| !snapshot_ids.contains(id))
+                .filter_map(|id| current.vector(*id).map(|v| (*id, v.to_vec())))
+                .collect();
+            fresh.remove(&removed);
+            let refs: Vec<(u64, &[f32])> = added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+            fresh.insert(&refs)?;
+            live.index = fresh;
+        }
+        self.save_index()?;
+        Ok(before)
+    }
+
+    /// Writes the index as a new generation beside the database (temp + fsync + rename), so the
+    /// next open loads it instead of rebuilding the graph. Happens on its own after `optimize`
+    /// and when the last `Database` handle is dropped with unsaved index changes.
+    pub fn save_index(&self) -> Result<()> {
+        self.check_live()?;
+        let live = read(&self.state.live);
+        // Commits happen under the write lock: holding the read lock pins the covered sequence.
+        let covered = self.db.store.snapshot()?.last_seq(&self.state.entry).map_err(|e| self.storage_error(e))?;
+        let unsaved = self.state.unsaved.swap(0, Ordering::AcqRel);
+        if let Err(e) = persist::save(&live.index, &self.state.index_dir, &self.state.identity(), covered) {
+            self.state.unsaved.fetch_add(unsaved, Ordering::AcqRel);
+            return Err(Error::IndexPersist(e));
+        }
+        Ok(())
+    }
+
+    /// Index statistics: live vectors, graph tombstones.
+    pub fn index_stats(&self) -> Result<IndexStats> {
+        self.check_live()?;
+        let live = read(&self.state.live);
+        Ok(IndexStats {
+            live: live.index.len(),
+            tombstones: live.index.tombstones(),
+            unsaved_changes: self.state.unsaved.load(Ordering::Relaxed),
+        })
     }
 
     /// Fetches documents by id; `None` where absent. At most [`MAX_BATCH`] ids.
@@ -418,10 +608,23 @@ impl Collection {
         snap.count(&self.state.entry).map_err(|e| self.storage_error(e))
     }
 
-    /// The `k` documents nearest to `vector` among those matching `filter`, best first.
-    ///
-    /// Exact search (a parallel scan); `k` is 1 to [`MAX_K`].
+    /// The `k` documents nearest to `vector` among those matching `filter`, best first; `k` is
+    /// 1 to [`MAX_K`]. Uses the HNSW index with the collection's `ef_search`, the filter applied
+    /// during the graph walk; small collections and very selective filters are answered by an
+    /// exact scan (see `akidb_index::HnswIndex`). Returns `min(k, matching documents)` hits.
     pub fn search(&self, vector: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
+        self.search_with(vector, k, filter, SearchParams::default()).map(|(h, _)| h)
+    }
+
+    /// [`Collection::search`] with per-query parameters (`ef`, or an exact scan); also reports
+    /// which path answered.
+    pub fn search_with(
+        &self,
+        vector: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+        params: SearchParams,
+    ) -> Result<(Vec<Hit>, SearchPath)> {
         self.check_live()?;
         if k == 0 || k > MAX_K {
             return Err(Error::InvalidK { k, max: MAX_K });
@@ -436,11 +639,12 @@ impl Collection {
             let snap = self.db.store.snapshot()?;
             let pred = |seq: u64| filter.is_none_or(|f| f.matches(live.metadata(seq)));
             let n = match filter {
-                Some(_) => live.index.search(&query, k, Some(&pred))?,
-                None => live.index.search(&query, k, None)?,
+                Some(_) => live.index.search_with(&query, k, Some(&pred), params)?,
+                None => live.index.search_with(&query, k, None, params)?,
             };
             (n, snap)
         };
+        let (neighbors, path) = neighbors;
         let seqs: Vec<u64> = neighbors.iter().map(|n| n.id).collect();
         let docs = snap.documents_by_seq(&self.state.entry, &seqs).map_err(|e| self.storage_error(e))?;
         let mut hits = Vec::with_capacity(docs.len());
@@ -453,7 +657,7 @@ impl Collection {
             })?;
             hits.push(Hit { id: doc.id, score: n.score, text: doc.text, metadata: parse_meta(&doc.metadata)? });
         }
-        Ok(hits)
+        Ok((hits, path))
     }
 }
 

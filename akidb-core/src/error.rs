@@ -35,6 +35,19 @@ pub enum Error {
         /// The maximum.
         max: usize,
     },
+    /// HNSW parameters out of range: `m` 2 to 255, `ef_*` 1 to [`crate::limits::MAX_EF`].
+    #[error("invalid HNSW parameters m = {m}, ef_construction = {ef_construction}, ef_search = {ef_search}: m must be 2 to 255, ef values 1 to 10000")]
+    InvalidIndexParams {
+        /// m.
+        m: usize,
+        /// ef_construction.
+        ef_construction: usize,
+        /// ef_search.
+        ef_search: usize,
+    },
+    /// Saving an index generation failed (disk full, permissions); the data is safe in redb.
+    #[error("saving the index failed (data is unaffected): {0}")]
+    IndexPersist(#[source] akidb_index::persist::PersistError),
     /// A vector of the wrong length.
     #[error("vector {context} has dimension {got}, the collection expects {expected}")]
     WrongDimension {

@@ -22,7 +22,11 @@ mod schema;
 mod text;
 
 pub use asynch::{AsyncCollection, AsyncDatabase};
-pub use db::{validate_collection_name, Collection, Database, DatabaseBuilder};
+pub use akidb_index::{HnswParams, SearchParams, SearchPath};
+pub use db::{
+    validate_collection_name, Collection, Database, DatabaseBuilder, IndexStats, OPTIMIZE_MIN_TOMBSTONES,
+    OPTIMIZE_TOMBSTONE_RATIO,
+};
 pub use batcher::{BatchOptions, BatchingEmbedder};
 pub use document::{Document, Hit, Record, TextDocument};
 pub use text::{IngestOptions, IngestProgress, IngestReport};
@@ -30,6 +34,8 @@ pub use error::{Error, IdProblem, LimitExceeded, Result};
 pub use filter::{Filter, FilterError};
 pub use schema::{CollectionConfig, Metric, ModelIdentity};
 
+/// The index layer: HNSW and exact indexes (usable on their own, as `examples/ann_bench.rs` does).
+pub use akidb_index as index;
 /// The embedding layer: models, execution providers, configuration.
 pub use akidb_embedding as embedding;
 pub use akidb_embedding::{

@@ -13,6 +13,8 @@ pub const MAX_METADATA_DEPTH: usize = 16;
 pub const MAX_BATCH: usize = 65_536;
 /// Largest `k` of a search.
 pub const MAX_K: usize = 10_000;
+/// Largest `ef_construction` / `ef_search` (and per-query `ef`).
+pub const MAX_EF: usize = 10_000;
 /// Largest vector dimension of a collection.
 pub const MAX_DIMENSION: usize = 65_536;
 /// Deepest nesting of a metadata filter.

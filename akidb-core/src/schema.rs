@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use akidb_index::Metric;
+pub use akidb_index::{HnswParams, Metric};
 
 /// Identity of the embedding model bound to a collection. Opening a collection with a model of
 /// another identity is an error, so vectors of different models never mix.
@@ -42,7 +42,8 @@ impl ModelIdentity {
 
 /// Configuration of a collection, fixed at creation.
 ///
-/// Defaults: metric [`Metric::Cosine`], no bound model.
+/// Defaults: metric [`Metric::Cosine`], no bound model, HNSW m 16 / ef_construction 200 /
+/// ef_search 64.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CollectionConfig {
@@ -53,16 +54,24 @@ pub struct CollectionConfig {
     /// The embedding model that produces this collection's vectors, if bound.
     #[serde(default)]
     pub model: Option<ModelIdentity>,
+    /// HNSW parameters (defaults: m 16, ef_construction 200, ef_search 64).
+    #[serde(default)]
+    pub hnsw: HnswParams,
 }
 
 impl CollectionConfig {
     /// A configuration with the given dimension, cosine metric and no model.
     pub fn new(dimension: usize) -> Self {
-        Self { dimension, metric: Metric::Cosine, model: None }
+        Self { dimension, metric: Metric::Cosine, model: None, hnsw: HnswParams::default() }
     }
     /// Sets the metric.
     pub fn with_metric(mut self, metric: Metric) -> Self {
         self.metric = metric;
+        self
+    }
+    /// Sets the HNSW parameters.
+    pub fn with_hnsw(mut self, params: HnswParams) -> Self {
+        self.hnsw = params;
         self
     }
     /// Binds an embedding model identity.

@@ -74,6 +74,11 @@ impl FlatIndex {
         }
     }
 
+    /// Live ids, in storage order.
+    pub fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+
     /// Whether `id` is live in the index.
     pub fn contains(&self, id: u64) -> bool {
         self.slot_of.contains_key(&id)

@@ -6,14 +6,22 @@
 //!
 //! - [`FlatIndex`]: exact search, a parallel scan (rayon) over contiguous vectors. Ground truth and
 //!   the fallback for small collections and very selective filters.
+//! - [`HnswIndex`]: an HNSW graph (hnsw_rs) beside the flat store, with filtered traversal,
+//!   tombstones and rebuilds; see its module docs for the search rule.
 //!
 //! Scores: cosine and dot return the similarity (higher is better); L2 returns the Euclidean
 //! distance (lower is better). Results are always ordered best first, ties broken by id.
 
 mod flat;
+mod hnsw;
 mod metric;
+pub mod persist;
 
 pub use flat::FlatIndex;
+pub use hnsw::{
+    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, EXACT_BELOW, EXACT_MATCHES, EXACT_SELECTIVITY,
+    SELECTIVITY_SAMPLE,
+};
 pub use metric::{normalize, Metric};
 
 /// One search result.

@@ -41,16 +41,36 @@ impl Metric {
     }
 }
 
-/// Inner product, written with independent accumulators so that it vectorises.
+/// Inner product. On x86-64 with AVX2 and FMA (checked once at run time) a kernel compiled for
+/// them runs; elsewhere the portable one, written with independent accumulators to vectorise.
 #[inline]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2_fma() {
+        return simd::dot_avx2(a, b);
+    }
+    dot_portable(a, b)
+}
+
+/// Squared Euclidean distance (dispatched like [`dot`]).
+#[inline]
+pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2_fma() {
+        return simd::l2_avx2(a, b);
+    }
+    l2_portable(a, b)
+}
+
+#[inline(always)]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+        for i in 0..16 {
+            acc[i] = x[i].mul_add(y[i], acc[i]);
         }
     }
     let mut s: f32 = acc.iter().sum();
@@ -60,16 +80,16 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-#[inline]
-pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
+#[inline(always)]
+fn l2_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
+        for i in 0..16 {
             let d = x[i] - y[i];
-            acc[i] += d * d;
+            acc[i] = d.mul_add(d, acc[i]);
         }
     }
     let mut s: f32 = acc.iter().sum();
@@ -78,6 +98,41 @@ pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
         s += d * d;
     }
     s
+}
+
+/// AVX2+FMA builds of the portable kernels. The only `unsafe` in the crate: calling a
+/// `#[target_feature]` function, done only after the CPU was checked to have the features.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod simd {
+    use std::sync::OnceLock;
+
+    pub(super) fn has_avx2_fma() -> bool {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
+        super::dot_portable(a, b)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn l2_impl(a: &[f32], b: &[f32]) -> f32 {
+        super::l2_portable(a, b)
+    }
+
+    #[inline]
+    pub(super) fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: callers check has_avx2_fma() first.
+        unsafe { dot_impl(a, b) }
+    }
+
+    #[inline]
+    pub(super) fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: callers check has_avx2_fma() first.
+        unsafe { l2_impl(a, b) }
+    }
 }
 
 /// L2-normalises in place. Returns `false` (and leaves `v` as is) for a zero or non-finite norm.
@@ -103,6 +158,8 @@ mod tests {
         let l: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
         assert!((dot(&a, &b) - d).abs() < 1e-4);
         assert!((l2_squared(&a, &b) - l).abs() < 1e-3);
+        assert!((dot_portable(&a, &b) - d).abs() < 1e-4);
+        assert!((l2_portable(&a, &b) - l).abs() < 1e-3);
     }
 
     #[test]

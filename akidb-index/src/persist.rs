@@ -1,0 +1,309 @@
+//! Index generations on disk: an hnsw_rs dump plus a manifest, written temp + fsync + rename.
+//!
+//! Layout, inside a directory the caller owns (one per collection):
+//!
+//! ```text
+//! gen-00000000000000001234/        covers storage sequence numbers up to 1234
+//!     akidb.hnsw.graph             hnsw_rs dump (graph)
+//!     akidb.hnsw.data              hnsw_rs dump (vectors)
+//!     MANIFEST.json                format version, identity, parameters, sizes, CRC32s
+//! ```
+//!
+//! A generation is written into `tmp-*` and renamed into place only when complete and synced,
+//! so a crash leaves either the old generation or the new one. Loading takes the newest
+//! generation whose manifest parses, matches the expected identity and whose files have the
+//! recorded sizes and checksums; only then are the files handed to hnsw_rs (whose loader panics
+//! on foreign input; it also runs under `catch_unwind` as a second guard). Anything else is
+//! reported as [`LoadOutcome::Rebuild`] with the reason: a missing, stale, truncated or foreign
+//! index is rebuilt from storage, never a failed open. Nothing outside the directory is read:
+//! file names are fixed, and symbolic links are refused.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use hnsw_rs::api::AnnT;
+use hnsw_rs::hnswio::HnswIo;
+use serde::{Deserialize, Serialize};
+
+use crate::hnsw::{Graph, GraphDistance};
+use crate::{FlatIndex, HnswIndex, HnswParams, Metric, VectorSearch};
+
+/// Format version of index generations.
+pub const INDEX_FORMAT_VERSION: u32 = 1;
+const BASENAME: &str = "akidb";
+const FILES: [&str; 2] = ["akidb.hnsw.graph", "akidb.hnsw.data"];
+
+/// Errors while saving a generation (loading never errors: it falls back to a rebuild).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PersistError {
+    /// File system failure (disk full, permissions, ...).
+    #[error("writing index generation in {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// hnsw_rs could not dump the graph.
+    #[error("hnsw_rs dump into {path} failed: {reason}")]
+    Dump {
+        /// Where.
+        path: PathBuf,
+        /// hnsw_rs's message.
+        reason: String,
+    },
+}
+
+/// What an index generation must match to be used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexIdentity {
+    /// The owning collection's internal id.
+    pub collection_id: u64,
+    /// Vector dimension.
+    pub dimension: usize,
+    /// Metric.
+    pub metric: Metric,
+    /// HNSW parameters.
+    pub params: HnswParams,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format_version: u32,
+    identity: IndexIdentity,
+    covered_seq: u64,
+    nodes: usize,
+    files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct FileEntry {
+    name: String,
+    len: u64,
+    crc32: u32,
+}
+
+/// Result of [`load`].
+pub enum LoadOutcome {
+    /// A valid generation, brought up to date with the live vectors.
+    Loaded {
+        /// The index.
+        index: HnswIndex,
+        /// Sequence number the generation covered.
+        covered_seq: u64,
+        /// Live vectors inserted because they were newer than the generation.
+        replayed: usize,
+        /// Graph nodes tombstoned because storage no longer holds them.
+        tombstoned: usize,
+    },
+    /// No usable generation; the caller rebuilds. The reason is for the log.
+    Rebuild {
+        /// Why.
+        reason: String,
+        /// The live vectors, handed back.
+        flat: FlatIndex,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PersistError + '_ {
+    move |source| PersistError::Io { path: path.to_path_buf(), source }
+}
+
+fn crc_of(path: &Path) -> std::io::Result<(u64, u32)> {
+    let mut f = fs::File::open(path)?;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((len, h.finalize()));
+        }
+        h.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+fn generation_name(seq: u64) -> String {
+    format!("gen-{seq:020}")
+}
+
+/// Writes a generation of `index` covering storage sequence numbers up to `covered_seq`, then
+/// removes older generations. Crash-safe: see the module docs.
+pub fn save(index: &HnswIndex, dir: &Path, identity: &IndexIdentity, covered_seq: u64) -> Result<PathBuf, PersistError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    if index.graph().get_nb_point() == 0 {
+        // Nothing to save: drop stale generations so an empty graph is rebuilt (instantly).
+        for (_, old) in generations(dir) {
+            fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        return Ok(dir.to_path_buf());
+    }
+    let tmp = dir.join(format!("tmp-{}-{covered_seq}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    fs::create_dir(&tmp).map_err(io(&tmp))?;
+    let result = (|| {
+        index
+            .graph()
+            .file_dump(&tmp, BASENAME)
+            .map_err(|e| PersistError::Dump { path: tmp.clone(), reason: e.to_string() })?;
+        let mut files = Vec::new();
+        for name in FILES {
+            let p = tmp.join(name);
+            fs::File::open(&p).and_then(|f| f.sync_all()).map_err(io(&p))?;
+            let (len, crc32) = crc_of(&p).map_err(io(&p))?;
+            files.push(FileEntry { name: name.into(), len, crc32 });
+        }
+        let manifest = Manifest {
+            format_version: INDEX_FORMAT_VERSION,
+            identity: identity.clone(),
+            covered_seq,
+            nodes: index.graph().get_nb_point(),
+            files,
+        };
+        let mpath = tmp.join("MANIFEST.json");
+        let mut f = fs::File::create(&mpath).map_err(io(&mpath))?;
+        f.write_all(&serde_json::to_vec_pretty(&manifest).unwrap_or_default()).map_err(io(&mpath))?;
+        f.sync_all().map_err(io(&mpath))?;
+        sync_dir(&tmp).map_err(io(&tmp))?;
+        let final_path = dir.join(generation_name(covered_seq));
+        if final_path.exists() {
+            fs::remove_dir_all(&final_path).map_err(io(&final_path))?;
+        }
+        fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
+        sync_dir(dir).map_err(io(dir))?;
+        Ok(final_path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+        return result;
+    }
+    // Older generations and leftovers of interrupted saves.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let keep = result.as_ref().is_ok_and(|p| p.file_name() == Some(e.file_name().as_os_str()));
+            if !keep && (name.starts_with("gen-") || name.starts_with("tmp-")) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    result
+}
+
+/// Candidate generations, newest first.
+fn generations(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(seq) = name.strip_prefix("gen-").and_then(|s| s.parse::<u64>().ok()) {
+            out.push((seq, e.path()));
+        }
+    }
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out
+}
+
+fn check_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Result<Manifest, String> {
+    let meta = fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_dir() {
+        return Err("not a plain directory (symlinks are refused)".into());
+    }
+    let mpath = path.join("MANIFEST.json");
+    let mmeta = fs::symlink_metadata(&mpath).map_err(|e| format!("manifest: {e}"))?;
+    if !mmeta.is_file() || mmeta.len() > 1 << 20 {
+        return Err("manifest is not a small plain file".into());
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&fs::read(&mpath).map_err(|e| e.to_string())?).map_err(|e| format!("manifest: {e}"))?;
+    if manifest.format_version != INDEX_FORMAT_VERSION {
+        return Err(format!("format version {}", manifest.format_version));
+    }
+    if &manifest.identity != identity {
+        return Err(format!("built for {:?}, expected {:?}", manifest.identity, identity));
+    }
+    if manifest.covered_seq > last_seq {
+        return Err(format!("covers sequence {} but storage ends at {last_seq}", manifest.covered_seq));
+    }
+    let names: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
+    if names != FILES {
+        return Err(format!("unexpected files {names:?}"));
+    }
+    for f in &manifest.files {
+        let p = path.join(&f.name);
+        let m = fs::symlink_metadata(&p).map_err(|e| format!("{}: {e}", f.name))?;
+        if !m.is_file() {
+            return Err(format!("{} is not a plain file", f.name));
+        }
+        let (len, crc) = crc_of(&p).map_err(|e| format!("{}: {e}", f.name))?;
+        if len != f.len || crc != f.crc32 {
+            return Err(format!("{}: size or checksum mismatch (truncated or damaged)", f.name));
+        }
+    }
+    Ok(manifest)
+}
+
+fn load_graph(path: &Path, metric: Metric) -> Result<Graph, String> {
+    let path = path.to_path_buf();
+    std::panic::catch_unwind(move || {
+        // hnsw_rs ties the loaded graph's lifetime to its loader; the loader is a small struct
+        // (paths and options: no mapped data, as the data file is read into memory), leaked
+        // once per load so the graph can live as long as the collection.
+        let loader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(&path, BASENAME)));
+        loader.load_hnsw_with_dist::<f32, GraphDistance>(GraphDistance::new(metric)).map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|_| Err("hnsw_rs loader panicked".into()))
+}
+
+/// Loads the newest valid generation in `dir` and brings it up to date with `flat` (the live
+/// vectors from storage, whose highest sequence number is `last_seq`).
+pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64) -> LoadOutcome {
+    let mut reasons = Vec::new();
+    for (_, path) in generations(dir) {
+        let manifest = match check_generation(&path, identity, last_seq) {
+            Ok(m) => m,
+            Err(r) => {
+                reasons.push(format!("{}: {r}", path.display()));
+                continue;
+            }
+        };
+        let graph = match load_graph(&path, identity.metric) {
+            Ok(g) => g,
+            Err(r) => {
+                reasons.push(format!("{}: {r}", path.display()));
+                continue;
+            }
+        };
+        let ids: HashSet<u64> = graph.get_point_indexation().into_iter().map(|p| p.get_origin_id() as u64).collect();
+        if ids.len() != manifest.nodes {
+            reasons.push(format!("{}: node count differs from the manifest", path.display()));
+            continue;
+        }
+        if ids.iter().any(|id| *id > manifest.covered_seq) {
+            reasons.push(format!("{}: holds ids beyond the sequence it covers", path.display()));
+            continue;
+        }
+        let tombstoned = ids.iter().filter(|id| !flat.contains(**id)).count();
+        let replayed = flat.len() - (ids.len() - tombstoned);
+        let index = HnswIndex::from_parts(identity.params, flat, graph, ids);
+        return LoadOutcome::Loaded {
+            replayed,
+            tombstoned,
+            covered_seq: manifest.covered_seq,
+            index,
+        };
+    }
+    let reason = if reasons.is_empty() { "no index generation on disk".to_string() } else { reasons.join("; ") };
+    LoadOutcome::Rebuild { reason, flat }
+}

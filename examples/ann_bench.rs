@@ -1,0 +1,186 @@
+//! ANN benchmark of AkiDB's index on texmex `.fvecs`/`.ivecs` data.
+//!
+//! ```text
+//! cargo run --release --example ann_bench -- --base B.fvecs --query Q.fvecs --groundtruth G.ivecs \
+//!     --metric cosine --m 16 --ef-construction 200 --ef 10,20,40,80,160 --k 10 --threads 1 \
+//!     [--filter 0.5,0.1,0.01]
+//! ```
+//!
+//! Prints one JSON line for the build (`{"build_s","n","dim","rss_bytes","index_bytes_per_vector"}`;
+//! the build uses all cores) and one per ef (`{"ef","recall","qps"}`; searches on `--threads`
+//! threads, one query at a time). `--filter` adds, per selectivity `s`, a filtered run: every
+//! base vector gets a label `i % 1000`, the filter keeps labels below `s * 1000`, and recall is
+//! measured against the exact filtered top-k (`{"selectivity","ef","recall","qps","path"}`).
+//! Data: `python3 ../shared/bench/make_dataset.py 100000 1000 384 200 7 DIR`.
+#![allow(missing_docs)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use akidb::index::{HnswIndex, HnswParams, Metric, SearchParams, VectorInsert};
+use serde_json::json;
+
+fn read_vecs(path: &PathBuf, what: &str) -> Result<(usize, Vec<u8>), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    if bytes.len() < 4 {
+        return Err(format!("{what} {} is empty", path.display()));
+    }
+    let d = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    if d == 0 || bytes.len() % (4 * (d + 1)) != 0 {
+        return Err(format!("{what} {} is not a texmex vecs file (dimension {d})", path.display()));
+    }
+    Ok((d, bytes))
+}
+
+fn fvecs(path: &PathBuf) -> Result<(usize, Vec<Vec<f32>>), String> {
+    let (d, b) = read_vecs(path, "fvecs")?;
+    let rows = b
+        .chunks_exact(4 * (d + 1))
+        .map(|r| r[4..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        .collect();
+    Ok((d, rows))
+}
+
+fn ivecs(path: &PathBuf) -> Result<Vec<Vec<u64>>, String> {
+    let (d, b) = read_vecs(path, "ivecs")?;
+    Ok(b.chunks_exact(4 * (d + 1))
+        .map(|r| r[4..].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64).collect())
+        .collect())
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+        .map_or(0, |kb| kb * 1024)
+}
+
+struct Args {
+    base: PathBuf,
+    query: PathBuf,
+    gt: PathBuf,
+    metric: Metric,
+    m: usize,
+    efc: usize,
+    efs: Vec<usize>,
+    k: usize,
+    threads: usize,
+    filters: Vec<f64>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        base: PathBuf::new(),
+        query: PathBuf::new(),
+        gt: PathBuf::new(),
+        metric: Metric::Cosine,
+        m: 16,
+        efc: 200,
+        efs: vec![10, 20, 40, 80, 160],
+        k: 10,
+        threads: 1,
+        filters: vec![],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(f) = it.next() {
+        let mut v = || it.next().ok_or(format!("{f} needs a value"));
+        match f.as_str() {
+            "--base" => a.base = v()?.into(),
+            "--query" => a.query = v()?.into(),
+            "--groundtruth" => a.gt = v()?.into(),
+            "--metric" => {
+                a.metric = match v()?.as_str() {
+                    "cosine" => Metric::Cosine,
+                    "dot" | "ip" => Metric::Dot,
+                    "l2" => Metric::L2,
+                    m => return Err(format!("unknown metric {m}")),
+                }
+            }
+            "--m" => a.m = v()?.parse().map_err(|_| "--m")?,
+            "--ef-construction" => a.efc = v()?.parse().map_err(|_| "--ef-construction")?,
+            "--ef" => a.efs = v()?.split(',').map(|s| s.parse().map_err(|_| "--ef")).collect::<Result<_, _>>()?,
+            "--k" => a.k = v()?.parse().map_err(|_| "--k")?,
+            "--threads" => a.threads = v()?.parse().map_err(|_| "--threads")?,
+            "--filter" => a.filters = v()?.split(',').map(|s| s.parse().map_err(|_| "--filter")).collect::<Result<_, _>>()?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.base.as_os_str().is_empty() || a.query.as_os_str().is_empty() || a.gt.as_os_str().is_empty() {
+        return Err("--base, --query and --groundtruth are required".into());
+    }
+    Ok(a)
+}
+
+fn main() -> Result<(), String> {
+    let a = parse()?;
+    let (dim, base) = fvecs(&a.base)?;
+    let (qdim, queries) = fvecs(&a.query)?;
+    let gt = ivecs(&a.gt)?;
+    if qdim != dim || gt.len() != queries.len() {
+        return Err("query/groundtruth do not match the base".into());
+    }
+    let prep = |v: &[f32]| {
+        let mut v = v.to_vec();
+        if a.metric == Metric::Cosine {
+            akidb::index::normalize(&mut v);
+        }
+        v
+    };
+    let base: Vec<Vec<f32>> = base.iter().map(|v| prep(v)).collect();
+    let queries: Vec<Vec<f32>> = queries.iter().map(|v| prep(v)).collect();
+    let rss0 = rss_bytes();
+    let t = Instant::now();
+    let mut index = HnswIndex::new(dim, a.metric, HnswParams::new(a.m, a.efc));
+    let items: Vec<(u64, &[f32])> = base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
+    index.insert(&items).map_err(|e| e.to_string())?;
+    let build_s = t.elapsed().as_secs_f64();
+    let rss = rss_bytes();
+    println!(
+        "{}",
+        json!({"build_s": build_s, "n": base.len(), "dim": dim, "m": a.m, "ef_construction": a.efc,
+               "rss_bytes": rss, "index_bytes_per_vector": (rss.saturating_sub(rss0)) as f64 / base.len() as f64})
+    );
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build().map_err(|e| e.to_string())?;
+    let k = a.k;
+    pool.install(|| -> Result<(), String> {
+        for &ef in &a.efs {
+            let t = Instant::now();
+            let mut hits = 0usize;
+            for (q, truth) in queries.iter().zip(&gt) {
+                let (res, _) = index.search_with(q, k, None, SearchParams::with_ef(ef)).map_err(|e| e.to_string())?;
+                let truth = &truth[..k.min(truth.len())];
+                hits += res.iter().filter(|n| truth.contains(&n.id)).count();
+            }
+            let secs = t.elapsed().as_secs_f64();
+            println!("{}", json!({"ef": ef, "recall": hits as f64 / (k * queries.len()) as f64, "qps": queries.len() as f64 / secs}));
+        }
+        for &s in &a.filters {
+            let cut = (s * 1000.0).round() as u64;
+            let keep = move |id: u64| id % 1000 < cut;
+            let truth: Vec<Vec<u64>> = queries
+                .iter()
+                .map(|q| index.search_with(q, k, Some(&keep), SearchParams::exact()).map(|r| r.0.iter().map(|n| n.id).collect()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            for &ef in &a.efs {
+                let t = Instant::now();
+                let (mut hits, mut want) = (0usize, 0usize);
+                let mut path = None;
+                for (q, truth) in queries.iter().zip(&truth) {
+                    let (res, p) = index.search_with(q, k, Some(&keep), SearchParams::with_ef(ef)).map_err(|e| e.to_string())?;
+                    path = Some(p);
+                    hits += res.iter().filter(|n| truth.contains(&n.id)).count();
+                    want += truth.len();
+                }
+                let secs = t.elapsed().as_secs_f64();
+                println!(
+                    "{}",
+                    json!({"selectivity": s, "ef": ef, "recall": hits as f64 / want.max(1) as f64,
+                           "qps": queries.len() as f64 / secs, "path": format!("{path:?}")})
+                );
+            }
+        }
+        Ok(())
+    })
+}
