@@ -1,0 +1,365 @@
+//! The HNSW index behind collections: recall, visibility of deletes and upserts, filtered search
+//! against exact filtered search, persistence (reload, replay, corrupt and hostile files) and
+//! crash safety of index saves.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use akidb::{Collection, CollectionConfig, Database, Document, Filter, SearchParams, SearchPath};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+const DIM: usize = 24;
+const N: usize = 12_000; // above the exact-scan threshold, so searches walk the graph
+
+fn gauss(rng: &mut impl Rng) -> f32 {
+    // Box-Muller.
+    let (u, v): (f32, f32) = (rng.gen_range(1e-7..1.0), rng.gen_range(0.0..1.0));
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f32::consts::PI * v).cos()
+}
+
+/// Anisotropic Gaussian clusters (as ../shared/bench/make_dataset.py makes them), with a
+/// `label` (0..100) and a `group` (0..10) in metadata. The clusters are fixed; `seed` draws
+/// the points.
+fn dataset(n: usize, seed: u64) -> Vec<Document> {
+    let mut crng = rand::rngs::StdRng::seed_from_u64(424242);
+    let centers: Vec<Vec<f32>> = (0..40).map(|_| (0..DIM).map(|_| gauss(&mut crng)).collect()).collect();
+    let scales: Vec<Vec<f32>> = (0..40).map(|_| (0..DIM).map(|_| crng.gen_range(0.2..1.0)).collect()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let k = rng.gen_range(0..centers.len());
+            let v: Vec<f32> = centers[k].iter().zip(&scales[k]).map(|(c, s)| c + gauss(&mut rng) * s * 0.6).collect();
+            Document::new(format!("d{i}"), v).with_metadata(json!({"label": i % 100, "group": i % 10}))
+        })
+        .collect()
+}
+
+fn queries(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    dataset(n, seed).into_iter().map(|d| d.vector).collect()
+}
+
+fn ids(hits: &[akidb::Hit]) -> Vec<String> {
+    hits.iter().map(|h| h.id.clone()).collect()
+}
+
+fn overlap(a: &[String], b: &[String]) -> usize {
+    let b: HashSet<&String> = b.iter().collect();
+    a.iter().filter(|x| b.contains(x)).count()
+}
+
+/// Mean recall@10 of the default search against the exact one.
+fn recall(c: &Collection, filter: Option<&Filter>, qs: &[Vec<f32>]) -> f64 {
+    let mut found = 0;
+    let mut want = 0;
+    for q in qs {
+        let exact = ids(&c.search_with(q, 10, filter, SearchParams::exact()).expect("exact").0);
+        let approx = ids(&c.search(q, 10, filter).expect("search"));
+        assert_eq!(approx.len(), exact.len(), "search returns min(k, matches) hits");
+        found += overlap(&approx, &exact);
+        want += exact.len();
+    }
+    found as f64 / want.max(1) as f64
+}
+
+fn open_loaded(path: &Path) -> (Database, Collection) {
+    let db = Database::open(path).expect("open");
+    let c = match db.collection("v") {
+        Ok(c) => c,
+        Err(_) => {
+            let c = db.create_collection("v", CollectionConfig::new(DIM)).expect("create");
+            c.upsert(&dataset(N, 1)).expect("load");
+            c
+        }
+    };
+    (db, c)
+}
+
+fn index_dir(db_path: &Path) -> PathBuf {
+    db_path.join("index").join("c1")
+}
+
+#[test]
+fn graph_recall_floor_and_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, c) = open_loaded(&dir.path().join("db"));
+    let qs = queries(100, 99);
+    let (_, path) = c.search_with(&qs[0], 10, None, SearchParams::default()).expect("search");
+    assert_eq!(path, SearchPath::Graph);
+    let r = recall(&c, None, &qs);
+    assert!(r >= 0.95, "recall@10 {r}");
+    // A wider beam is at least as good.
+    let mut wide = 0;
+    for q in &qs {
+        let exact = ids(&c.search_with(q, 10, None, SearchParams::exact()).expect("e").0);
+        wide += overlap(&ids(&c.search_with(q, 10, None, SearchParams::with_ef(400)).expect("s").0), &exact);
+    }
+    assert!(wide as f64 / 1000.0 >= r - 0.01);
+}
+
+#[test]
+fn deletes_and_upserts_are_visible_at_once_and_k_hits_remain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, c) = open_loaded(&dir.path().join("db"));
+    let q = queries(1, 7).remove(0);
+    let before = ids(&c.search(&q, 10, None).expect("s"));
+    // Delete the five best: they vanish, and the answer still has 10 hits.
+    c.delete(&before[..5]).expect("delete");
+    let after = ids(&c.search(&q, 10, None).expect("s"));
+    assert_eq!(after.len(), 10);
+    assert!(after.iter().all(|id| !before[..5].contains(id)));
+    // Move a far document onto the query: it becomes the best hit.
+    let far = ids(&c.search(&q.iter().map(|x| -x).collect::<Vec<_>>(), 1, None).expect("s"))[0].clone();
+    c.upsert(&[Document::new(far.clone(), q.clone())]).expect("upsert");
+    let top = c.search(&q, 1, None).expect("s");
+    assert_eq!(top[0].id, far);
+    assert!((top[0].score - 1.0).abs() < 1e-5);
+    let stats = c.index_stats().expect("stats");
+    assert_eq!(stats.live, N - 5);
+    assert_eq!(stats.tombstones, 6);
+}
+
+#[test]
+fn filtered_search_rules_and_recall_by_selectivity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, c) = open_loaded(&dir.path().join("db"));
+    let qs = queries(60, 5);
+    // 50% and 10%: graph walk with the filter; 1%: exact scan of the matches.
+    for (filter, want_path) in [
+        (Filter::lt("label", 50), SearchPath::Graph),
+        (Filter::eq("group", 3), SearchPath::Graph),
+        (Filter::eq("label", 42), SearchPath::ExactFiltered),
+    ] {
+        let (hits, path) = c.search_with(&qs[0], 10, Some(&filter), SearchParams::default()).expect("s");
+        assert_eq!(path, want_path, "{filter:?}");
+        assert!(hits.iter().all(|h| filter.matches(h.metadata.as_object().expect("object"))));
+        let r = recall(&c, Some(&filter), &qs);
+        assert!(r >= 0.95, "{filter:?}: recall {r}");
+    }
+    // Fewer matches than k: all of them come back (label 42 has 120 documents).
+    let rare = Filter::eq("label", 42);
+    assert_eq!(c.search(&qs[0], 500, Some(&rare)).expect("s").len(), N / 100);
+    let none = Filter::eq("label", 42).and(Filter::eq("group", 5));
+    assert!(c.search(&qs[0], 10, Some(&none)).expect("s").is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+    #[test]
+    fn filtered_search_matches_exact_filtered(lo in 0i64..100, width in 1i64..100, group in 0i64..10, q_seed in 0u64..1000, use_group: bool) {
+        static DB: std::sync::OnceLock<(tempfile::TempDir, Database, Collection)> = std::sync::OnceLock::new();
+        let (_, _, c) = DB.get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (db, c) = open_loaded(&dir.path().join("db"));
+            (dir, db, c)
+        });
+        let mut f = Filter::gte("label", lo).and(Filter::lt("label", lo + width));
+        if use_group {
+            f = f.or(Filter::eq("group", group));
+        }
+        let q = queries(1, q_seed).remove(0);
+        let (exact, _) = c.search_with(&q, 10, Some(&f), SearchParams::exact()).expect("exact");
+        let (approx, path) = c.search_with(&q, 10, Some(&f), SearchParams::default()).expect("search");
+        prop_assert_eq!(approx.len(), exact.len());
+        prop_assert!(approx.iter().all(|h| f.matches(h.metadata.as_object().expect("object"))));
+        let o = overlap(&ids(&approx), &ids(&exact));
+        match path {
+            SearchPath::Exact | SearchPath::ExactFiltered => prop_assert_eq!(ids(&approx), ids(&exact)),
+            _ => prop_assert!(o + 1 >= exact.len() * 8 / 10, "overlap {} of {}", o, exact.len()),
+        }
+    }
+}
+
+#[test]
+fn reload_uses_the_saved_generation_and_replays_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let qs = queries(20, 11);
+    let before: Vec<Vec<String>> = {
+        let (db, c) = open_loaded(&path);
+        let r = qs.iter().map(|q| ids(&c.search(q, 10, None).expect("s"))).collect();
+        drop(c);
+        drop(db); // saves a generation
+        r
+    };
+    assert!(std::fs::read_dir(index_dir(&path)).expect("index dir").count() == 1);
+    {
+        let (_db, c) = open_loaded(&path);
+        assert_eq!(c.index_stats().expect("stats").unsaved_changes, 0, "loaded, not rebuilt");
+        let after: Vec<Vec<String>> = qs.iter().map(|q| ids(&c.search(q, 10, None).expect("s"))).collect();
+        assert_eq!(before, after, "same graph, same answers");
+    }
+    // Changes after the generation, then a crash (no clean close): replayed on open.
+    let status = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", "child_change_then_abort", "--ignored", "--nocapture"])
+        .env("AKIDB_INDEX_DB", &path)
+        .status()
+        .expect("child");
+    assert!(!status.success(), "child aborts on purpose");
+    let (_db, c) = open_loaded(&path);
+    let stats = c.index_stats().expect("stats");
+    assert_eq!(stats.live, N + 300 - 200);
+    assert!(stats.unsaved_changes > 0, "replayed changes are pending a save");
+    assert!(c.get(&["d5"]).expect("get")[0].is_none());
+    let new = c.get(&["new-7"]).expect("get")[0].clone().expect("replayed insert");
+    assert_eq!(c.search(&new.vector, 1, None).expect("s")[0].id, "new-7");
+    for q in &qs {
+        let hits = ids(&c.search(q, 10, None).expect("s"));
+        assert!(hits.iter().all(|id| id != "d5" && id != "d150"));
+    }
+    assert!(recall(&c, None, &qs) >= 0.95);
+}
+
+/// Child half of `reload_uses_the_saved_generation_and_replays_changes`.
+#[test]
+#[ignore = "run as a child process"]
+fn child_change_then_abort() {
+    let Ok(path) = std::env::var("AKIDB_INDEX_DB") else { return };
+    let (_db, c) = open_loaded(Path::new(&path));
+    let new: Vec<Document> = dataset(300, 77)
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| Document::new(format!("new-{i}"), d.vector))
+        .collect();
+    c.upsert(&new).expect("upsert");
+    let gone: Vec<String> = (0..200).map(|i| format!("d{}", i * 5 % N)).collect();
+    c.delete(&gone).expect("delete");
+    std::process::abort(); // no clean close: the index generation on disk is stale
+}
+
+fn corrupt(path: &Path, how: &str) {
+    let gen = std::fs::read_dir(index_dir(path))
+        .expect("index dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("gen-")))
+        .expect("a generation");
+    match how {
+        "truncate-data" => {
+            let f = gen.join("akidb.hnsw.data");
+            let len = std::fs::metadata(&f).expect("meta").len();
+            std::fs::OpenOptions::new().write(true).open(&f).expect("open").set_len(len / 2).expect("truncate");
+        }
+        "flip-graph" => {
+            let f = gen.join("akidb.hnsw.graph");
+            let mut b = std::fs::read(&f).expect("read");
+            let i = b.len() / 2;
+            b[i] ^= 0x40;
+            std::fs::write(&f, b).expect("write");
+        }
+        "garbage-manifest" => std::fs::write(gen.join("MANIFEST.json"), b"{\"format_version\": 99").expect("write"),
+        "foreign-files" => {
+            std::fs::write(gen.join("akidb.hnsw.graph"), vec![7u8; 4096]).expect("write");
+            std::fs::write(gen.join("akidb.hnsw.data"), vec![9u8; 4096]).expect("write");
+        }
+        "symlink-outside" => {
+            let outside = path.parent().expect("parent").join("elsewhere");
+            std::fs::rename(&gen, &outside).expect("move out");
+            std::os::unix::fs::symlink(&outside, &gen).expect("symlink");
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn damaged_or_hostile_index_files_lead_to_a_rebuild_never_a_failed_open() {
+    let qs = queries(30, 21);
+    for how in ["truncate-data", "flip-graph", "garbage-manifest", "foreign-files", "symlink-outside"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        drop(open_loaded(&path)); // build and save
+        corrupt(&path, how);
+        let (db, c) = open_loaded(&path);
+        let stats = c.index_stats().expect("stats");
+        assert_eq!(stats.unsaved_changes, N as u64, "{how}: rebuilt from redb ({stats:?})");
+        assert_eq!(c.count().expect("count"), N as u64);
+        assert!(recall(&c, None, &qs) >= 0.95, "{how}");
+        drop(c);
+        drop(db);
+        // The rebuilt generation replaces the damaged one and loads next time.
+        let (_db, c) = open_loaded(&path);
+        assert_eq!(c.index_stats().expect("stats").unsaved_changes, 0, "{how}: fresh generation loads");
+        if how == "symlink-outside" {
+            assert!(dir.path().join("elsewhere").exists(), "files outside the database are never touched");
+        }
+    }
+}
+
+#[test]
+fn optimize_clears_tombstones_while_readers_continue() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, c) = open_loaded(&dir.path().join("db"));
+    let gone: Vec<String> = (0..N).filter(|i| i % 5 == 0).map(|i| format!("d{i}")).collect();
+    c.delete(&gone).expect("delete");
+    let qs = queries(30, 3);
+    let reader = {
+        let c = c.clone();
+        let qs = qs.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            for _ in 0..5 {
+                for q in &qs {
+                    assert_eq!(c.search(q, 10, None).expect("search during optimize").len(), 10);
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    let cleared = c.optimize().expect("optimize");
+    assert!(reader.join().expect("reader") > 0);
+    assert_eq!(cleared, gone.len());
+    let stats = c.index_stats().expect("stats");
+    assert_eq!((stats.live, stats.tombstones), (N - gone.len(), 0));
+    assert!(recall(&c, None, &qs) >= 0.95);
+}
+
+/// Child half of `sigkill_during_index_saves_and_inserts`.
+#[test]
+#[ignore = "run as a child process"]
+fn child_insert_and_save_forever() {
+    let Ok(path) = std::env::var("AKIDB_INDEX_DB") else { return };
+    let (_db, c) = open_loaded(Path::new(&path));
+    for round in 0.. {
+        let batch: Vec<Document> = dataset(200, 1000 + round)
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| Document::new(format!("r{round}-{i}"), d.vector))
+            .collect();
+        c.upsert(&batch).expect("upsert");
+        c.save_index().expect("save");
+    }
+}
+
+#[test]
+fn sigkill_during_index_saves_and_inserts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    drop(open_loaded(&path));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let qs = queries(20, 31);
+    for _ in 0..5 {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["--exact", "child_insert_and_save_forever", "--ignored"])
+            .env("AKIDB_INDEX_DB", &path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(rng.gen_range(300..1500)));
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        let (_db, c) = open_loaded(&path);
+        let count = c.count().expect("count") as usize;
+        assert_eq!(c.index_stats().expect("stats").live, count, "index agrees with storage");
+        // Every stored document is findable, and answers match an exact search.
+        assert!(recall(&c, None, &qs) >= 0.95);
+        let leftovers = std::fs::read_dir(index_dir(&path))
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("gen-"))
+            .count();
+        assert!(leftovers >= 1);
+    }
+}
