@@ -20,6 +20,7 @@ pub mod persist;
 pub use flat::FlatIndex;
 pub use hnsw::{
     GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, EXACT_BELOW, EXACT_MATCHES, EXACT_SELECTIVITY,
+    MAX_FILTERED_EF,
     SELECTIVITY_SAMPLE,
 };
 pub use metric::{normalize, Metric};
