@@ -117,8 +117,8 @@ pub enum PaddingSide {
 /// Configuration of an [`crate::OnnxEmbeddingProvider`].
 ///
 /// Defaults (from [`OnnxConfig::new`]): CPU, mean pooling, L2-normalised output, no prompts,
-/// right padding, `max_length` 512, batches of at most 32 texts and 8,192 tokens, ONNX Runtime
-/// intra-op threads = available cores, no fallback.
+/// right padding, `max_length` 512, runs of at most 32 texts and (CPU) 512 padded tokens,
+/// ONNX Runtime intra-op threads = available cores, no fallback.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OnnxConfig {
@@ -152,8 +152,11 @@ pub struct OnnxConfig {
     pub padding: PaddingSide,
     /// Most texts per model run.
     pub max_batch: usize,
-    /// Most padded tokens (batch x longest) per model run; longer batches are split by length.
-    pub max_batch_tokens: usize,
+    /// Most padded tokens (batch x longest) per model run; texts are sorted by length and split
+    /// into runs under this budget (a text longer than it runs alone). `None`: 512 on the CPU,
+    /// where small length-homogeneous runs are fastest (measured: 1.4x the texts/s of one padded
+    /// batch of 32), and 16,384 on GPUs, which want big batches.
+    pub max_batch_tokens: Option<usize>,
     /// ONNX Runtime intra-op threads (`None`: available cores).
     pub intra_threads: Option<usize>,
     /// The ONNX Runtime library to load (`None`: see [`crate::runtime`]).
@@ -186,7 +189,7 @@ impl OnnxConfig {
             eos_token: None,
             padding: PaddingSide::Right,
             max_batch: 32,
-            max_batch_tokens: 8192,
+            max_batch_tokens: None,
             intra_threads: None,
             ort_library_path: None,
             model_vocab_size: None,
@@ -237,6 +240,18 @@ impl OnnxConfig {
     pub fn with_max_batch(mut self, n: usize) -> Self {
         self.max_batch = n;
         self
+    }
+    /// Sets the padded-token budget of one model run.
+    pub fn with_max_batch_tokens(mut self, tokens: usize) -> Self {
+        self.max_batch_tokens = Some(tokens);
+        self
+    }
+    /// The padded-token budget in force (see [`OnnxConfig::max_batch_tokens`]).
+    pub fn batch_token_budget(&self) -> usize {
+        self.max_batch_tokens.unwrap_or(match self.execution_provider {
+            ExecutionProviderConfig::Cpu | ExecutionProviderConfig::CoreML => 512,
+            _ => 16_384,
+        })
     }
     /// Sets the ONNX Runtime library to load.
     pub fn with_ort_library(mut self, path: impl Into<PathBuf>) -> Self {

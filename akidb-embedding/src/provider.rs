@@ -170,11 +170,13 @@ impl OnnxEmbeddingProvider {
                 None => Cow::Borrowed(*t),
             })
             .collect();
-        let refs: Vec<&str> = inputs.iter().map(|c| c.as_ref()).collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch(refs, true)
-            .map_err(|source| EmbedError::Tokenize { source })?;
+        let encodings = if let [one] = inputs.as_slice() {
+            // One text: no thread-pool hop.
+            vec![self.tokenizer.encode(one.as_ref(), true).map_err(|source| EmbedError::Tokenize { source })?]
+        } else {
+            let refs: Vec<&str> = inputs.iter().map(|c| c.as_ref()).collect();
+            self.tokenizer.encode_batch(refs, true).map_err(|source| EmbedError::Tokenize { source })?
+        };
         Ok(encodings
             .into_iter()
             .map(|e| {
@@ -257,11 +259,12 @@ impl OnnxEmbeddingProvider {
     fn plan(&self, tokens: &[Tokens]) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..tokens.len()).collect();
         order.sort_by_key(|&i| tokens[i].ids.len());
+        let budget = self.config.batch_token_budget();
         let mut runs: Vec<Vec<usize>> = Vec::new();
         let mut cur: Vec<usize> = Vec::new();
         for i in order {
             let len = tokens[i].ids.len().max(1);
-            if !cur.is_empty() && (cur.len() == self.config.max_batch || (cur.len() + 1) * len > self.config.max_batch_tokens)
+            if !cur.is_empty() && (cur.len() == self.config.max_batch || (cur.len() + 1) * len > budget)
             {
                 runs.push(std::mem::take(&mut cur));
             }
@@ -313,8 +316,8 @@ fn validate(c: &OnnxConfig) -> Result<(), EmbedError> {
     if c.max_batch == 0 {
         return bad("max_batch", 0, "at least 1");
     }
-    if c.max_batch_tokens < c.max_length {
-        return bad("max_batch_tokens", c.max_batch_tokens, "at least max_length");
+    if c.max_batch_tokens == Some(0) {
+        return bad("max_batch_tokens", 0, "at least 1, or None for the provider's default");
     }
     if c.intra_threads == Some(0) {
         return bad("intra_threads", 0, "at least 1, or None for all cores");

@@ -1,0 +1,92 @@
+//! CPU embedding throughput and latency, on the workload of ../shared/bench/ort_python_peer.py.
+//!
+//! ```text
+//! cargo run --release --example embed_bench -- --model-dir models/all-MiniLM-L6-v2 \
+//!     --corpus CORPUS.txt [--threads 2] [--write-corpus]
+//! python3 ../shared/bench/ort_python_peer.py models/all-MiniLM-L6-v2/model.onnx \
+//!     models/all-MiniLM-L6-v2/tokenizer.json CORPUS.txt 2
+//! ```
+//!
+//! Texts: 2,048 spans of 8 to 40 words drawn from the corpus (as the peer draws them). Prints
+//! JSON: texts/s at batch 32 (1,024 texts) and at batch 8, and p50/p95 latency of single texts
+//! (200 runs). `--write-corpus` first writes a corpus of fleet-log messages to CORPUS.txt.
+#![allow(missing_docs)]
+
+#[path = "common/fleet.rs"]
+mod fleet;
+
+use std::time::Instant;
+
+use akidb::{Embedder, InputKind, OnnxConfig, OnnxEmbeddingProvider};
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (mut dir, mut corpus, mut threads, mut write) = (None, None, 2usize, false);
+    let (mut max_batch, mut max_tokens) = (None, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--model-dir" => dir = args.next(),
+            "--corpus" => corpus = args.next(),
+            "--threads" => threads = args.next().ok_or("--threads")?.parse()?,
+            "--write-corpus" => write = true,
+            "--max-batch" => max_batch = Some(args.next().ok_or("--max-batch")?.parse::<usize>()?),
+            "--max-batch-tokens" => max_tokens = Some(args.next().ok_or("--max-batch-tokens")?.parse::<usize>()?),
+            _ => return Err(format!("unknown argument {a}").into()),
+        }
+    }
+    let corpus = corpus.ok_or("--corpus is required")?;
+    if write {
+        let (events, _) = fleet::generate(20_000, 7);
+        let text: Vec<String> = events.iter().map(|e| e.message.clone()).collect();
+        std::fs::write(&corpus, text.join("\n"))?;
+    }
+    let words: Vec<String> = std::fs::read_to_string(&corpus)?.split_whitespace().map(str::to_string).collect();
+    let mut rng = fleet::Rng::new(0);
+    let texts: Vec<String> = (0..2048)
+        .map(|_| {
+            let start = rng.below(words.len() - 50);
+            let len = 8 + rng.below(32);
+            words[start..start + len].join(" ")
+        })
+        .collect();
+    let mut config = OnnxConfig::from_dir(dir.ok_or("--model-dir is required")?)?.with_intra_threads(threads);
+    if let Some(b) = max_batch {
+        config = config.with_max_batch(b);
+    }
+    if let Some(t) = max_tokens {
+        config = config.with_max_batch_tokens(t);
+    }
+    let model = OnnxEmbeddingProvider::new(config)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    model.embed(&refs[..32], InputKind::Document)?; // warm-up
+    let tput = |b: usize| -> Result<f64, Box<dyn std::error::Error>> {
+        let t = Instant::now();
+        for chunk in refs[..1024].chunks(b) {
+            model.embed(chunk, InputKind::Document)?;
+        }
+        Ok(1024.0 / t.elapsed().as_secs_f64())
+    };
+    let b32 = tput(32)?;
+    let b8 = tput(8)?;
+    let mut lat = Vec::with_capacity(200);
+    for t in &refs[..200] {
+        let s = Instant::now();
+        model.embed(&[t], InputKind::Document)?;
+        lat.push(s.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "engine": "akidb (ort rc.15, ONNX Runtime loaded from ORT_DYLIB_PATH)", "threads": threads,
+            "b32_texts_per_s": (b32 * 10.0).round() / 10.0, "b8_texts_per_s": (b8 * 10.0).round() / 10.0,
+            "b1_p50_ms": (percentile(&mut lat, 0.5) * 100.0).round() / 100.0,
+            "b1_p95_ms": (percentile(&mut lat, 0.95) * 100.0).round() / 100.0,
+        })
+    );
+    Ok(())
+}
