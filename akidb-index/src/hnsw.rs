@@ -175,6 +175,10 @@ pub struct HnswIndex {
     graph: Graph,
     /// Ids in the graph (live or tombstoned).
     in_graph: HashSet<u64>,
+    /// Whether the graph exists. It is built lazily, in one parallel pass, when the index first
+    /// reaches [`EXACT_BELOW`] live vectors: below that searches are exact anyway, so small
+    /// collections (and the first part of a bulk load) do not pay for graph inserts.
+    built: bool,
 }
 
 impl std::fmt::Debug for HnswIndex {
@@ -190,7 +194,13 @@ impl std::fmt::Debug for HnswIndex {
 impl HnswIndex {
     /// An empty index.
     pub fn new(dim: usize, metric: Metric, params: HnswParams) -> Self {
-        Self { params, flat: FlatIndex::new(dim, metric), graph: new_graph(&params, 1024, metric), in_graph: HashSet::new() }
+        Self {
+            params,
+            flat: FlatIndex::new(dim, metric),
+            graph: new_graph(&params, 1024, metric),
+            in_graph: HashSet::new(),
+            built: false,
+        }
     }
 
     /// Parameters.
@@ -205,7 +215,16 @@ impl HnswIndex {
 
     /// Graph nodes that are tombstones (removed ids still linked in the graph).
     pub fn tombstones(&self) -> usize {
-        self.in_graph.len() - self.flat.len()
+        if self.built {
+            self.in_graph.len().saturating_sub(self.flat.len())
+        } else {
+            0
+        }
+    }
+
+    /// Whether the graph has been built (see the field docs).
+    pub fn graph_built(&self) -> bool {
+        self.built
     }
 
     /// Tombstones as a fraction of graph nodes.
@@ -225,6 +244,10 @@ impl HnswIndex {
         cancel: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Option<Self> {
+        if flat.len() < EXACT_BELOW {
+            let metric = flat.metric();
+            return Some(Self { params, flat, graph: new_graph(&params, 1024, metric), in_graph: HashSet::new(), built: false });
+        }
         let ids = flat.ids().to_vec();
         let graph = new_graph(&params, ids.len(), flat.metric());
         let total = ids.len();
@@ -239,13 +262,13 @@ impl HnswIndex {
             in_graph.extend(chunk.iter().copied());
             progress(in_graph.len(), total);
         }
-        Some(Self { params, flat, graph, in_graph })
+        Some(Self { params, flat, graph, in_graph, built: true })
     }
 
     /// Wraps a graph loaded from disk: `flat` holds the live vectors (from storage); graph ids
     /// not in `flat` become tombstones, and live ids missing from the graph are inserted.
     pub(crate) fn from_parts(params: HnswParams, flat: FlatIndex, graph: Graph, graph_ids: HashSet<u64>) -> Self {
-        let mut idx = Self { params, flat, graph, in_graph: graph_ids };
+        let mut idx = Self { params, flat, graph, in_graph: graph_ids, built: true };
         let missing: Vec<u64> = idx.flat.ids().iter().copied().filter(|id| !idx.in_graph.contains(id)).collect();
         idx.insert_graph(&missing);
         idx
@@ -256,6 +279,9 @@ impl HnswIndex {
     }
 
     fn insert_graph(&mut self, ids: &[u64]) {
+        if ids.is_empty() {
+            return;
+        }
         let items: Vec<(&[f32], usize)> =
             ids.iter().filter_map(|id| self.flat.vector(*id).map(|v| (v, *id as usize))).collect();
         if items.len() > 64 {
@@ -293,7 +319,7 @@ impl HnswIndex {
         if k == 0 || live == 0 {
             return Ok((Vec::new(), SearchPath::Exact));
         }
-        if params.exact || live < EXACT_BELOW {
+        if params.exact || live < EXACT_BELOW || !self.built {
             return Ok((self.flat.search(query, k, filter)?, SearchPath::Exact));
         }
         let mut ef = params.ef.unwrap_or(self.params.ef_search).max(k);
@@ -358,8 +384,15 @@ impl VectorInsert for HnswIndex {
             }
         }
         self.flat.insert(items)?;
-        let ids: Vec<u64> = items.iter().map(|(id, _)| *id).collect();
-        self.insert_graph(&ids);
+        if self.built {
+            let ids: Vec<u64> = items.iter().map(|(id, _)| *id).collect();
+            self.insert_graph(&ids);
+        } else if self.flat.len() >= EXACT_BELOW {
+            let ids = self.flat.ids().to_vec();
+            self.graph = new_graph(&self.params, ids.len(), self.flat.metric());
+            self.insert_graph(&ids);
+            self.built = true;
+        }
         Ok(())
     }
 
