@@ -5,7 +5,8 @@
 //! ```
 //!
 //! `--query` embeds the lines as queries (with the model's query instruction, e.g. Qwen3's
-//! `Instruct: ...\nQuery:`); `--dim` truncates to D dimensions (Matryoshka) and renormalises.
+//! `Instruct: ...\nQuery:`); `--dim` truncates to D dimensions (Matryoshka) and renormalises;
+//! `--provider cuda|cpu` picks the execution provider (default cpu).
 #![allow(missing_docs)]
 
 use std::io::{BufRead, Write};
@@ -20,12 +21,13 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut dir, mut kind, mut dim) = (None, InputKind::Document, None);
+    let (mut dir, mut kind, mut dim, mut cuda) = (None, InputKind::Document, None, false);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--model-dir" => dir = args.next(),
             "--query" => kind = InputKind::Query,
+            "--provider" => cuda = args.next().as_deref() == Some("cuda"),
             "--dim" => dim = Some(args.next().ok_or("--dim needs a value")?.parse::<usize>()?),
             _ => return Err(format!("unknown argument {a}; usage: embed --model-dir DIR [--query] [--dim D]").into()),
         }
@@ -33,6 +35,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = OnnxConfig::from_dir(dir.ok_or("--model-dir is required")?)?;
     if let Some(d) = dim {
         config = config.with_dimension(d);
+    }
+    if cuda {
+        config = config.with_execution_provider(akidb::ExecutionProviderConfig::Cuda { device_id: 0 });
     }
     let model = OnnxEmbeddingProvider::new(config)?;
     let stdin = std::io::stdin();

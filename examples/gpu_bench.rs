@@ -1,0 +1,164 @@
+//! GPU (or CPU) embedding benchmark and reference check through AkiDB's own provider.
+//!
+//! ```text
+//! gpu_bench --model-dir DIR [--provider cuda|tensorrt|cpu] [--device 0] [--runs 100]
+//!           [--reference REF.json] [--max-length N] [--bench]
+//! ```
+//!
+//! - `--reference`: embeds the texts of a reference file (tests/fixtures/*/reference.json) and
+//!   prints the worst cosine against it (batch 1 and batch 32, documents and, for Qwen3, queries).
+//! - `--bench`: batch 1 x 32 tokens latency p50/p95 over `--runs` runs; throughput (texts/s,
+//!   tokens/s) at batch 32 x 128 and 64 x 256 tokens. Inputs are calibrated to the exact token
+//!   counts. Output: one JSON line.
+//!
+//! Same shapes as `../shared/bench/torch_qwen3_bench.py`, the HF transformers peer.
+#![allow(missing_docs)]
+
+use std::time::Instant;
+
+use akidb::embedding::{Embedder, ExecutionProviderConfig, InputKind, OnnxConfig, OnnxEmbeddingProvider};
+use serde_json::{json, Value};
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn cosine(a: &[f32], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * y).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn texts_and_vectors(v: &Value) -> (Vec<String>, Vec<Vec<f64>>) {
+    let t = v["texts"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let e = v["embeddings"]
+        .as_array()
+        .map(|a| a.iter().map(|r| r.as_array().map(|r| r.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()).collect())
+        .unwrap_or_default();
+    (t, e)
+}
+
+/// Worst cosine of `kind` embeddings against the reference, at batch 1 and at batch 32.
+fn check(model: &OnnxEmbeddingProvider, texts: &[String], want: &[Vec<f64>], kind: InputKind) -> Result<(f64, f64), String> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut worst1 = 1.0f64;
+    for (t, w) in refs.iter().zip(want) {
+        let v = model.embed(&[t], kind).map_err(|e| e.to_string())?;
+        worst1 = worst1.min(cosine(&v.vectors[0], w));
+    }
+    let mut cycled: Vec<&str> = Vec::new();
+    let mut wants: Vec<&Vec<f64>> = Vec::new();
+    while cycled.len() < 32 {
+        for (t, w) in refs.iter().zip(want) {
+            cycled.push(t);
+            wants.push(w);
+        }
+    }
+    let out = model.embed(&cycled[..32], kind).map_err(|e| e.to_string())?;
+    let worst32 = out.vectors.iter().zip(&wants).map(|(v, w)| cosine(v, w)).fold(1.0, f64::min);
+    Ok((worst1, worst32))
+}
+
+/// A text that tokenizes to exactly `tokens` tokens (special tokens included).
+fn text_of(model: &OnnxEmbeddingProvider, tokens: usize) -> Result<String, String> {
+    let mut words = tokens;
+    for _ in 0..64 {
+        let t = vec!["robot"; words.max(1)].join(" ");
+        let n = model.embed(&[&t], InputKind::Document).map_err(|e| e.to_string())?.token_counts[0];
+        if n == tokens {
+            return Ok(t);
+        }
+        words = (words as i64 + tokens as i64 - n as i64).max(1) as usize;
+    }
+    Err(format!("could not make a text of exactly {tokens} tokens"))
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let (mut dir, mut provider, mut device, mut runs) = (None, "cuda".to_string(), 0i32, 100usize);
+    let (mut reference, mut bench, mut max_length) = (None, false, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut v = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--model-dir" => dir = Some(v()?),
+            "--provider" => provider = v()?,
+            "--device" => device = v()?.parse().map_err(|_| "--device")?,
+            "--runs" => runs = v()?.parse().map_err(|_| "--runs")?,
+            "--reference" => reference = Some(v()?),
+            "--max-length" => max_length = Some(v()?.parse::<usize>().map_err(|_| "--max-length")?),
+            "--bench" => bench = true,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let dir = dir.ok_or("--model-dir is required")?;
+    let mut config = OnnxConfig::from_dir(&dir).map_err(|e| e.to_string())?.with_max_batch(64);
+    if let Some(m) = max_length {
+        config = config.with_max_length(m);
+    }
+    config = config.with_execution_provider(match provider.as_str() {
+        "cuda" => ExecutionProviderConfig::Cuda { device_id: device },
+        "tensorrt" => ExecutionProviderConfig::tensorrt(device, std::env::temp_dir().join("akidb-trt")),
+        "cpu" => ExecutionProviderConfig::Cpu,
+        p => return Err(format!("unknown provider {p}")),
+    });
+    let t = Instant::now();
+    let model = OnnxEmbeddingProvider::new(config).map_err(|e| e.to_string())?;
+    let load_s = t.elapsed().as_secs_f64();
+    let info = model.info().clone();
+    let mut out = json!({"model_dir": dir, "provider": info.execution_provider, "dimension": info.dimension,
+                         "hidden_size": info.hidden_size, "load_s": load_s});
+    if let Some(r) = reference {
+        let r: Value = serde_json::from_slice(&std::fs::read(&r).map_err(|e| format!("{r}: {e}"))?).map_err(|e| e.to_string())?;
+        if r.get("documents").is_some() {
+            let (t, e) = texts_and_vectors(&r["documents"]);
+            let (d1, d32) = check(&model, &t, &e, InputKind::Document)?;
+            let (t, e) = texts_and_vectors(&r["queries"]);
+            let (q1, q32) = check(&model, &t, &e, InputKind::Query)?;
+            out["reference_min_cosine"] = json!({"documents_b1": d1, "documents_b32": d32, "queries_b1": q1, "queries_b32": q32});
+        } else {
+            let (t, e) = texts_and_vectors(&r);
+            let (d1, d32) = check(&model, &t, &e, InputKind::Document)?;
+            out["reference_min_cosine"] = json!({"documents_b1": d1, "documents_b32": d32});
+        }
+    }
+    if bench {
+        let t32 = text_of(&model, 32)?;
+        for _ in 0..10 {
+            model.embed(&[&t32], InputKind::Document).map_err(|e| e.to_string())?;
+        }
+        let mut lat = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let s = Instant::now();
+            model.embed(&[&t32], InputKind::Document).map_err(|e| e.to_string())?;
+            lat.push(s.elapsed().as_secs_f64() * 1e3);
+        }
+        out["b1_l32_p50_ms"] = json!(percentile(&mut lat, 0.5));
+        out["b1_l32_p95_ms"] = json!(percentile(&mut lat, 0.95));
+        for (b, l) in [(32usize, 128usize), (64, 256)] {
+            let text = text_of(&model, l)?;
+            let batch: Vec<&str> = vec![text.as_str(); b];
+            for _ in 0..3 {
+                model.embed(&batch, InputKind::Document).map_err(|e| e.to_string())?;
+            }
+            let reps = 10;
+            let s = Instant::now();
+            for _ in 0..reps {
+                model.embed(&batch, InputKind::Document).map_err(|e| e.to_string())?;
+            }
+            let secs = s.elapsed().as_secs_f64();
+            out[format!("b{b}_l{l}_texts_per_s")] = json!((b * reps) as f64 / secs);
+            out[format!("b{b}_l{l}_tokens_per_s")] = json!((b * l * reps) as f64 / secs);
+        }
+    }
+    println!("{out}");
+    Ok(())
+}
