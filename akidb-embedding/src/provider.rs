@@ -233,23 +233,29 @@ impl OnnxEmbeddingProvider {
         let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let outputs = session.run(inputs).map_err(ort_err("model run"))?;
         let value = &outputs[self.signature.output.as_str()];
-        let (out_shape, data): (Vec<i64>, Cow<'_, [f32]>) = if self.signature.float16 {
+        // Pool straight from the output's element type: for fp16 models only the pooled rows
+        // are converted (one row per text for last-token and CLS pooling), not the whole
+        // [batch, sequence, hidden] tensor.
+        let mut out = Vec::with_capacity(b);
+        let pooled = self.signature.pooled;
+        let pooling = self.config.pooling;
+        let mut each = |data: &dyn Fn(usize) -> f32, hidden: usize| {
+            for r in 0..b {
+                let m = &mask[r * s..(r + 1) * s];
+                let v = if pooled {
+                    (r * hidden..(r + 1) * hidden).map(data).collect()
+                } else {
+                    pool(&|i, j| data(r * s * hidden + i * hidden + j), m, hidden, pooling)
+                };
+                out.push(sink(r, v));
+            }
+        };
+        if self.signature.float16 {
             let (sh, d) = value.try_extract_tensor::<half::f16>().map_err(ort_err("reading output"))?;
-            (sh.to_vec(), Cow::Owned(d.iter().map(|x| x.to_f32()).collect()))
+            each(&|i| d[i].to_f32(), *sh.last().unwrap_or(&0) as usize);
         } else {
             let (sh, d) = value.try_extract_tensor::<f32>().map_err(ort_err("reading output"))?;
-            (sh.to_vec(), Cow::Borrowed(d))
-        };
-        let hidden = *out_shape.last().unwrap_or(&0) as usize;
-        let mut out = Vec::with_capacity(b);
-        for r in 0..b {
-            let m = &mask[r * s..(r + 1) * s];
-            let v = if self.signature.pooled {
-                data[r * hidden..(r + 1) * hidden].to_vec()
-            } else {
-                pool(&data[r * s * hidden..(r + 1) * s * hidden], m, hidden, self.config.pooling)
-            };
-            out.push(sink(r, v));
+            each(&|i| d[i], *sh.last().unwrap_or(&0) as usize);
         }
         Ok(out)
     }
@@ -501,16 +507,17 @@ fn position_ids(mask: &[i64], s: usize) -> Vec<i64> {
     out
 }
 
-/// Pools one row of token states `[s, hidden]` under its attention mask.
-pub(crate) fn pool(states: &[f32], mask: &[i64], hidden: usize, pooling: Pooling) -> Vec<f32> {
-    let row = |i: usize| &states[i * hidden..(i + 1) * hidden];
+/// Pools the token states of one text under its attention mask; `state(token, dim)` reads
+/// the output (whatever its element type).
+pub(crate) fn pool(state: &dyn Fn(usize, usize) -> f32, mask: &[i64], hidden: usize, pooling: Pooling) -> Vec<f32> {
+    let row = |i: usize| (0..hidden).map(|j| state(i, j)).collect::<Vec<f32>>();
     match pooling {
         Pooling::Mean => {
             let mut acc = vec![0.0f32; hidden];
             let mut n = 0usize;
             for (i, &m) in mask.iter().enumerate() {
                 if m != 0 {
-                    acc.iter_mut().zip(row(i)).for_each(|(a, x)| *a += x);
+                    acc.iter_mut().enumerate().for_each(|(j, a)| *a += state(i, j));
                     n += 1;
                 }
             }
@@ -518,8 +525,8 @@ pub(crate) fn pool(states: &[f32], mask: &[i64], hidden: usize, pooling: Pooling
             acc.iter_mut().for_each(|a| *a *= inv);
             acc
         }
-        Pooling::Cls => row(mask.iter().position(|&m| m != 0).unwrap_or(0)).to_vec(),
-        Pooling::LastToken => row(mask.iter().rposition(|&m| m != 0).unwrap_or(mask.len() - 1)).to_vec(),
+        Pooling::Cls => row(mask.iter().position(|&m| m != 0).unwrap_or(0)),
+        Pooling::LastToken => row(mask.iter().rposition(|&m| m != 0).unwrap_or(mask.len() - 1)),
     }
 }
 
@@ -537,12 +544,13 @@ mod tests {
     #[test]
     fn pooling_follows_the_mask() {
         // Three tokens of hidden size 2; the middle one padded.
-        let states = [1.0, 2.0, 10.0, 10.0, 3.0, 4.0];
+        let states = [1.0f32, 2.0, 10.0, 10.0, 3.0, 4.0];
+        let st = |i: usize, j: usize| states[i * 2 + j];
         let mask = [1, 0, 1];
-        assert_eq!(pool(&states, &mask, 2, Pooling::Mean), vec![2.0, 3.0]);
-        assert_eq!(pool(&states, &mask, 2, Pooling::LastToken), vec![3.0, 4.0]);
-        assert_eq!(pool(&states, &[0, 1, 1], 2, Pooling::Cls), vec![10.0, 10.0]);
-        assert_eq!(pool(&states, &[1, 1, 0], 2, Pooling::LastToken), vec![10.0, 10.0]);
+        assert_eq!(pool(&st, &mask, 2, Pooling::Mean), vec![2.0, 3.0]);
+        assert_eq!(pool(&st, &mask, 2, Pooling::LastToken), vec![3.0, 4.0]);
+        assert_eq!(pool(&st, &[0, 1, 1], 2, Pooling::Cls), vec![10.0, 10.0]);
+        assert_eq!(pool(&st, &[1, 1, 0], 2, Pooling::LastToken), vec![10.0, 10.0]);
     }
 
     #[test]
