@@ -56,17 +56,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let ingest_s = t.elapsed().as_secs_f64();
     let mut lat = Vec::with_capacity(100);
+    let mut paths = std::collections::BTreeMap::<String, usize>::new();
     for q in docs.iter().take(100) {
         let q: String = q.chars().take(80).collect();
         let t = Instant::now();
-        c.query_text(&q, 10, None)?;
+        let (_, path) = c.query_text_with(&q, 10, None, akidb::SearchParams::default())?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
+        *paths.entry(format!("{path:?}")).or_default() += 1;
     }
     println!(
         "{}",
         serde_json::json!({
             "engine": "akidb", "n": report.written, "ingest_docs_per_s": report.written as f64 / ingest_s,
             "query_text_p50_ms": percentile(&mut lat, 0.5), "query_text_p95_ms": percentile(&mut lat, 0.95),
+            "search_paths": paths,
         })
     );
     Ok(())

@@ -17,7 +17,7 @@ use crate::document::{check_id, check_metadata, check_text};
 use crate::limits::{MAX_BATCH, MAX_K, MAX_TEXT_BYTES};
 use crate::{
     BatchOptions, BatchingEmbedder, Collection, CollectionConfig, Database, Document, Error, Filter, Hit,
-    ModelIdentity, Result, TextDocument,
+    ModelIdentity, Result, SearchParams, SearchPath, TextDocument,
 };
 
 impl Database {
@@ -166,6 +166,18 @@ impl Collection {
     /// Embeds `query` with the model's query instruction and returns the `k` best matches
     /// among documents passing `filter`.
     pub fn query_text(&self, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
+        self.query_text_with(query, k, filter, SearchParams::default()).map(|(h, _)| h)
+    }
+
+    /// [`Collection::query_text`] with per-query search parameters (`ef`, or exact); also
+    /// reports which search path answered.
+    pub fn query_text_with(
+        &self,
+        query: &str,
+        k: usize,
+        filter: Option<&Filter>,
+        params: SearchParams,
+    ) -> Result<(Vec<Hit>, SearchPath)> {
         self.check_live()?;
         if k == 0 || k > MAX_K {
             return Err(Error::InvalidK { k, max: MAX_K });
@@ -178,7 +190,7 @@ impl Collection {
         }
         let out = self.embedder()?.embed(&[query], InputKind::Query)?;
         let v = out.vectors.into_iter().next().unwrap_or_default();
-        self.search(&v, k, filter)
+        self.search_with(&v, k, filter, params)
     }
 
     /// Streams documents in: embedding of the next batch overlaps the commit of the current
