@@ -211,7 +211,7 @@ fn generations(dir: &Path) -> Vec<(u64, PathBuf)> {
             out.push((seq, e.path()));
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|g| std::cmp::Reverse(g.0));
     out
 }
 
