@@ -112,6 +112,10 @@ fn bad_vectors_are_typed_errors_and_write_nothing() {
     assert!(matches!(c.search(&[0.0; 3], 1, None), Err(Error::ZeroVector { .. })));
     assert!(matches!(c.search(&[1.0; 3], 0, None), Err(Error::InvalidK { k: 0, .. })));
     assert!(matches!(c.search(&[1.0; 3], 10_001, None), Err(Error::InvalidK { .. })));
+    for ef in [0, 10_001] {
+        let p = akidb::SearchParams::with_ef(ef);
+        assert!(matches!(c.search_with(&[1.0; 3], 1, None, p), Err(Error::InvalidIndexParams { .. })), "ef {ef}");
+    }
     assert!(matches!(c.get(&[""]), Err(Error::InvalidId { .. })));
     let huge: Vec<Document> = (0..65_537).map(|i| doc(&i.to_string(), vec![1.0; 3])).collect();
     assert!(matches!(c.upsert(&huge), Err(Error::BatchTooLarge { len: 65_537, .. })));

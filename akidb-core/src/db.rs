@@ -398,6 +398,22 @@ impl Collection {
         &self.state.config
     }
 
+    /// Checks what every search takes: a live collection, `k` in range, a valid filter and `ef`.
+    pub(crate) fn check_request(&self, k: usize, filter: Option<&Filter>, params: &SearchParams) -> Result<()> {
+        self.check_live()?;
+        if k == 0 || k > MAX_K {
+            return Err(Error::InvalidK { k, max: MAX_K });
+        }
+        if let Some(ef) = params.ef.filter(|ef| *ef == 0 || *ef > MAX_EF) {
+            let h = self.state.config.hnsw;
+            return Err(Error::InvalidIndexParams { m: h.m, ef_construction: h.ef_construction, ef_search: ef });
+        }
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_live(&self) -> Result<()> {
         if self.state.dropped.load(Ordering::Acquire) {
             return Err(Error::CollectionNotFound { name: self.name().into() });
@@ -625,13 +641,7 @@ impl Collection {
         filter: Option<&Filter>,
         params: SearchParams,
     ) -> Result<(Vec<Hit>, SearchPath)> {
-        self.check_live()?;
-        if k == 0 || k > MAX_K {
-            return Err(Error::InvalidK { k, max: MAX_K });
-        }
-        if let Some(f) = filter {
-            f.validate()?;
-        }
+        self.check_request(k, filter, &params)?;
         let cfg = &self.state.config;
         let query = check_vector(vector, cfg.dimension, cfg.metric, || "query".into())?;
         let (neighbors, snap) = {

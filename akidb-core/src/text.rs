@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use akidb_embedding::{Embedder, InputKind};
 
 use crate::document::{check_id, check_metadata, check_text};
-use crate::limits::{MAX_BATCH, MAX_K, MAX_TEXT_BYTES};
+use crate::limits::{MAX_BATCH, MAX_TEXT_BYTES};
 use crate::{
     BatchOptions, BatchingEmbedder, Collection, CollectionConfig, Database, Document, Error, Filter, Hit,
     ModelIdentity, Result, SearchParams, SearchPath, TextDocument,
@@ -178,15 +178,9 @@ impl Collection {
         filter: Option<&Filter>,
         params: SearchParams,
     ) -> Result<(Vec<Hit>, SearchPath)> {
-        self.check_live()?;
-        if k == 0 || k > MAX_K {
-            return Err(Error::InvalidK { k, max: MAX_K });
-        }
+        self.check_request(k, filter, &params)?;
         if query.len() > MAX_TEXT_BYTES {
             return Err(Error::TextTooLong { id: "(query)".into(), bytes: query.len(), max: MAX_TEXT_BYTES });
-        }
-        if let Some(f) = filter {
-            f.validate()?;
         }
         let out = self.embedder()?.embed(&[query], InputKind::Query)?;
         let v = out.vectors.into_iter().next().unwrap_or_default();
