@@ -73,7 +73,7 @@ fn full_disk_fails_typed_and_loses_nothing() {
         db.create_collection("c", CollectionConfig::new(DIM)).expect("create");
     }
     let size = std::fs::metadata(path.join("akidb.redb")).expect("file").len();
-    let child = Command::new(std::env::current_exe().expect("exe"))
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
         .args(["--exact", "child_write_until_full", "--ignored", "--nocapture", "--test-threads=1"])
         .env("AKIDB_FAULT_DB", &path)
         .env("AKIDB_FAULT_CAP", (size + (4 << 20)).to_string())
@@ -81,7 +81,9 @@ fn full_disk_fails_typed_and_loses_nothing() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let out: Vec<String> = BufReader::new(child.stdout.expect("stdout")).lines().map_while(Result::ok).collect();
+    let stdout = child.stdout.take().expect("stdout");
+    let out: Vec<String> = BufReader::new(stdout).lines().map_while(Result::ok).collect();
+    child.wait().expect("child exits");
     let acked: Vec<usize> = out.iter().filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse().ok())).collect();
     assert!(!acked.is_empty(), "some writes fit before the cap: {out:?}");
     assert!(out.iter().any(|l| l == "ERR true"), "the failing write is a typed storage error: {out:?}");
