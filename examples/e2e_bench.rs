@@ -12,6 +12,10 @@
 //! `--write-corpus` first writes 100,000 fleet-log lines (examples/common/fleet.rs) to the corpus.
 #![allow(missing_docs)]
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::percentile;
+
 #[path = "common/fleet.rs"]
 mod fleet;
 
@@ -19,11 +23,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use akidb::{Database, IngestOptions, OnnxEmbeddingProvider, TextDocument};
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut dir, mut corpus, mut n, mut write) = (None, None, 10_000usize, false);

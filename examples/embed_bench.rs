@@ -12,17 +12,16 @@
 //! (200 runs). `--write-corpus` first writes a corpus of fleet-log messages to CORPUS.txt.
 #![allow(missing_docs)]
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::percentile;
+
 #[path = "common/fleet.rs"]
 mod fleet;
 
 use std::time::Instant;
 
 use akidb::{Embedder, InputKind, OnnxConfig, OnnxEmbeddingProvider};
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut dir, mut corpus, mut threads, mut write) = (None, None, 2usize, false);

@@ -14,15 +14,14 @@
 //! Same shapes as `../shared/bench/torch_qwen3_bench.py`, the HF transformers peer.
 #![allow(missing_docs)]
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::percentile;
+
 use std::time::Instant;
 
 use akidb::embedding::{Embedder, ExecutionProviderConfig, InputKind, OnnxConfig, OnnxEmbeddingProvider};
 use serde_json::{json, Value};
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn cosine(a: &[f32], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * y).sum();

@@ -72,7 +72,7 @@ impl DatabaseBuilder {
 /// An open database: a directory holding one redb file (and, later, index files).
 ///
 /// `Database` is `Send + Sync` and cheap to clone (an `Arc`); every clone is the same database.
-/// Reads never wait for writes except during the few milliseconds of a commit.
+/// Reads run during writes; they wait only while a write commits and is applied to the index.
 ///
 /// Only one process may open a database at a time; a second gets an error for which
 /// [`Error::is_locked`] is true.
