@@ -133,6 +133,16 @@ fn collection_names_and_lifecycle() {
         assert!(matches!(db.collection(bad), Err(Error::InvalidCollectionName { .. })));
     }
     assert!(matches!(db.create_collection("z", CollectionConfig::new(0)), Err(Error::InvalidDimension { .. })));
+    for (m, efc, ef) in [(1, 200, 64), (256, 200, 64), (16, 0, 64), (16, 200, 0), (16, 10_001, 64)] {
+        let mut params = akidb::HnswParams::new(m, efc);
+        params.ef_search = ef;
+        let cfg = CollectionConfig::new(2).with_hnsw(params);
+        assert!(
+            matches!(db.create_collection("z", cfg), Err(Error::InvalidIndexParams { .. })),
+            "m {m} efc {efc} ef {ef}"
+        );
+    }
+    assert!(matches!(db.collection("z"), Err(Error::CollectionNotFound { .. })), "nothing was created");
     let c = db.create_collection("ok_Name-1", CollectionConfig::new(2)).expect("create");
     assert!(matches!(
         db.create_collection("ok_Name-1", CollectionConfig::new(2)),
@@ -148,6 +158,11 @@ fn collection_names_and_lifecycle() {
     assert_eq!(c2.count().expect("count"), 0);
     assert!(matches!(c.count(), Err(Error::CollectionNotFound { .. })));
     assert!(matches!(c.search(&[1.0, 0.0], 1, None), Err(Error::CollectionNotFound { .. })));
+    assert!(matches!(c.optimize(), Err(Error::CollectionNotFound { .. })));
+    assert!(matches!(c.save_index(), Err(Error::CollectionNotFound { .. })));
+    assert!(matches!(c.index_stats(), Err(Error::CollectionNotFound { .. })));
+    assert!(matches!(c.get(&["a"]), Err(Error::CollectionNotFound { .. })));
+    assert!(matches!(c.delete(&["a"]), Err(Error::CollectionNotFound { .. })));
 }
 
 #[test]
