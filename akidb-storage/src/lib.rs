@@ -227,7 +227,8 @@ pub type FoundDocument = (u64, StoredDocument, Vec<f32>);
 /// What a committed write did, for the index layer to apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReceipt {
-    /// Sequence number given to each upserted document, in input order.
+    /// Sequence number given to each upserted document, in input order (one per upsert, also
+    /// for upserts retired later in the same write: those are in `removed` too).
     pub inserted: Vec<u64>,
     /// Sequence numbers retired (replaced by an upsert or deleted).
     pub removed: Vec<u64>,
@@ -569,8 +570,8 @@ impl Storage {
                     vecs.remove(old).map_err(redb_err("remove vec"))?;
                     receipt.removed.push(old);
                     receipt.deleted += 1;
-                    // An upsert of the same id earlier in this batch is retired too.
-                    receipt.inserted.retain(|s| *s != old);
+                    // An upsert of the same id earlier in this batch is retired by this: its
+                    // number stays in `inserted` (input order) and appears in `removed`.
                 }
             }
             seqs.insert(coll.id, seq).map_err(redb_err("write sequence"))?;
@@ -874,6 +875,30 @@ mod tests {
         })
         .expect("scan");
         assert_eq!(seen, vec![(3, "a".to_string())]);
+    }
+
+    #[test]
+    fn inserted_stays_in_input_order_when_the_batch_retires_an_upsert() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path());
+        let c = s.create_collection("c", b"{}").expect("create");
+        let v = [1.0f32];
+        let r = s
+            .prepare_write(
+                &c,
+                &[
+                    DocumentWrite { id: "a", text: None, metadata: "{}", vector: &v },
+                    DocumentWrite { id: "b", text: None, metadata: "{}", vector: &v },
+                ],
+                &["a"],
+            )
+            .expect("prepare")
+            .commit()
+            .expect("commit");
+        assert_eq!((r.inserted, r.removed, r.deleted), (vec![1, 2], vec![1], 1));
+        let snap = s.snapshot().expect("snap");
+        assert_eq!(snap.count(&c).expect("count"), 1);
+        assert!(snap.get(&c, &["a"]).expect("get")[0].is_none());
     }
 
     #[test]
