@@ -219,15 +219,7 @@ impl Drop for DbInner {
             if state.dropped.load(Ordering::Relaxed) || state.unsaved.load(Ordering::Relaxed) == 0 {
                 continue;
             }
-            let live = read(&state.live);
-            let covered = match self.store.snapshot().and_then(|s| s.last_seq(&state.entry)) {
-                Ok(c) => c,
-                Err(e) => {
-                    log::warn!("not saving the index of {}: {e}", state.entry.name);
-                    continue;
-                }
-            };
-            if let Err(e) = persist::save(&live.index, &state.index_dir, &state.identity(), covered) {
+            if let Err(e) = state.save(&self.store) {
                 log::warn!("saving the index of {} failed (it will be rebuilt on open): {e}", state.entry.name);
             }
         }
@@ -282,6 +274,22 @@ impl CollectionState {
             unsaved: std::sync::atomic::AtomicU64::new(0),
             optimizing: AtomicBool::new(false),
         }
+    }
+
+    /// Writes the index as a new generation covering the last committed write.
+    fn save(&self, store: &Storage) -> Result<()> {
+        let live = read(&self.live);
+        // Commits happen under the write lock: holding the read lock pins the covered sequence.
+        let covered = store.snapshot()?.last_seq(&self.entry).map_err(|e| match e {
+            StorageError::CollectionNotFound { name } => Error::CollectionNotFound { name },
+            e => e.into(),
+        })?;
+        let unsaved = self.unsaved.swap(0, Ordering::AcqRel);
+        if let Err(e) = persist::save(&live.index, &self.index_dir, &self.identity(), covered) {
+            self.unsaved.fetch_add(unsaved, Ordering::AcqRel);
+            return Err(Error::IndexPersist(e));
+        }
+        Ok(())
     }
 
     fn identity(&self) -> IndexIdentity {
@@ -573,15 +581,7 @@ impl Collection {
     /// and when the last `Database` handle is dropped with unsaved index changes.
     pub fn save_index(&self) -> Result<()> {
         self.check_live()?;
-        let live = read(&self.state.live);
-        // Commits happen under the write lock: holding the read lock pins the covered sequence.
-        let covered = self.db.store.snapshot()?.last_seq(&self.state.entry).map_err(|e| self.storage_error(e))?;
-        let unsaved = self.state.unsaved.swap(0, Ordering::AcqRel);
-        if let Err(e) = persist::save(&live.index, &self.state.index_dir, &self.state.identity(), covered) {
-            self.state.unsaved.fetch_add(unsaved, Ordering::AcqRel);
-            return Err(Error::IndexPersist(e));
-        }
-        Ok(())
+        self.state.save(&self.db.store)
     }
 
     /// Index statistics: live vectors, graph tombstones.
