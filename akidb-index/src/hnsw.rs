@@ -194,13 +194,29 @@ impl std::fmt::Debug for HnswIndex {
 impl HnswIndex {
     /// An empty index.
     pub fn new(dim: usize, metric: Metric, params: HnswParams) -> Self {
-        Self {
-            params,
-            flat: FlatIndex::new(dim, metric),
-            graph: new_graph(&params, 1024, metric),
-            in_graph: HashSet::new(),
-            built: false,
+        Self::unbuilt(FlatIndex::new(dim, metric), params)
+    }
+
+    /// `flat` with no graph yet.
+    fn unbuilt(flat: FlatIndex, params: HnswParams) -> Self {
+        let graph = new_graph(&params, 1024, flat.metric());
+        Self { params, flat, graph, in_graph: HashSet::new(), built: false }
+    }
+
+    /// Builds a fresh graph over every live vector, in parallel chunks; `false` if cancelled.
+    fn build_graph(&mut self, cancel: &dyn Fn() -> bool, progress: &mut dyn FnMut(usize, usize)) -> bool {
+        let ids = self.flat.ids().to_vec();
+        self.graph = new_graph(&self.params, ids.len(), self.flat.metric());
+        self.in_graph = HashSet::with_capacity(ids.len());
+        for chunk in ids.chunks(8192) {
+            if cancel() {
+                return false;
+            }
+            self.insert_graph(chunk);
+            progress(self.in_graph.len(), ids.len());
         }
+        self.built = true;
+        true
     }
 
     /// Parameters.
@@ -244,25 +260,11 @@ impl HnswIndex {
         cancel: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Option<Self> {
-        if flat.len() < EXACT_BELOW {
-            let metric = flat.metric();
-            return Some(Self { params, flat, graph: new_graph(&params, 1024, metric), in_graph: HashSet::new(), built: false });
+        let mut idx = Self::unbuilt(flat, params);
+        if idx.flat.len() >= EXACT_BELOW && !idx.build_graph(cancel, progress) {
+            return None;
         }
-        let ids = flat.ids().to_vec();
-        let graph = new_graph(&params, ids.len(), flat.metric());
-        let total = ids.len();
-        let mut in_graph = HashSet::with_capacity(total);
-        for chunk in ids.chunks(8192) {
-            if cancel() {
-                return None;
-            }
-            let items: Vec<(&[f32], usize)> =
-                chunk.iter().filter_map(|id| flat.vector(*id).map(|v| (v, *id as usize))).collect();
-            graph.parallel_insert_slice(&items);
-            in_graph.extend(chunk.iter().copied());
-            progress(in_graph.len(), total);
-        }
-        Some(Self { params, flat, graph, in_graph, built: true })
+        Some(idx)
     }
 
     /// Wraps a graph loaded from disk: `flat` holds the live vectors (from storage); graph ids
@@ -388,10 +390,7 @@ impl VectorInsert for HnswIndex {
             let ids: Vec<u64> = items.iter().map(|(id, _)| *id).collect();
             self.insert_graph(&ids);
         } else if self.flat.len() >= EXACT_BELOW {
-            let ids = self.flat.ids().to_vec();
-            self.graph = new_graph(&self.params, ids.len(), self.flat.metric());
-            self.insert_graph(&ids);
-            self.built = true;
+            self.build_graph(&|| false, &mut |_, _| {});
         }
         Ok(())
     }
