@@ -440,18 +440,17 @@ fn create_session(env: &ort::environment::Environment, config: &OnnxConfig) -> R
         let mut builder = builder.with_execution_providers(eps).map_err(|e| e.to_string())?;
         builder.commit_from_file(&config.model_path).map_err(|e| e.to_string())
     };
+    let cpu = || -> Result<Session, EmbedError> {
+        session_builder(env, config)?.commit_from_file(&config.model_path).map_err(ort_err("loading the model"))
+    };
     if config.execution_provider == ExecutionProviderConfig::Cpu {
-        let mut builder = session_builder(env, config)?;
-        let session = builder.commit_from_file(&config.model_path).map_err(ort_err("loading the model"))?;
-        return Ok((session, "CPU".into()));
+        return Ok((cpu()?, "CPU".into()));
     }
     match attempt() {
         Ok(s) => Ok((s, requested.into())),
         Err(reason) if config.allow_fallback => {
             log::warn!("execution provider {requested} unavailable ({reason}); falling back to CPU as configured");
-            let mut builder = session_builder(env, config)?;
-            let session = builder.commit_from_file(&config.model_path).map_err(ort_err("loading the model"))?;
-            Ok((session, format!("CPU (fallback from {requested}: {reason})")))
+            Ok((cpu()?, format!("CPU (fallback from {requested}: {reason})")))
         }
         Err(reason) => Err(EmbedError::ProviderUnavailable { provider: requested, reason }),
     }
