@@ -22,19 +22,24 @@ fn batch(round: usize) -> Vec<Document> {
         .collect()
 }
 
-/// Child half: caps its file size, then writes until a write fails.
-#[test]
-#[ignore = "run as a child process by full_disk_fails_typed_and_loses_nothing"]
-#[allow(unsafe_code)]
-fn child_write_until_full() {
-    let (Ok(path), Ok(cap)) = (std::env::var("AKIDB_FAULT_DB"), std::env::var("AKIDB_FAULT_CAP")) else { return };
-    let cap: u64 = cap.parse().expect("cap");
-    // SAFETY: plain libc calls with valid arguments, before any other thread touches the files.
+fn set_file_size_cap(cap: u64) {
+    #[allow(unsafe_code)]
+    // SAFETY: plain libc calls with valid arguments.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         let lim = libc::rlimit { rlim_cur: cap, rlim_max: libc::RLIM_INFINITY };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
     }
+}
+
+/// Child half: caps its file size, writes until a write fails, then checks in the same process
+/// that reads work, that an index save under the cap fails typed, and that both writes and saves
+/// work once the cap is lifted.
+#[test]
+#[ignore = "run as a child process by full_disk_fails_typed_and_loses_nothing"]
+fn child_write_until_full() {
+    let (Ok(path), Ok(cap)) = (std::env::var("AKIDB_FAULT_DB"), std::env::var("AKIDB_FAULT_CAP")) else { return };
+    set_file_size_cap(cap.parse().expect("cap"));
     let db = Database::open(&path).expect("open");
     let c = db.collection("c").expect("collection");
     for round in 0.. {
@@ -43,25 +48,32 @@ fn child_write_until_full() {
             Err(e) => {
                 println!("ERR {}", matches!(e, Error::Storage(_)));
                 println!("MSG {e}");
-                match c.count() {
-                    Ok(n) => println!("READ ok {n}"),
-                    Err(e) => println!("READ err {e}"),
+                let first: Vec<String> = (0..200).map(|i| format!("r0-{i}")).collect();
+                match (c.count(), c.get(&first)) {
+                    (Ok(n), Ok(got)) if got.iter().all(Option::is_some) => println!("READ ok {n}"),
+                    (n, got) => println!("READ err {n:?} {:?}", got.map(|g| g.iter().filter(|r| r.is_some()).count())),
+                }
+                // Index files hit the cap too: the save fails typed and the old state stays.
+                set_file_size_cap(4096);
+                match c.save_index() {
+                    Ok(()) => println!("SAVE-CAPPED ok"),
+                    Err(e) => println!("SAVE-CAPPED err {} {e}", matches!(e, Error::IndexPersist(_))),
                 }
                 // Space returns: lift the cap and retry the same batch in the same process.
-                // SAFETY: as above.
-                unsafe {
-                    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
-                    assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
-                }
+                set_file_size_cap(libc::RLIM_INFINITY);
                 match c.upsert(&batch(round)) {
                     Ok(()) => println!("RETRY ok {round}"),
                     Err(e) => println!("RETRY err {e}"),
+                }
+                match c.save_index() {
+                    Ok(()) => println!("SAVE ok"),
+                    Err(e) => println!("SAVE err {e}"),
                 }
                 break;
             }
         }
     }
-    std::mem::forget(db); // exit without the index save (the cap would fail it too)
+    std::mem::forget(db); // exit without the save on drop: the parent checks what is on disk
 }
 
 #[test]
@@ -69,8 +81,14 @@ fn full_disk_fails_typed_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db");
     {
+        // Enough vectors for an HNSW graph, so that an index save writes megabytes.
         let db = Database::open(&path).expect("open");
-        db.create_collection("c", CollectionConfig::new(DIM)).expect("create");
+        let c = db.create_collection("c", CollectionConfig::new(DIM)).expect("create");
+        let base: Vec<Document> = (0..akidb::index::EXACT_BELOW)
+            .map(|i| Document::new(format!("base-{i}"), (0..DIM).map(|d| ((i * 31 + d * 7) % 101) as f32 - 50.0).collect()))
+            .collect();
+        c.upsert(&base).expect("base");
+        assert!(c.index_stats().expect("stats").live >= akidb::index::EXACT_BELOW);
     }
     let size = std::fs::metadata(path.join("akidb.redb")).expect("file").len();
     let mut child = Command::new(std::env::current_exe().expect("exe"))
@@ -87,23 +105,32 @@ fn full_disk_fails_typed_and_loses_nothing() {
     let acked: Vec<usize> = out.iter().filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse().ok())).collect();
     assert!(!acked.is_empty(), "some writes fit before the cap: {out:?}");
     assert!(out.iter().any(|l| l == "ERR true"), "the failing write is a typed storage error: {out:?}");
-    let read = out.iter().find(|l| l.starts_with("READ")).cloned().unwrap_or_default();
-    let retry = out.iter().find(|l| l.starts_with("RETRY")).cloned().unwrap_or_default();
-    eprintln!("after the failed write, in the same process: {read}; {retry}");
-    assert!(read.starts_with("READ ok"), "the database stays readable: {read}");
+    let line = |p: &str| out.iter().find(|l| l.starts_with(p)).cloned().unwrap_or_default();
+    eprintln!("after the failed write, in the same process: {:?}", &out[acked.len()..]);
+    assert!(line("READ").starts_with("READ ok"), "the database stays readable: {out:?}");
+    assert!(line("SAVE-CAPPED").starts_with("SAVE-CAPPED err true"), "index save under the cap fails typed: {out:?}");
+    let last = *acked.last().expect("acked");
+    assert_eq!(line("RETRY"), format!("RETRY ok {}", last + 1), "writes succeed once space returns: {out:?}");
+    assert_eq!(line("SAVE "), "SAVE ok", "index saves succeed once space returns: {out:?}");
 
-    // Space returns (no cap): everything acknowledged is there, nothing of the failed batch is.
+    let leftovers: Vec<String> = std::fs::read_dir(path.join("index/c1"))
+        .expect("index dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "a failed save leaves no temporary files: {leftovers:?}");
+
+    // A new process: everything acknowledged is there, including the retried batch, and the
+    // index saved after the fault loads.
     let db = Database::open(&path).expect("reopen after the fault");
     let c = db.collection("c").expect("collection");
-    let last = *acked.last().expect("acked");
-    assert_eq!(c.count().expect("count"), ((last + 1) * 200) as u64);
-    for round in [0, last] {
+    assert_eq!(c.index_stats().expect("stats").unsaved_changes, 0, "the saved index generation loaded");
+    assert_eq!(c.count().expect("count"), ((last + 2) * 200 + akidb::index::EXACT_BELOW) as u64);
+    for round in [0, last, last + 1] {
         let ids: Vec<String> = (0..200).map(|i| format!("r{round}-{i}")).collect();
         assert!(c.get(&ids).expect("get").iter().all(Option::is_some), "round {round} lost");
     }
-    let failed: Vec<String> = (0..200).map(|i| format!("r{}-{i}", last + 1)).collect();
-    assert!(c.get(&failed).expect("get").iter().all(Option::is_none), "no part of the failed batch");
-    c.upsert(&batch(last + 1)).expect("writes succeed once space returns");
-    assert_eq!(c.count().expect("count"), ((last + 2) * 200) as u64);
+    c.upsert(&batch(last + 2)).expect("writes succeed");
+    assert_eq!(c.count().expect("count"), ((last + 3) * 200 + akidb::index::EXACT_BELOW) as u64);
     assert_eq!(c.search(&batch(0)[0].vector, 1, None).expect("search")[0].id, "r0-0");
 }

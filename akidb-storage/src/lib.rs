@@ -33,6 +33,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -264,9 +265,20 @@ impl CollectionTables {
 }
 
 /// The storage engine of one database directory.
+///
+/// # After an I/O error
+///
+/// redb latches the first failed write (disk full, EIO) and refuses every later operation on that
+/// handle, because its in-memory state may no longer match the file. `Storage` heals itself: the
+/// next transaction that meets the latched error drops the handle and opens the file again, which
+/// makes redb recover from the last durable commit. The failed call returned a typed error and
+/// wrote nothing; everything committed before it is read back; writes work again once the cause
+/// (space, for example) is gone.
 pub struct Storage {
-    db: redb::Database,
+    /// `None` only between dropping a failed handle and reopening the file.
+    db: RwLock<Option<Arc<redb::Database>>>,
     file: PathBuf,
+    cache_size: usize,
 }
 
 impl fmt::Debug for Storage {
@@ -313,12 +325,80 @@ impl Storage {
         if !exists && !options.create_if_missing {
             return Err(StorageError::NotFound { path: file });
         }
-        let mut builder = redb::Database::builder();
-        builder.set_cache_size(options.cache_size);
-        let db = builder.create(&file).map_err(|e| map_open_error(&file, e))?;
-        let storage = Self { db, file };
+        let db = open_redb(&file, options.cache_size)?;
+        let storage = Self {
+            db: RwLock::new(Some(Arc::new(db))),
+            file,
+            cache_size: options.cache_size,
+        };
         storage.check_or_init_meta()?;
         Ok(storage)
+    }
+
+    /// The current redb handle, reopening the file first if a failed handle was dropped.
+    fn handle(&self) -> Result<Arc<redb::Database>> {
+        if let Some(db) = self.db.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            return Ok(db.clone());
+        }
+        self.reopen(None)
+    }
+
+    /// Replaces the handle `failed` (or a missing one) by a freshly opened one. Transactions of
+    /// the old handle still alive in other threads keep its file lock for a moment: wait for them
+    /// (up to [`REOPEN_WAIT`]).
+    fn reopen(&self, failed: Option<*const redb::Database>) -> Result<Arc<redb::Database>> {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        match (slot.as_ref(), failed) {
+            (Some(current), Some(failed)) if !std::ptr::eq(Arc::as_ptr(current), failed) => {
+                return Ok(current.clone())
+            }
+            (Some(current), None) => return Ok(current.clone()),
+            _ => {}
+        }
+        *slot = None;
+        let deadline = std::time::Instant::now() + REOPEN_WAIT;
+        loop {
+            match open_redb(&self.file, self.cache_size) {
+                Ok(db) => {
+                    let db = Arc::new(db);
+                    *slot = Some(db.clone());
+                    log::warn!("reopened {} after an I/O error", self.file.display());
+                    return Ok(db);
+                }
+                Err(StorageError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs `begin` on the current handle; if the handle latched an earlier I/O error, reopens
+    /// the file and runs it once more.
+    fn begin<T>(
+        &self,
+        context: &'static str,
+        begin: impl Fn(&redb::Database) -> std::result::Result<T, redb::TransactionError>,
+    ) -> Result<T> {
+        let db = self.handle()?;
+        match begin(&db) {
+            Err(e) if latched(&e) => {
+                // Our own reference would keep the failed file open (and locked).
+                let failed = Arc::as_ptr(&db);
+                drop(db);
+                let db = self.reopen(Some(failed))?;
+                begin(&db).map_err(redb_err(context))
+            }
+            r => r.map_err(redb_err(context)),
+        }
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction> {
+        self.begin("begin read", |db| db.begin_read())
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction> {
+        self.begin("begin write", |db| db.begin_write())
     }
 
     /// Path of the redb file.
@@ -327,7 +407,7 @@ impl Storage {
     }
 
     fn check_or_init_meta(&self) -> Result<()> {
-        let txn = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let txn = self.begin_read()?;
         let meta = match txn.open_table(META) {
             Ok(t) => Some(t),
             Err(redb::TableError::TableDoesNotExist(_)) => None,
@@ -367,7 +447,7 @@ impl Storage {
                         path: self.file.clone(),
                     });
                 }
-                let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+                let w = self.begin_write()?;
                 {
                     let mut meta = w.open_table(META).map_err(redb_err("create meta"))?;
                     meta.insert("magic", MAGIC).map_err(redb_err("write meta"))?;
@@ -387,7 +467,7 @@ impl Storage {
     /// Test and upgrade hook: overwrites the stored format version.
     #[doc(hidden)]
     pub fn set_format_version_for_tests(&self, version: u32) -> Result<()> {
-        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        let w = self.begin_write()?;
         {
             let mut meta = w.open_table(META).map_err(redb_err("open meta"))?;
             meta.insert("format_version", version.to_le_bytes().as_slice())
@@ -398,7 +478,7 @@ impl Storage {
 
     /// Creates a collection with the given schema bytes.
     pub fn create_collection(&self, name: &str, schema: &[u8]) -> Result<CollectionEntry> {
-        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        let w = self.begin_write()?;
         let id;
         {
             let mut colls = w.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
@@ -439,7 +519,7 @@ impl Storage {
 
     /// Replaces the schema bytes of an existing collection (same id, same data).
     pub fn update_schema(&self, name: &str, schema: &[u8]) -> Result<()> {
-        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        let w = self.begin_write()?;
         {
             let mut colls = w.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
             let id = match colls.get(name).map_err(redb_err("read collections"))? {
@@ -457,7 +537,7 @@ impl Storage {
 
     /// Looks a collection up by name.
     pub fn collection(&self, name: &str) -> Result<Option<CollectionEntry>> {
-        let r = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let r = self.begin_read()?;
         let colls = r.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
         let v = colls.get(name).map_err(redb_err("read collections"))?;
         v.map(|v| {
@@ -473,7 +553,7 @@ impl Storage {
 
     /// All collections, ordered by name.
     pub fn list_collections(&self) -> Result<Vec<CollectionEntry>> {
-        let r = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let r = self.begin_read()?;
         let colls = r.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
         let mut out = Vec::new();
         for item in colls.iter().map_err(redb_err("iterate collections"))? {
@@ -490,7 +570,7 @@ impl Storage {
 
     /// Drops a collection and all its data in one transaction. Returns whether it existed.
     pub fn drop_collection(&self, name: &str) -> Result<bool> {
-        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        let w = self.begin_write()?;
         {
             let mut colls = w.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
             let id = match colls.remove(name).map_err(redb_err("remove collection"))? {
@@ -518,7 +598,7 @@ impl Storage {
         upserts: &[DocumentWrite<'_>],
         deletes: &[&str],
     ) -> Result<PendingWrite> {
-        let w = self.db.begin_write().map_err(redb_err("begin write"))?;
+        let w = self.begin_write()?;
         let mut receipt = WriteReceipt::default();
         {
             let colls = w.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
@@ -582,9 +662,26 @@ impl Storage {
 
     /// Opens a consistent read snapshot (redb MVCC: writers do not block it).
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let txn = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let txn = self.begin_read()?;
         Ok(Snapshot { txn })
     }
+}
+
+/// How long [`Storage`] waits for transactions of a failed handle to end before reopening.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn open_redb(file: &Path, cache_size: usize) -> Result<redb::Database> {
+    let mut builder = redb::Database::builder();
+    builder.set_cache_size(cache_size);
+    builder.create(file).map_err(|e| map_open_error(file, e))
+}
+
+/// Whether redb refuses a transaction because the handle met an I/O error before.
+fn latched(e: &redb::TransactionError) -> bool {
+    matches!(
+        e,
+        redb::TransactionError::Storage(redb::StorageError::PreviousIo | redb::StorageError::Io(_))
+    )
 }
 
 /// Maps redb's open errors to typed storage errors.
