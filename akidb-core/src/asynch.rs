@@ -113,4 +113,14 @@ impl AsyncCollection {
         let c = self.c.clone();
         blocking(move || c.search(&vector, k, filter.as_ref())).await
     }
+    /// See [`Collection::optimize`].
+    pub async fn optimize(&self) -> Result<usize> {
+        let c = self.c.clone();
+        blocking(move || c.optimize()).await
+    }
+    /// See [`Collection::save_index`].
+    pub async fn save_index(&self) -> Result<()> {
+        let c = self.c.clone();
+        blocking(move || c.save_index()).await
+    }
 }

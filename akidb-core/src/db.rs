@@ -192,8 +192,8 @@ impl Database {
         validate_collection_name(name)?;
         let mut map = write(&self.inner.collections);
         let state = map.remove(name);
-        // Writers of this collection commit under its live lock: taking it orders the drop after them.
-        let live = state.as_ref().map(|s| write(&s.live));
+        // Writers of this collection hold its commit lock: taking it orders the drop after them.
+        let commit = state.as_ref().map(|s| s.commit.lock().unwrap_or_else(PoisonError::into_inner));
         let entry = self.inner.store.collection(name)?;
         if !self.inner.store.drop_collection(name)? {
             return Err(Error::CollectionNotFound { name: name.into() });
@@ -201,7 +201,7 @@ impl Database {
         if let Some(s) = &state {
             s.dropped.store(true, Ordering::Release);
         }
-        drop(live);
+        drop(commit);
         if let Some(e) = entry {
             // The data is gone (committed above); the derived index files go best-effort.
             let _ = std::fs::remove_dir_all(self.inner.path.join("index").join(format!("c{}", e.id)));
@@ -219,7 +219,7 @@ impl Drop for DbInner {
             if state.dropped.load(Ordering::Relaxed) || state.unsaved.load(Ordering::Relaxed) == 0 {
                 continue;
             }
-            if let Err(e) = state.save(&self.store) {
+            if let Err(e) = state.save() {
                 log::warn!("saving the index of {} failed (it will be rebuilt on open): {e}", state.entry.name);
             }
         }
@@ -237,6 +237,10 @@ pub(crate) struct CollectionState {
     entry: CollectionEntry,
     pub(crate) config: CollectionConfig,
     live: RwLock<Live>,
+    /// Held by a writer from staging its transaction until the index reflects it, so that writes
+    /// of this collection reach the index in commit order. Readers never take it: the fsync of a
+    /// commit does not block searches (see [`Collection::search_with`]).
+    commit: std::sync::Mutex<()>,
     dropped: AtomicBool,
     /// Where this collection's index generations live.
     index_dir: PathBuf,
@@ -251,6 +255,8 @@ pub(crate) struct CollectionState {
 struct Live {
     index: HnswIndex,
     metadata: HashMap<u64, Map<String, Value>>,
+    /// The sequence number of the last write the index reflects.
+    applied_seq: u64,
 }
 
 static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
@@ -268,7 +274,8 @@ impl CollectionState {
         Self {
             entry,
             config,
-            live: RwLock::new(Live { index, metadata: HashMap::new() }),
+            live: RwLock::new(Live { index, metadata: HashMap::new(), applied_seq: 0 }),
+            commit: std::sync::Mutex::new(()),
             dropped: AtomicBool::new(false),
             index_dir,
             unsaved: std::sync::atomic::AtomicU64::new(0),
@@ -277,13 +284,10 @@ impl CollectionState {
     }
 
     /// Writes the index as a new generation covering the last committed write.
-    fn save(&self, store: &Storage) -> Result<()> {
+    fn save(&self) -> Result<()> {
         let live = read(&self.live);
-        // Commits happen under the write lock: holding the read lock pins the covered sequence.
-        let covered = store.snapshot()?.last_seq(&self.entry).map_err(|e| match e {
-            StorageError::CollectionNotFound { name } => Error::CollectionNotFound { name },
-            e => e.into(),
-        })?;
+        // Holding the read lock pins the index at the write it last applied.
+        let covered = live.applied_seq;
         let unsaved = self.unsaved.swap(0, Ordering::AcqRel);
         if let Err(e) = persist::save(&live.index, &self.index_dir, &self.identity(), covered) {
             self.unsaved.fetch_add(unsaved, Ordering::AcqRel);
@@ -309,6 +313,7 @@ impl CollectionState {
             let mut live = write(&state.live);
             let snap = store.snapshot()?;
             let last_seq = snap.last_seq(&state.entry)?;
+            live.applied_seq = last_seq;
             let (dim, metric) = (state.config.dimension, state.config.metric);
             let mut ids = Vec::new();
             let mut vectors: Vec<f32> = Vec::new();
@@ -488,15 +493,17 @@ impl Collection {
                 vector: &d.vector,
             })
             .collect();
-        let pending = self
+        let commit = self.state.commit.lock().unwrap_or_else(PoisonError::into_inner);
+        self.check_live()?;
+        let receipt = self
             .db
             .store
             .prepare_write(&self.state.entry, &writes, &delete_ids)
+            .and_then(|pending| pending.commit())
             .map_err(|e| self.storage_error(e))?;
-        // Commit under the live lock, so a reader always sees the index and redb at the same write.
+        // Durable now; searches go on against the previous state until the index takes it.
         let mut live = write(&self.state.live);
-        self.check_live()?;
-        let receipt = pending.commit().map_err(|e| self.storage_error(e))?;
+        live.applied_seq = live.applied_seq.max(receipt.last_seq);
         let retired: std::collections::HashSet<u64> = receipt.removed.iter().copied().collect();
         live.index.remove(&receipt.removed);
         for seq in &receipt.removed {
@@ -518,6 +525,7 @@ impl Collection {
         let needs_optimize = live.index.tombstones() >= OPTIMIZE_MIN_TOMBSTONES
             && live.index.tombstone_ratio() > OPTIMIZE_TOMBSTONE_RATIO;
         drop(live);
+        drop(commit);
         if needs_optimize && !self.state.optimizing.load(Ordering::Relaxed) {
             let c = self.clone();
             let _ = std::thread::Builder::new().name("akidb-optimize".into()).spawn(move || {
@@ -581,7 +589,7 @@ impl Collection {
     /// and when the last `Database` handle is dropped with unsaved index changes.
     pub fn save_index(&self) -> Result<()> {
         self.check_live()?;
-        self.state.save(&self.db.store)
+        self.state.save()
     }
 
     /// Index statistics: live vectors, graph tombstones.
@@ -644,30 +652,43 @@ impl Collection {
         self.check_request(k, filter, &params)?;
         let cfg = &self.state.config;
         let query = check_vector(vector, cfg.dimension, cfg.metric, || "query".into())?;
-        let (neighbors, snap) = {
-            let live = read(&self.state.live);
-            let snap = self.db.store.snapshot()?;
-            let pred = |seq: u64| filter.is_none_or(|f| f.matches(live.metadata(seq)));
-            let n = match filter {
-                Some(_) => live.index.search_with(&query, k, Some(&pred), params)?,
-                None => live.index.search_with(&query, k, None, params)?,
+        // The index answers from the last write it applied; a commit may have landed in redb
+        // since (its fsync does not block searches). Documents are immutable per sequence number,
+        // so the answer is exactly the applied state's unless a hit was retired by such a commit:
+        // then wait for that write to reach the index and ask again.
+        let mut attempts = 0;
+        loop {
+            let (neighbors, snap) = {
+                let live = read(&self.state.live);
+                let pred = |seq: u64| filter.is_none_or(|f| f.matches(live.metadata(seq)));
+                let n = match filter {
+                    Some(_) => live.index.search_with(&query, k, Some(&pred), params)?,
+                    None => live.index.search_with(&query, k, None, params)?,
+                };
+                (n, self.db.store.snapshot()?)
             };
-            (n, snap)
-        };
-        let (neighbors, path) = neighbors;
-        let seqs: Vec<u64> = neighbors.iter().map(|n| n.id).collect();
-        let docs = snap.documents_by_seq(&self.state.entry, &seqs).map_err(|e| self.storage_error(e))?;
-        let mut hits = Vec::with_capacity(docs.len());
-        for (n, doc) in neighbors.into_iter().zip(docs) {
-            let doc = doc.ok_or_else(|| {
-                Error::Storage(StorageError::Corrupt {
+            let (neighbors, path) = neighbors;
+            let seqs: Vec<u64> = neighbors.iter().map(|n| n.id).collect();
+            let docs = snap.documents_by_seq(&self.state.entry, &seqs).map_err(|e| self.storage_error(e))?;
+            drop(snap);
+            if let Some(missing) = docs.iter().position(Option::is_none) {
+                attempts += 1;
+                if attempts < 8 {
+                    // The write that retired it holds the commit lock until the index has it.
+                    drop(self.state.commit.lock().unwrap_or_else(PoisonError::into_inner));
+                    continue;
+                }
+                return Err(Error::Storage(StorageError::Corrupt {
                     table: format!("c{}_docs", self.state.entry.id),
-                    reason: format!("indexed sequence {} has no document", n.id),
-                })
-            })?;
-            hits.push(Hit { id: doc.id, score: n.score, text: doc.text, metadata: parse_meta(&doc.metadata)? });
+                    reason: format!("indexed sequence {} has no document", neighbors[missing].id),
+                }));
+            }
+            let mut hits = Vec::with_capacity(docs.len());
+            for (n, doc) in neighbors.into_iter().zip(docs.into_iter().flatten()) {
+                hits.push(Hit { id: doc.id, score: n.score, text: doc.text, metadata: parse_meta(&doc.metadata)? });
+            }
+            return Ok((hits, path));
         }
-        Ok((hits, path))
     }
 }
 

@@ -737,6 +737,36 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The record decoders, for the fuzz targets (`fuzz/`) and their regression tests. Every stored
+/// byte string goes through one of these before AkiDB uses it.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Decodes a `c{id}_docs` record.
+    pub fn decode_document(bytes: &[u8]) -> Result<StoredDocument> {
+        decode("docs", bytes)
+    }
+    /// Encodes a document record as [`Storage::prepare_write`] does.
+    pub fn encode_document(doc: &StoredDocument) -> Result<Vec<u8>> {
+        encode(&StoredDocumentRef {
+            id: &doc.id,
+            text: doc.text.as_deref(),
+            metadata: &doc.metadata,
+        })
+    }
+    /// Decodes an `akidb_collections` record into (collection id, schema bytes).
+    pub fn decode_collection(bytes: &[u8]) -> Result<(u64, Vec<u8>)> {
+        decode::<StoredCollection>("akidb_collections", bytes).map(|c| (c.id, c.schema))
+    }
+    /// Decodes a `c{id}_vecs` record.
+    pub fn decode_vector(bytes: &[u8]) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        super::decode_vector("vecs", bytes, &mut out)?;
+        Ok(out)
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
     let (value, used) =
         bincode::serde::decode_from_slice(bytes, BINCODE).map_err(|e| StorageError::Corrupt {
