@@ -267,6 +267,14 @@ impl HnswIndex {
         Some(idx)
     }
 
+    /// `flat` with its graph built whatever its size (tests and fuzz seeds use small graphs).
+    #[doc(hidden)]
+    pub fn with_graph(flat: FlatIndex, params: HnswParams) -> Self {
+        let mut idx = Self::unbuilt(flat, params);
+        idx.build_graph(&|| false, &mut |_, _| {});
+        idx
+    }
+
     /// Wraps a graph loaded from disk: `flat` holds the live vectors (from storage); graph ids
     /// not in `flat` become tombstones, and live ids missing from the graph are inserted.
     pub(crate) fn from_parts(params: HnswParams, flat: FlatIndex, graph: Graph, graph_ids: HashSet<u64>) -> Self {
