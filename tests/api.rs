@@ -258,6 +258,21 @@ fn foreign_truncated_and_newer_files_are_refused_without_damage() {
 }
 
 #[test]
+fn a_symlinked_database_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = dir.path().join("real");
+    drop(Database::open(&real).expect("create"));
+    let target = real.join("akidb.redb");
+    let before = std::fs::read(&target).expect("read");
+    let p = dir.path().join("linked");
+    std::fs::create_dir(&p).expect("mkdir");
+    std::os::unix::fs::symlink(&target, p.join("akidb.redb")).expect("symlink");
+    let err = Database::open(&p).expect_err("a symlinked file is refused");
+    assert!(matches!(err, Error::Storage(akidb::StorageError::Symlink { .. })), "{err}");
+    assert_eq!(std::fs::read(&target).expect("read"), before, "the link's target is untouched");
+}
+
+#[test]
 fn same_process_second_open_is_locked() {
     let (dir, _db) = db();
     let err = Database::open(dir.path().join("db")).expect_err("locked");

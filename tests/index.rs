@@ -258,18 +258,72 @@ fn corrupt(path: &Path, how: &str) {
             std::fs::rename(&gen, &outside).expect("move out");
             std::os::unix::fs::symlink(&outside, &gen).expect("symlink");
         }
+        "manifest-outside" => {
+            // A manifest naming files outside the generation (with matching sizes and checksums).
+            let outside = path.parent().expect("parent").join("elsewhere");
+            std::fs::create_dir_all(&outside).expect("mkdir");
+            let mut m: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(gen.join("MANIFEST.json")).expect("read")).expect("json");
+            for f in m["files"].as_array_mut().expect("files") {
+                let name = f["name"].as_str().expect("name").to_string();
+                std::fs::copy(gen.join(&name), outside.join(&name)).expect("copy");
+                f["name"] = serde_json::Value::String(format!("../../../../elsewhere/{name}"));
+            }
+            std::fs::write(gen.join("MANIFEST.json"), m.to_string()).expect("write");
+        }
+        "file-symlink-outside" => {
+            let outside = path.parent().expect("parent").join("elsewhere");
+            std::fs::create_dir_all(&outside).expect("mkdir");
+            std::fs::rename(gen.join("akidb.hnsw.data"), outside.join("akidb.hnsw.data")).expect("move out");
+            std::os::unix::fs::symlink(outside.join("akidb.hnsw.data"), gen.join("akidb.hnsw.data")).expect("symlink");
+        }
+        "index-dir-symlink" => {
+            let outside = path.parent().expect("parent").join("elsewhere");
+            std::fs::rename(path.join("index"), &outside).expect("move out");
+            std::os::unix::fs::symlink(&outside, path.join("index")).expect("symlink");
+        }
         _ => unreachable!(),
     }
+}
+
+/// Every file under `dir`, with its bytes' checksum.
+fn tree(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if e.file_type().expect("type").is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).expect("read");
+                out.push((p, bytes.iter().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b)))));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]
 fn damaged_or_hostile_index_files_lead_to_a_rebuild_never_a_failed_open() {
     let qs = queries(30, 21);
-    for how in ["truncate-data", "flip-graph", "garbage-manifest", "foreign-files", "symlink-outside"] {
+    for how in [
+        "truncate-data",
+        "flip-graph",
+        "garbage-manifest",
+        "foreign-files",
+        "symlink-outside",
+        "manifest-outside",
+        "file-symlink-outside",
+        "index-dir-symlink",
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
         drop(open_loaded(&path)); // build and save
         corrupt(&path, how);
+        let elsewhere = dir.path().join("elsewhere");
+        let outside_before = if elsewhere.exists() { tree(&elsewhere) } else { Vec::new() };
         let (db, c) = open_loaded(&path);
         let stats = c.index_stats().expect("stats");
         assert_eq!(stats.unsaved_changes, N as u64, "{how}: rebuilt from redb ({stats:?})");
@@ -280,8 +334,10 @@ fn damaged_or_hostile_index_files_lead_to_a_rebuild_never_a_failed_open() {
         // The rebuilt generation replaces the damaged one and loads next time.
         let (_db, c) = open_loaded(&path);
         assert_eq!(c.index_stats().expect("stats").unsaved_changes, 0, "{how}: fresh generation loads");
-        if how == "symlink-outside" {
-            assert!(dir.path().join("elsewhere").exists(), "files outside the database are never touched");
+        if how.ends_with("outside") || how.ends_with("symlink") {
+            assert!(elsewhere.exists(), "{how}: files outside the database are never removed");
+            assert_eq!(tree(&elsewhere), outside_before, "{how}: files outside the database are never changed");
+            assert!(!std::fs::symlink_metadata(path.join("index")).expect("index").file_type().is_symlink());
         }
     }
 }

@@ -139,6 +139,13 @@ fn generation_name(seq: u64) -> String {
 /// Writes a generation of `index` covering storage sequence numbers up to `covered_seq`, then
 /// removes older generations. Crash-safe: see the module docs.
 pub fn save(index: &HnswIndex, dir: &Path, identity: &IndexIdentity, covered_seq: u64) -> Result<PathBuf, PersistError> {
+    // A symbolic link planted in place of the index folders would send the files elsewhere:
+    // replace the link (never what it points to) by a real folder.
+    for d in [dir.parent(), Some(dir)].into_iter().flatten() {
+        if is_symlink(d) {
+            fs::remove_file(d).map_err(io(d))?;
+        }
+    }
     fs::create_dir_all(dir).map_err(io(dir))?;
     if index.graph().get_nb_point() == 0 {
         // Nothing to save: drop stale generations so an empty graph is rebuilt (instantly).
@@ -199,6 +206,10 @@ pub fn save(index: &HnswIndex, dir: &Path, identity: &IndexIdentity, covered_seq
         }
     }
     result
+}
+
+fn is_symlink(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Candidate generations, newest first.
@@ -269,6 +280,10 @@ fn load_graph(path: &Path, metric: Metric) -> Result<Graph, String> {
 /// Loads the newest valid generation in `dir` and brings it up to date with `flat` (the live
 /// vectors from storage, whose highest sequence number is `last_seq`).
 pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64) -> LoadOutcome {
+    if [dir.parent(), Some(dir)].into_iter().flatten().any(is_symlink) {
+        let reason = format!("{} or its parent is a symbolic link (refused)", dir.display());
+        return LoadOutcome::Rebuild { reason, flat };
+    }
     let mut reasons = Vec::new();
     for (_, path) in generations(dir) {
         let manifest = match check_generation(&path, identity, last_seq) {

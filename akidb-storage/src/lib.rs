@@ -103,6 +103,12 @@ pub enum StorageError {
         /// Highest version this build reads.
         supported: u32,
     },
+    /// The database file is a symbolic link: AkiDB reads and writes only inside the directory.
+    #[error("{path} is a symbolic link; a database's file must be inside its directory")]
+    Symlink {
+        /// The redb file.
+        path: PathBuf,
+    },
     /// A collection of that name already exists.
     #[error("collection {name:?} already exists")]
     CollectionExists {
@@ -321,6 +327,9 @@ impl Storage {
             }
         }
         let file = dir.join(DB_FILE_NAME);
+        if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(StorageError::Symlink { path: file });
+        }
         let exists = file.exists();
         if !exists && !options.create_if_missing {
             return Err(StorageError::NotFound { path: file });
