@@ -7,7 +7,7 @@ use ort::ep::ExecutionProvider;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::config::{ExecutionProviderConfig, OnnxConfig, PaddingSide, Pooling};
 use crate::error::{ort_err, EmbedError};
@@ -46,6 +46,10 @@ struct Signature {
     pooled: bool,
     float16: bool,
 }
+
+/// Texts longer than `max_length` times this many bytes are tokenized from a prefix first
+/// (see `OnnxEmbeddingProvider::encode_long`).
+const BYTES_PER_TOKEN_BOUND: usize = 64;
 
 /// One tokenized text.
 struct Tokens {
@@ -170,15 +174,29 @@ impl OnnxEmbeddingProvider {
                 None => Cow::Borrowed(*t),
             })
             .collect();
-        let encodings = if let [one] = inputs.as_slice() {
+        // Long texts one at a time (each from a prefix, see `encode_long`), the rest in parallel.
+        let limit = self.config.max_length.saturating_mul(BYTES_PER_TOKEN_BOUND);
+        let mut encodings: Vec<Option<Encoding>> = (0..inputs.len()).map(|_| None).collect();
+        for (i, text) in inputs.iter().enumerate() {
+            if text.len() > limit {
+                encodings[i] = Some(self.encode_long(text, limit)?);
+            }
+        }
+        let short: Vec<usize> = (0..inputs.len()).filter(|&i| encodings[i].is_none()).collect();
+        if let [one] = short.as_slice() {
             // One text: no thread-pool hop.
-            vec![self.tokenizer.encode(one.as_ref(), true).map_err(|source| EmbedError::Tokenize { source })?]
-        } else {
-            let refs: Vec<&str> = inputs.iter().map(|c| c.as_ref()).collect();
-            self.tokenizer.encode_batch(refs, true).map_err(|source| EmbedError::Tokenize { source })?
-        };
+            let e = self.tokenizer.encode(inputs[*one].as_ref(), true).map_err(|source| EmbedError::Tokenize { source })?;
+            encodings[*one] = Some(e);
+        } else if !short.is_empty() {
+            let refs: Vec<&str> = short.iter().map(|&i| inputs[i].as_ref()).collect();
+            let batch = self.tokenizer.encode_batch(refs, true).map_err(|source| EmbedError::Tokenize { source })?;
+            for (i, e) in short.into_iter().zip(batch) {
+                encodings[i] = Some(e);
+            }
+        }
         Ok(encodings
             .into_iter()
+            .flatten()
             .map(|e| {
                 let truncated = !e.get_overflowing().is_empty();
                 let mut ids: Vec<i64> = e.get_ids().iter().map(|&i| i64::from(i)).collect();
@@ -190,6 +208,28 @@ impl OnnxEmbeddingProvider {
                 Tokens { ids, truncated }
             })
             .collect())
+    }
+
+    /// Tokenizes a text longer than `limit` bytes. Tokenizing all of it would build every token
+    /// of it (and a copy per `max_length` window: ~130x the text's size for MiniLM, measured),
+    /// only to keep the first `max_length`. So it tokenizes a prefix of `limit` bytes and keeps
+    /// that when the kept tokens provably do not depend on the cut: they end in an earlier word
+    /// (pre-tokenizer word) than the one the cut may split. Otherwise, the whole text.
+    fn encode_long(&self, text: &str, limit: usize) -> Result<Encoding, EmbedError> {
+        let mut cut = limit;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let e = self.tokenizer.encode(&text[..cut], true).map_err(|source| EmbedError::Tokenize { source })?;
+        let last_kept = e.get_word_ids().iter().rev().find_map(|w| *w);
+        let last_cut = e
+            .get_overflowing()
+            .last()
+            .and_then(|o| o.get_word_ids().iter().rev().find_map(|w| *w));
+        match (last_kept, last_cut) {
+            (Some(kept), Some(cut_word)) if kept < cut_word => Ok(e),
+            _ => self.tokenizer.encode(text, true).map_err(|source| EmbedError::Tokenize { source }),
+        }
     }
 
     /// Runs one padded batch and hands each row's pooled vector to `sink`.

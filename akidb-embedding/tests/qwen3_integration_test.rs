@@ -212,6 +212,27 @@ fn truncation_is_reported_and_long_inputs_work() {
 }
 
 #[test]
+fn long_texts_embed_from_a_prefix_exactly_as_in_full() {
+    // max_length 16: texts over 16 * 64 bytes are tokenized from a prefix when that provably
+    // keeps the same first tokens. The result must equal tokenizing a shorter, uncut prefix that
+    // already holds more than 16 tokens (and so truncates to the same ones).
+    let p = provider(config().with_max_length(16));
+    let words: String = "robot arm fault near the dock, ".repeat(50_000);
+    let cjk: String = "机器人在装卸区附近停止🤖 ".repeat(50_000);
+    let one_word: String = "a".repeat(200_000); // one pre-token word: the cut could split it
+    for text in [&words, &cjk, &one_word] {
+        let mut short = 600;
+        while !text.is_char_boundary(short) {
+            short -= 1;
+        }
+        let got = p.embed(&[text.as_str(), &text[..short]], InputKind::Document).expect("embed");
+        assert_eq!(got.truncated, vec![true, true]);
+        assert_eq!(got.token_counts, vec![16, 16]);
+        assert_eq!(got.vectors[0], got.vectors[1], "{}", &text[..20]);
+    }
+}
+
+#[test]
 fn empty_batch_is_empty() {
     let p = provider(config());
     assert!(p.embed(&[], InputKind::Query).expect("embed").vectors.is_empty());
