@@ -79,8 +79,13 @@ pub fn index_flat() -> FlatIndex {
 /// writes a manifest whose sizes and checksums match, so the bytes reach hnsw_rs's loader: what
 /// a damaged file with a recomputed checksum, or a hostile one, would do.
 pub fn index_load(data: &[u8]) {
+    index_load_outcome(data);
+}
+
+/// [`index_load`], saying whether the generation loaded (`false`: rebuilt).
+pub fn index_load_outcome(data: &[u8]) -> bool {
     if data.len() < 4 {
-        return;
+        return false;
     }
     let glen = (u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize).min(data.len() - 4);
     let (graph, file_data) = data[4..].split_at(glen);
@@ -105,8 +110,12 @@ pub fn index_load(data: &[u8]) {
             // A graph that loaded must answer searches over the live vectors.
             let hits = index.search(&[1.0, 2.0, 3.0, 4.0], 5, None).expect("search");
             assert!(hits.len() <= 5);
+            true
         }
-        LoadOutcome::Rebuild { flat, .. } => assert_eq!(flat.len(), 40),
+        LoadOutcome::Rebuild { flat, .. } => {
+            assert_eq!(flat.len(), 40);
+            false
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 #[path = "../fuzz/targets.rs"]
 mod targets;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -40,6 +40,13 @@ fn filter_json_corpus() {
 #[test]
 fn record_decode_corpus() {
     replay("record_decode", targets::record_decode);
+}
+
+#[test]
+fn a_generation_akidb_wrote_passes_the_checks_and_loads() {
+    let seed = std::fs::read(root().join("fuzz/corpus/index_load/seed-generation")).expect("seed");
+    let r = std::panic::catch_unwind(|| targets::index_load_outcome(&seed));
+    assert_eq!(r.ok(), Some(true), "the seed generation must load, not be rebuilt");
 }
 
 #[test]

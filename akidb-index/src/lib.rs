@@ -12,6 +12,7 @@
 //! Scores: cosine and dot return the similarity (higher is better); L2 returns the Euclidean
 //! distance (lower is better). Results are always ordered best first, ties broken by id.
 
+mod dumpcheck;
 mod flat;
 mod hnsw;
 mod metric;

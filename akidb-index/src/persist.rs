@@ -12,8 +12,9 @@
 //! A generation is written into `tmp-*` and renamed into place only when complete and synced,
 //! so a crash leaves either the old generation or the new one. Loading takes the newest
 //! generation whose manifest parses, matches the expected identity and whose files have the
-//! recorded sizes and checksums; only then are the files handed to hnsw_rs (whose loader panics
-//! on foreign input; it also runs under `catch_unwind` as a second guard). Anything else is
+//! recorded sizes and checksums, and whose files pass a strict structural check
+//! (`dumpcheck`); only then are the files handed to hnsw_rs (whose loader panics, aborts or
+//! exits the process on malformed input; it also runs under `catch_unwind` as a second guard). Anything else is
 //! reported as [`LoadOutcome::Rebuild`] with the reason: a missing, stale, truncated or foreign
 //! index is rebuilt from storage, never a failed open. Nothing outside the directory is read:
 //! file names are fixed, and symbolic links are refused.
@@ -293,6 +294,17 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
                 continue;
             }
         };
+        let files = (fs::read(path.join(FILES[0])), fs::read(path.join(FILES[1])));
+        let checked = match files {
+            (Ok(graph), Ok(data)) => {
+                crate::dumpcheck::check(&graph, &data, identity.dimension, manifest.nodes, manifest.covered_seq)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+        };
+        if let Err(r) = checked {
+            reasons.push(format!("{}: {r}", path.display()));
+            continue;
+        }
         let graph = match load_graph(&path, identity.metric) {
             Ok(g) => g,
             Err(r) => {
