@@ -72,7 +72,8 @@ impl DatabaseBuilder {
 /// An open database: a directory holding one redb file (and, later, index files).
 ///
 /// `Database` is `Send + Sync` and cheap to clone (an `Arc`); every clone is the same database.
-/// Reads run during writes; they wait only while a write commits and is applied to the index.
+/// Reads run during writes: a search waits only while a committed write is applied to the
+/// in-memory index (not during its fsync); `get` and `count` read a redb snapshot and never wait.
 ///
 /// Only one process may open a database at a time; a second gets an error for which
 /// [`Error::is_locked`] is true.

@@ -60,12 +60,11 @@ impl<'a> Cursor<'a> {
         }
         Ok(())
     }
-    fn name(&mut self) -> Result<(), String> {
+    fn name(&mut self, want: &str) -> Result<(), String> {
         let len = self.usize()?;
-        if len > 256 {
-            return Err("name longer than 256 bytes".into());
+        if len != want.len() || self.take(len)? != want.as_bytes() {
+            return Err(format!("written for another type than {want}"));
         }
-        std::str::from_utf8(self.take(len)?).map_err(|_| "name is not UTF-8")?;
         Ok(())
     }
     fn done(&self, what: &str) -> Result<(), String> {
@@ -99,8 +98,9 @@ pub(crate) fn check(graph: &[u8], data: &[u8], dimension: usize, nodes: usize, m
     if g.usize()? != dimension {
         return Err("dimension differs from the collection's".into());
     }
-    g.name()?;
-    g.name()?;
+    // The names hnsw_rs records and checks (with a panic) on load.
+    g.name(std::any::type_name::<crate::hnsw::GraphDistance>())?;
+    g.name(std::any::type_name::<f32>())?;
     let layers = g.u8()?;
     if layers == 0 || layers > NB_LAYER_MAX {
         return Err("bad number of layers".into());
