@@ -39,17 +39,22 @@ impl<'a> Cursor<'a> {
         self.at = end;
         Ok(s)
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
     fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_ne_bytes(self.take(4)?.try_into().map_err(|_| "short")?))
+        Ok(u32::from_ne_bytes(self.array()?))
     }
     fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_ne_bytes(self.take(4)?.try_into().map_err(|_| "short")?))
+        Ok(i32::from_ne_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_ne_bytes(self.take(8)?.try_into().map_err(|_| "short")?))
+        Ok(u64::from_ne_bytes(self.array()?))
     }
     fn usize(&mut self) -> Result<usize, String> {
         usize::try_from(self.u64()?).map_err(|_| "length out of range".to_string())
@@ -84,7 +89,8 @@ pub(crate) fn check(graph: &[u8], data: &[u8], dimension: usize, nodes: usize, m
         return Err("not a full dump".into());
     }
     let max_nb_connection = g.u8()?;
-    if max_nb_connection == 0 || !f64::from_ne_bytes(g.take(8)?.try_into().map_err(|_| "short")?).is_finite() {
+    let level_scale = f64::from_ne_bytes(g.array()?);
+    if max_nb_connection == 0 || !level_scale.is_finite() {
         return Err("bad graph parameters".into());
     }
     let levels = g.u8()?;

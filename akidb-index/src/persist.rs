@@ -11,10 +11,10 @@
 //!
 //! A generation is written into `tmp-*` and renamed into place only when complete and synced,
 //! so a crash leaves either the old generation or the new one. Loading takes the newest
-//! generation whose manifest parses, matches the expected identity and whose files have the
-//! recorded sizes and checksums, and whose files pass a strict structural check
-//! (`dumpcheck`); only then are the files handed to hnsw_rs (whose loader panics, aborts or
-//! exits the process on malformed input; it also runs under `catch_unwind` as a second guard). Anything else is
+//! generation whose manifest parses, matches the expected identity, and whose files (each read
+//! once) have the recorded sizes and checksums and pass a strict structural check (`dumpcheck`);
+//! only then are the files handed to hnsw_rs (whose loader panics, aborts or exits the process
+//! on malformed input; it also runs under `catch_unwind` as a second guard). Anything else is
 //! reported as [`LoadOutcome::Rebuild`] with the reason: a missing, stale, truncated or foreign
 //! index is rebuilt from storage, never a failed open. Nothing outside the directory is read:
 //! file names are fixed, and symbolic links are refused.
@@ -252,17 +252,25 @@ fn check_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Res
     if names != FILES {
         return Err(format!("unexpected files {names:?}"));
     }
+    // Each file is read once: its size and checksum, then its structure, from the same bytes.
+    let mut contents = Vec::with_capacity(FILES.len());
     for f in &manifest.files {
         let p = path.join(&f.name);
         let m = fs::symlink_metadata(&p).map_err(|e| format!("{}: {e}", f.name))?;
         if !m.is_file() {
             return Err(format!("{} is not a plain file", f.name));
         }
-        let (len, crc) = crc_of(&p).map_err(|e| format!("{}: {e}", f.name))?;
-        if len != f.len || crc != f.crc32 {
-            return Err(format!("{}: size or checksum mismatch (truncated or damaged)", f.name));
+        let mismatch = || format!("{}: size or checksum mismatch (truncated or damaged)", f.name);
+        if m.len() != f.len {
+            return Err(mismatch());
         }
+        let bytes = fs::read(&p).map_err(|e| format!("{}: {e}", f.name))?;
+        if bytes.len() as u64 != f.len || crc32fast::hash(&bytes) != f.crc32 {
+            return Err(mismatch());
+        }
+        contents.push(bytes);
     }
+    crate::dumpcheck::check(&contents[0], &contents[1], identity.dimension, manifest.nodes, manifest.covered_seq)?;
     Ok(manifest)
 }
 
@@ -294,17 +302,6 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
                 continue;
             }
         };
-        let files = (fs::read(path.join(FILES[0])), fs::read(path.join(FILES[1])));
-        let checked = match files {
-            (Ok(graph), Ok(data)) => {
-                crate::dumpcheck::check(&graph, &data, identity.dimension, manifest.nodes, manifest.covered_seq)
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
-        };
-        if let Err(r) = checked {
-            reasons.push(format!("{}: {r}", path.display()));
-            continue;
-        }
         let graph = match load_graph(&path, identity.metric) {
             Ok(g) => g,
             Err(r) => {
