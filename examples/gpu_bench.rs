@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! gpu_bench --model-dir DIR [--provider cuda|tensorrt|cpu] [--device 0] [--runs 100]
-//!           [--reference REF.json] [--max-length N] [--bench]
+//!           [--reference REF.json] [--max-length N] [--fixed-single N] [--bench]
 //! ```
 //!
 //! - `--reference`: embeds the texts of a reference file (tests/fixtures/*/reference.json) and
@@ -10,6 +10,10 @@
 //! - `--bench`: batch 1 x 32 tokens latency p50/p95 over `--runs` runs; throughput (texts/s,
 //!   tokens/s) at batch 32 x 128 and 64 x 256 tokens. Inputs are calibrated to the exact token
 //!   counts. Output: one JSON line.
+//!
+//! - `--fixed-single N`: single texts of up to N tokens run through the fixed-shape session
+//!   (CUDA graphs on CUDA; `OnnxConfig::with_fixed_single`). The output's `fixed_runs` counts
+//!   the runs it answered.
 //!
 //! Same shapes as `../shared/bench/torch_qwen3_bench.py`, the HF transformers peer.
 #![allow(missing_docs)]
@@ -83,7 +87,7 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let (mut dir, mut provider, mut device, mut runs) = (None, "cuda".to_string(), 0i32, 100usize);
-    let (mut reference, mut bench, mut max_length) = (None, false, None);
+    let (mut reference, mut bench, mut max_length, mut fixed) = (None, false, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut v = || args.next().ok_or(format!("{a} needs a value"));
@@ -94,6 +98,7 @@ fn run() -> Result<(), String> {
             "--runs" => runs = v()?.parse().map_err(|_| "--runs")?,
             "--reference" => reference = Some(v()?),
             "--max-length" => max_length = Some(v()?.parse::<usize>().map_err(|_| "--max-length")?),
+            "--fixed-single" => fixed = Some(v()?.parse::<usize>().map_err(|_| "--fixed-single")?),
             "--bench" => bench = true,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -102,6 +107,9 @@ fn run() -> Result<(), String> {
     let mut config = OnnxConfig::from_dir(&dir).map_err(|e| e.to_string())?.with_max_batch(64);
     if let Some(m) = max_length {
         config = config.with_max_length(m);
+    }
+    if let Some(n) = fixed {
+        config = config.with_fixed_single(n);
     }
     config = config.with_execution_provider(match provider.as_str() {
         "cuda" => ExecutionProviderConfig::Cuda { device_id: device },
@@ -158,6 +166,8 @@ fn run() -> Result<(), String> {
             out[format!("b{b}_l{l}_tokens_per_s")] = json!((b * l * reps) as f64 / secs);
         }
     }
+    out["fixed_single"] = json!(fixed);
+    out["fixed_runs"] = json!(model.fixed_runs());
     println!("{out}");
     Ok(())
 }

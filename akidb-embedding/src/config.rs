@@ -164,6 +164,11 @@ pub struct OnnxConfig {
     /// Vocabulary size of the model's embedding table, when known (`config.json`), to reject a
     /// tokenizer that does not fit before the first run.
     pub model_vocab_size: Option<usize>,
+    /// Single texts of up to this many tokens (special tokens and prompt included) run through
+    /// a second session of fixed shape `[1, n]`, padded to `n`; on CUDA that session replays a
+    /// captured CUDA graph. The batch-1 (query) latency lever on GPUs; costs a second copy of
+    /// the weights. See the `fixed` module docs. `None` (default): off.
+    pub fixed_single: Option<usize>,
 }
 
 impl OnnxConfig {
@@ -193,7 +198,15 @@ impl OnnxConfig {
             intra_threads: None,
             ort_library_path: None,
             model_vocab_size: None,
+            fixed_single: None,
         }
+    }
+
+    /// Runs single texts of up to `tokens` tokens through a fixed-shape session (CUDA graphs
+    /// on CUDA); see [`OnnxConfig::fixed_single`].
+    pub fn with_fixed_single(mut self, tokens: usize) -> Self {
+        self.fixed_single = Some(tokens);
+        self
     }
 
     /// Sets the execution provider.

@@ -123,6 +123,14 @@ pub enum EmbedError {
         /// The model.
         path: PathBuf,
     },
+    /// The fixed-shape single-text session gave other vectors than the dynamic one.
+    #[error("the fixed-shape session of {tokens} tokens disagrees with the dynamic one (cosine {cosine}); leave fixed_single off for this model")]
+    FixedShapeMismatch {
+        /// The configured token count.
+        tokens: usize,
+        /// Worst cosine between the two on the probe texts.
+        cosine: f32,
+    },
     /// ONNX Runtime failed.
     #[error("ONNX Runtime error during {context}: {source}")]
     Ort {

@@ -39,6 +39,7 @@
 
 mod config;
 mod error;
+mod fixed;
 mod provider;
 pub mod runtime;
 

@@ -11,6 +11,7 @@ use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, Tru
 
 use crate::config::{ExecutionProviderConfig, OnnxConfig, PaddingSide, Pooling};
 use crate::error::{ort_err, EmbedError};
+use crate::fixed::{dimension_names, FixedRun};
 use crate::{runtime, Embedder, Embeddings, InputKind, ModelInfo};
 
 /// Largest `max_length` accepted (Qwen3-Embedding's context is 32k tokens).
@@ -25,6 +26,10 @@ pub struct OnnxEmbeddingProvider {
     info: ModelInfo,
     tokenizer: Tokenizer,
     session: Mutex<Session>,
+    /// The fixed-shape single-text session and its token count (see [`crate::fixed`]).
+    fixed: Option<(usize, Mutex<FixedRun>)>,
+    /// Runs answered by `fixed`.
+    fixed_runs: std::sync::atomic::AtomicU64,
     signature: Signature,
     eos_id: Option<u32>,
     pad_id: u32,
@@ -126,11 +131,16 @@ impl OnnxEmbeddingProvider {
             config,
             tokenizer,
             session: Mutex::new(session),
+            fixed: None,
+            fixed_runs: std::sync::atomic::AtomicU64::new(0),
             signature,
             eos_id,
             pad_id,
         };
         provider.probe(vocab)?;
+        if let Some(n) = provider.config.fixed_single {
+            provider.open_fixed(env, n)?;
+        }
         Ok(provider)
     }
 
@@ -155,6 +165,72 @@ impl OnnxEmbeddingProvider {
             });
         }
         Ok(())
+    }
+
+    /// Opens the fixed-shape `[1, n]` session (see [`crate::fixed`]) on the provider in use, and
+    /// checks it against the dynamic session: two probe texts of different lengths, the second
+    /// after the graph was captured, must give the same vectors (cosine >= 0.999).
+    fn open_fixed(&mut self, env: &ort::environment::Environment, n: usize) -> Result<(), EmbedError> {
+        let axes = dimension_names(&self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner), "input_ids");
+        if axes.len() != 2 || axes.iter().any(String::is_empty) {
+            return Err(EmbedError::InvalidConfig {
+                field: "fixed_single",
+                value: n.to_string(),
+                expected: "a model whose input_ids axes have names (batch, sequence), as transformers exports them",
+            });
+        }
+        // The provider in use: a CPU fallback stays on the CPU.
+        let ep = if self.info.execution_provider.starts_with("CPU") {
+            ExecutionProviderConfig::Cpu
+        } else {
+            self.config.execution_provider.clone()
+        };
+        let device = match ep {
+            ExecutionProviderConfig::Cuda { device_id } | ExecutionProviderConfig::TensorRT { device_id, .. } => {
+                Some(device_id)
+            }
+            ExecutionProviderConfig::CoreML | ExecutionProviderConfig::Cpu => None,
+        };
+        let requested = ep.name();
+        let eps = providers(&ep, true).map_err(|reason| EmbedError::ProviderUnavailable { provider: requested, reason })?;
+        let mut builder = session_builder(env, &self.config)?
+            .with_dimension_override(&axes[0], 1)
+            .map_err(ort_err("dimension override"))?
+            .with_dimension_override(&axes[1], n as i64)
+            .map_err(ort_err("dimension override"))?;
+        if !eps.is_empty() {
+            builder = builder.with_execution_providers(eps).map_err(ort_err("fixed-shape session providers"))?;
+        }
+        let session = builder.commit_from_file(&self.config.model_path).map_err(ort_err("loading the fixed-shape session"))?;
+        let probe = self.tokenize(&["AkiDB fixed-shape check: robot 3 stopped near the loading dock at 14:02"], InputKind::Document)?;
+        let long = Tokens { ids: probe[0].ids[..probe[0].ids.len().min(n)].to_vec(), truncated: false };
+        let short = Tokens { ids: long.ids[..long.ids.len().div_ceil(2)].to_vec(), truncated: false };
+        let dynamic = self.run(&[&long], &mut |_, v| v)?.remove(0);
+        let dynamic_short = self.run(&[&short], &mut |_, v| v)?.remove(0);
+        let (names, _) = self.inputs(&[&long], n);
+        let names: Vec<&str> = names.iter().map(|(name, _)| *name).collect();
+        let hidden = self.info.hidden_size as i64;
+        let shape = if self.signature.pooled { vec![1, hidden] } else { vec![1, n as i64, hidden] };
+        let ty = if self.signature.float16 { TensorElementType::Float16 } else { TensorElementType::Float32 };
+        let run = FixedRun::new(session, n, &names, (self.signature.output.as_str(), ty, shape), device)?;
+        self.fixed = Some((n, Mutex::new(run)));
+        let mut fixed = Vec::new();
+        for _ in 0..3 {
+            fixed = self.run(&[&long], &mut |_, v| v)?.remove(0);
+        }
+        let fixed_short = self.run(&[&short], &mut |_, v| v)?.remove(0);
+        let worst = cosine(&dynamic, &fixed).min(cosine(&dynamic_short, &fixed_short));
+        if worst < 0.999 {
+            self.fixed = None;
+            return Err(EmbedError::FixedShapeMismatch { tokens: n, cosine: worst });
+        }
+        Ok(())
+    }
+
+    /// Model runs answered by the fixed-shape session ([`OnnxConfig::fixed_single`]) so far,
+    /// the load-time check included.
+    pub fn fixed_runs(&self) -> u64 {
+        self.fixed_runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The configuration in force.
@@ -232,14 +308,10 @@ impl OnnxEmbeddingProvider {
         }
     }
 
-    /// Runs one padded batch and hands each row's pooled vector to `sink`.
-    fn run<T>(
-        &self,
-        batch: &[&Tokens],
-        sink: &mut dyn FnMut(usize, Vec<f32>) -> T,
-    ) -> Result<Vec<T>, EmbedError> {
+    /// The model inputs for `batch` padded to `s` tokens, in the model's input order, and the
+    /// attention mask (also needed for pooling when the model does not take it).
+    fn inputs(&self, batch: &[&Tokens], s: usize) -> (Vec<(&'static str, Vec<i64>)>, Vec<i64>) {
         let b = batch.len();
-        let s = batch.iter().map(|t| t.ids.len()).max().unwrap_or(1).max(1);
         let mut ids = vec![i64::from(self.pad_id); b * s];
         let mut mask = vec![0i64; b * s];
         for (r, t) in batch.iter().enumerate() {
@@ -250,29 +322,61 @@ impl OnnxEmbeddingProvider {
             ids[r * s + off..r * s + off + t.ids.len()].copy_from_slice(&t.ids);
             mask[r * s + off..r * s + off + t.ids.len()].fill(1);
         }
-        let shape = [b as i64, s as i64];
-        let mut inputs: Vec<(&str, ort::session::SessionInputValue<'_>)> = Vec::with_capacity(4);
-        let ids_t = TensorRef::from_array_view((shape, ids.as_slice())).map_err(ort_err("input_ids tensor"))?;
-        inputs.push(("input_ids", ids_t.into()));
+        let mut inputs = vec![("input_ids", ids)];
         if self.signature.attention_mask {
-            let t = TensorRef::from_array_view((shape, mask.as_slice())).map_err(ort_err("attention_mask tensor"))?;
-            inputs.push(("attention_mask", t.into()));
+            inputs.push(("attention_mask", mask.clone()));
         }
-        let zeros;
         if self.signature.token_type_ids {
-            zeros = vec![0i64; b * s];
-            let t = TensorRef::from_array_view((shape, zeros.as_slice())).map_err(ort_err("token_type_ids tensor"))?;
-            inputs.push(("token_type_ids", t.into()));
+            inputs.push(("token_type_ids", vec![0i64; b * s]));
         }
-        let positions;
         if self.signature.position_ids {
-            positions = position_ids(&mask, s);
-            let t = TensorRef::from_array_view((shape, positions.as_slice())).map_err(ort_err("position_ids tensor"))?;
-            inputs.push(("position_ids", t.into()));
+            inputs.push(("position_ids", position_ids(&mask, s)));
+        }
+        (inputs, mask)
+    }
+
+    /// Runs one padded batch and hands each row's pooled vector to `sink`. A single text that
+    /// fits the fixed-shape session (see [`crate::fixed`]) runs there.
+    fn run<T>(
+        &self,
+        batch: &[&Tokens],
+        sink: &mut dyn FnMut(usize, Vec<f32>) -> T,
+    ) -> Result<Vec<T>, EmbedError> {
+        let b = batch.len();
+        let longest = batch.iter().map(|t| t.ids.len()).max().unwrap_or(1).max(1);
+        let fixed = self.fixed.as_ref().filter(|(n, _)| b == 1 && longest <= *n);
+        let s = fixed.map_or(longest, |(n, _)| *n);
+        let (inputs, mask) = self.inputs(batch, s);
+        if let Some((_, f)) = fixed {
+            let values: Vec<&[i64]> = inputs.iter().map(|(_, v)| v.as_slice()).collect();
+            let out = f.lock().unwrap_or_else(std::sync::PoisonError::into_inner).run(&values)?;
+            self.fixed_runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return self.pool_output(&out, &mask, b, s, sink);
+        }
+        let shape = [b as i64, s as i64];
+        let mut values: Vec<(&str, ort::session::SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for (name, v) in &inputs {
+            let t = TensorRef::from_array_view((shape, v.as_slice())).map_err(ort_err("input tensor"))?;
+            values.push((name, t.into()));
         }
         let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outputs = session.run(inputs).map_err(ort_err("model run"))?;
-        let value = &outputs[self.signature.output.as_str()];
+        let outputs = session.run(values).map_err(ort_err("model run"))?;
+        self.pool_output(&outputs[self.signature.output.as_str()], &mask, b, s, sink)
+    }
+
+    /// Pools each row of a model output (`[b, s, hidden]`, or `[b, hidden]` when the model
+    /// pools itself) under `mask`.
+    fn pool_output<V, T>(
+        &self,
+        value: &ort::value::Value<V>,
+        mask: &[i64],
+        b: usize,
+        s: usize,
+        sink: &mut dyn FnMut(usize, Vec<f32>) -> T,
+    ) -> Result<Vec<T>, EmbedError>
+    where
+        V: ort::value::TensorValueTypeMarker + ?Sized,
+    {
         // Pool straight from the output's element type: for fp16 models only the pooled rows
         // are converted (one row per text for last-token and CLS pooling), not the whole
         // [batch, sequence, hidden] tensor.
@@ -365,6 +469,11 @@ fn validate(c: &OnnxConfig) -> Result<(), EmbedError> {
     if c.max_batch_tokens == Some(0) {
         return bad("max_batch_tokens", 0, "at least 1, or None for the provider's default");
     }
+    if let Some(n) = c.fixed_single {
+        if n == 0 || n > c.max_length {
+            return bad("fixed_single", n, "1 to max_length tokens");
+        }
+    }
     if c.intra_threads == Some(0) {
         return bad("intra_threads", 0, "at least 1, or None for all cores");
     }
@@ -415,7 +524,9 @@ fn session_builder(
         .map_err(ort_err("inter-op threads"))
 }
 
-fn providers(ep: &ExecutionProviderConfig) -> Result<Vec<ort::ep::ExecutionProviderDispatch>, String> {
+/// The providers to register for `ep`; `cuda_graph`: capture CUDA graphs (the fixed-shape
+/// session on CUDA).
+fn providers(ep: &ExecutionProviderConfig, cuda_graph: bool) -> Result<Vec<ort::ep::ExecutionProviderDispatch>, String> {
     let check = |available: ort::Result<bool>, what: &str| match available {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("the loaded ONNX Runtime library has no {what} provider compiled in")),
@@ -425,7 +536,7 @@ fn providers(ep: &ExecutionProviderConfig) -> Result<Vec<ort::ep::ExecutionProvi
         ExecutionProviderConfig::Cpu => Vec::new(),
         ExecutionProviderConfig::Cuda { device_id } => {
             check(ort::ep::CUDA::is_available(), "CUDA")?;
-            vec![ort::ep::CUDA::default().with_device_id(*device_id).build().error_on_failure()]
+            vec![ort::ep::CUDA::default().with_device_id(*device_id).with_cuda_graph(cuda_graph).build().error_on_failure()]
         }
         ExecutionProviderConfig::CoreML => {
             check(ort::ep::CoreML::is_available(), "CoreML")?;
@@ -475,7 +586,7 @@ fn providers(ep: &ExecutionProviderConfig) -> Result<Vec<ort::ep::ExecutionProvi
 fn create_session(env: &ort::environment::Environment, config: &OnnxConfig) -> Result<(Session, String), EmbedError> {
     let requested = config.execution_provider.name();
     let attempt = || -> Result<Session, String> {
-        let eps = providers(&config.execution_provider)?;
+        let eps = providers(&config.execution_provider, false)?;
         let builder = session_builder(env, config).map_err(|e| e.to_string())?;
         let mut builder = builder.with_execution_providers(eps).map_err(|e| e.to_string())?;
         builder.commit_from_file(&config.model_path).map_err(|e| e.to_string())
@@ -567,6 +678,12 @@ pub(crate) fn pool(state: &dyn Fn(usize, usize) -> f32, mask: &[i64], hidden: us
         Pooling::Cls => row(mask.iter().position(|&m| m != 0).unwrap_or(0)),
         Pooling::LastToken => row(mask.iter().rposition(|&m| m != 0).unwrap_or(mask.len() - 1)),
     }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (n(a) * n(b)).max(f32::MIN_POSITIVE)
 }
 
 fn l2_normalize(v: &mut [f32]) {

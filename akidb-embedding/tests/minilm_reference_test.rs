@@ -30,3 +30,23 @@ fn minilm_matches_sentence_transformers_at_every_batch_size() {
     let got = p.embed(&[texts[long].as_str()], InputKind::Document).expect("embed");
     assert_eq!((got.truncated[0], got.token_counts[0]), (true, 256));
 }
+
+#[test]
+fn minilm_fixed_shape_single_texts_match_sentence_transformers() {
+    // Right padding and mean pooling through the [1, 32] fixed-shape session.
+    let r = json(root().join("tests/fixtures/minilm/reference.json"));
+    let texts = strings(&r["texts"]);
+    let want = vectors(&r["embeddings"]);
+    let config = akidb_embedding::OnnxConfig::from_dir(minilm_dir()).expect("config").with_fixed_single(32);
+    let p = OnnxEmbeddingProvider::new(config).expect("load");
+    let at_load = p.fixed_runs();
+    let mut fixed = 0;
+    for (t, w) in texts.iter().zip(&want) {
+        let got = p.embed(&[t.as_str()], InputKind::Document).expect("embed");
+        fixed += usize::from(got.token_counts[0] <= 32);
+        let c = cosine(&got.vectors[0], w);
+        assert!(c >= 0.999, "{t:?}: cosine {c}");
+    }
+    assert!(fixed >= 3 && fixed < texts.len(), "both paths exercised: {fixed}");
+    assert_eq!(p.fixed_runs() - at_load, fixed as u64);
+}

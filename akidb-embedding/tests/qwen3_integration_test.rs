@@ -298,3 +298,42 @@ async fn async_constructor_works() {
     let p = OnnxEmbeddingProvider::with_config(config()).await.expect("async");
     assert_eq!(p.info().dimension, 64);
 }
+
+#[test]
+fn fixed_shape_single_texts_match_transformers() {
+    // fixed_single(24): single texts of <= 24 tokens are left-padded to 24 and run through the
+    // [1, 24] session (on CUDA it replays a CUDA graph; here the same session on the CPU).
+    // Longer texts and batches take the dynamic session. Both must match the reference.
+    let r = reference();
+    let p = provider(config().with_fixed_single(24));
+    let at_load = p.fixed_runs();
+    let mut fixed_runs = 0;
+    for (i, (text, want)) in r.docs.iter().zip(&r.doc_vecs).enumerate() {
+        let got = p.embed(&[text], InputKind::Document).expect("embed");
+        fixed_runs += usize::from(r.doc_tokens[i] <= 24);
+        let c = cosine(&got.vectors[0], want);
+        assert!(c >= MIN_COSINE, "{text:?} ({} tokens): cosine {c}", r.doc_tokens[i]);
+    }
+    assert!(fixed_runs >= 3 && fixed_runs < r.docs.len(), "both paths exercised: {fixed_runs}");
+    assert_eq!(p.fixed_runs() - at_load, fixed_runs as u64, "texts of <= 24 tokens, and only they, ran fixed");
+    for (q, want) in r.queries.iter().zip(&r.query_vecs) {
+        let got = p.embed(&[q], InputKind::Query).expect("embed");
+        assert!(cosine(&got.vectors[0], want) >= MIN_COSINE, "{q:?}");
+    }
+    let before = p.fixed_runs();
+    let batch = p.embed(&refs(&r.docs[..4]), InputKind::Document).expect("batch");
+    assert_eq!(p.fixed_runs(), before, "batches take the dynamic session");
+    for (v, want) in batch.vectors.iter().zip(&r.doc_vecs) {
+        assert!(cosine(v, want) >= MIN_COSINE);
+    }
+}
+
+#[test]
+fn fixed_shape_size_is_validated() {
+    for bad in [0usize, 65] {
+        match OnnxEmbeddingProvider::new(config().with_max_length(64).with_fixed_single(bad)) {
+            Err(EmbedError::InvalidConfig { field: "fixed_single", .. }) => {}
+            other => panic!("expected InvalidConfig for {bad}, got {other:?}"),
+        }
+    }
+}

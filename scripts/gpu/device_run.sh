@@ -2,19 +2,21 @@
 # Runs on the H200 machine (see ../../../shared/gpu/README.md and docs/gpu.md), from the repo root,
 # after the ONNX Runtime GPU parts were moved to /root/ortgpu. Carried: .gpu/p4 (ORT core +
 # assemble.sh), .gpu/bin (stripped release binaries), .gpu/peer (the torch peer script).
-# Usage: bash scripts/gpu/device_run.sh STAGE   with STAGE = check | small | large
+# Usage: bash scripts/gpu/device_run.sh STAGE...   with STAGE = check | small | large | fp16
 set -uo pipefail
-stage=${1:-check}
+stages=${*:-check}
 out=${OUT:-/tmp/out}; mkdir -p "$out"
 eval "$(bash .gpu/p4/assemble.sh)"
 export PATH=/opt/torch/.venv/bin:$PATH PYTHONUNBUFFERED=1
 B=.gpu/bin/gpu_bench
 log() { echo "== $*" | tee -a "$out/log.txt"; }
 run() { log "$*"; "$@" 2>&1 | tee -a "$out/log.txt"; }
+for stage in $stages; do
 case "$stage" in
   check)
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$out/log.txt"
     run $B --model-dir tests/fixtures/qwen3-tiny --provider cuda --reference tests/fixtures/qwen3-tiny/reference.json
+    run $B --model-dir tests/fixtures/qwen3-tiny --provider cuda --fixed-single 24 --reference tests/fixtures/qwen3-tiny/reference.json
     run $B --model-dir tests/fixtures/qwen3-tiny --provider cpu --reference tests/fixtures/qwen3-tiny/reference.json
     # MiniLM travels in two halves (86 MB > one call), moved to /root/minilm by earlier calls.
     if [ -f /root/minilm/model.part.00 ] && [ -f /root/minilm/model.part.01 ]; then
@@ -25,14 +27,20 @@ case "$stage" in
   small)
     run python3 scripts/gpu/export_qwen3.py 0.6b /tmp/q06-fp16 --dtype fp16
     run $B --model-dir /tmp/q06-fp16 --provider cuda --bench --runs 200
+    run $B --model-dir /tmp/q06-fp16 --provider cuda --bench --runs 200 --fixed-single 32
     run python3 .gpu/peer/torch_qwen3_bench.py
     ;;
   large)
     run python3 scripts/gpu/export_qwen3.py 4b /tmp/q4-fp16 --dtype fp16
+    run $B --model-dir /tmp/q4-fp16 --provider cuda --bench --runs 200 --fixed-single 32
     run $B --model-dir /tmp/q4-fp16 --provider cuda --bench --runs 200
+    run python3 .gpu/peer/torch_qwen3_bench.py
     rm -rf /tmp/q4-fp16
+    ;;
+  fp16)
     run python3 scripts/gpu/export_qwen3.py 0.6b /tmp/q06-fp32 --dtype fp32
     [ -d /tmp/q06-fp16 ] || run python3 scripts/gpu/export_qwen3.py 0.6b /tmp/q06-fp16 --dtype fp16
     run python3 scripts/gpu/compare_fp16.py /tmp/q06-fp32 /tmp/q06-fp16
     ;;
 esac
+done
