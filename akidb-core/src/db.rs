@@ -362,7 +362,7 @@ impl CollectionState {
                     if replayed + tombstoned > 0 {
                         state.unsaved.store((replayed + tombstoned) as u64, Ordering::Relaxed);
                     }
-                    index
+                    *index
                 }
                 LoadOutcome::Rebuild { reason, flat } => {
                     let n = flat.len();

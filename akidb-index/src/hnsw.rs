@@ -1,24 +1,30 @@
 //! HNSW graph (hnsw_rs underneath) plus the exact store beside it.
 //!
-//! [`HnswIndex`] keeps every live vector in a [`FlatIndex`] (exact scans, final re-scoring,
-//! rebuilds) and an hnsw_rs graph over the same ids. Removing an id drops it from the flat store
-//! at once; the graph keeps the node as a tombstone (hnsw_rs cannot delete) that searches skip and
+//! [`HnswIndex`] keeps every live vector in a [`FlatIndex`] (exact scans, rebuilds) and an
+//! hnsw_rs graph over the same ids. hnsw_rs builds the graph and persists it; searches walk a
+//! [`GraphView`], a read-optimised copy of it (see `view.rs`: hnsw_rs's own search is 2.4x slower). Removing
+//! an id drops it from the flat store at once and marks it in the view; the graph keeps the node
+//! as a tombstone (hnsw_rs cannot delete) that walks traverse but never return, and
 //! [`HnswIndex::rebuild_from`] (optimize) clears.
+//!
+//! The view is a snapshot. Vectors inserted after it (the delta) are in hnsw_rs's graph at once
+//! but not in the view: searches scan them exactly and merge. When the delta outgrows
+//! [`delta_limit`] the view is taken again (about 30 ms per 100k vectors).
 //!
 //! # Search rule
 //!
 //! - Fewer than [`EXACT_BELOW`] live vectors: exact scan (cheaper than the graph, and exact).
 //! - With a filter, the fraction of live ids it keeps is estimated on a sample of up to
-//!   [`SELECTIVITY_SAMPLE`] ids. Below [`EXACT_SELECTIVITY`] (2%, or fewer than
-//!   [`EXACT_MATCHES`] expected matches, or a beam wider than [`MAX_FILTERED_EF`]) the matching
-//!   ids are scanned exactly: a graph walk would visit ~1/selectivity nodes per useful one.
-//!   Otherwise the graph is walked with the beam widened to `ef / selectivity`, and the filter is
-//!   applied to every candidate the walk returns. (hnsw_rs can apply a filter inside its walk,
-//!   but then it never stops early: at 1% selectivity on 100k vectors a query took 300 ms. So
-//!   AkiDB widens the beam instead.)
-//! - The graph's answer is re-scored exactly and, if it holds fewer than `k` hits while `k` live
-//!   matches exist (tombstones, a harsh filter), the search falls back to the exact scan. So a
-//!   search returns `min(k, live matches)` hits, always.
+//!   [`SELECTIVITY_SAMPLE`] ids. Below [`EXACT_SELECTIVITY`] (2%), or with fewer than
+//!   [`EXACT_MATCHES`] expected matches, the matching ids are scanned exactly: a graph walk would
+//!   visit ~1/selectivity nodes per useful one.
+//! - Otherwise the graph is walked with the filter applied inside the walk: every node is
+//!   traversed, only matching live nodes enter the beam of width `ef`, and the walk stops when
+//!   the nearest unexplored node is farther than the beam's worst. A walk that visits a tenth of
+//!   the collection without filling its beam (the estimate was wrong) is abandoned for the
+//!   exact scan.
+//! - If the answer holds fewer than `k` hits while `k` live matches exist, the search falls back
+//!   to the exact scan. So a search returns `min(k, live matches)` hits, always.
 //!
 //! # hnsw_rs pitfalls handled here
 //!
@@ -28,16 +34,17 @@
 //! - Parallel insertion is not deterministic (thread timing decides neighbours); results are
 //!   deterministic for a given graph, and recall is what the tests pin, not exact graphs.
 //! - There is no delete: tombstones plus rebuild.
-//! - Its file loader panics on foreign input; persistence (`persist.rs`) verifies checksums before
-//!   handing a file to it.
+//! - Its file loader panics on foreign input; persistence (`persist.rs`) verifies checksums and
+//!   structure before handing a file to it.
 
-use std::collections::HashSet;
+use std::collections::{BinaryHeap, HashSet};
 
 use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::hnsw::Hnsw;
 
 use crate::flat::{into_neighbors, push_bounded, Candidate};
 use crate::metric::{dot, l2_squared};
+use crate::view::{GraphView, Walk};
 use crate::{FlatIndex, IdFilter, IndexError, Metric, Neighbor, VectorInsert, VectorSearch};
 
 
@@ -47,12 +54,16 @@ use crate::{FlatIndex, IdFilter, IndexError, Metric, Neighbor, VectorInsert, Vec
 pub const EXACT_BELOW: usize = 10_000;
 /// Filters keeping less than this fraction of live ids are answered by an exact scan.
 pub const EXACT_SELECTIVITY: f64 = 0.02;
-/// Widest beam a filtered graph walk uses before the exact scan is cheaper.
-pub const MAX_FILTERED_EF: usize = 4_096;
 /// Filters expected to keep fewer ids than this are answered by an exact scan.
 pub const EXACT_MATCHES: usize = 1_000;
 /// Ids sampled to estimate a filter's selectivity.
 pub const SELECTIVITY_SAMPLE: usize = 1_024;
+
+/// Vectors inserted after the view's snapshot that make the index take a new one: 1% of the
+/// live vectors, at least 256 (scanning 1% exactly costs about what the walk does).
+pub fn delta_limit(live: usize) -> usize {
+    (live / 100).max(256)
+}
 
 /// HNSW parameters.
 ///
@@ -179,6 +190,10 @@ pub struct HnswIndex {
     /// reaches [`EXACT_BELOW`] live vectors: below that searches are exact anyway, so small
     /// collections (and the first part of a bulk load) do not pay for graph inserts.
     built: bool,
+    /// What searches walk (a snapshot of `graph`; `None` until built).
+    view: Option<GraphView>,
+    /// Ids inserted into `graph` after `view` was taken.
+    delta: Vec<u64>,
 }
 
 impl std::fmt::Debug for HnswIndex {
@@ -200,7 +215,21 @@ impl HnswIndex {
     /// `flat` with no graph yet.
     fn unbuilt(flat: FlatIndex, params: HnswParams) -> Self {
         let graph = new_graph(&params, 1024, flat.metric());
-        Self { params, flat, graph, in_graph: HashSet::new(), built: false }
+        Self { params, flat, graph, in_graph: HashSet::new(), built: false, view: None, delta: Vec::new() }
+    }
+
+    /// Takes a new snapshot of the graph for searches; nodes no longer live are marked removed.
+    fn refresh_view(&mut self) {
+        let mut view = GraphView::snapshot(&self.graph, self.flat.dimension(), self.flat.metric());
+        let gone: Vec<u64> = self.in_graph.iter().copied().filter(|id| self.flat.vector(*id).is_none()).collect();
+        view.mark_removed(&gone);
+        self.view = Some(view);
+        self.delta.clear();
+    }
+
+    /// Approximate heap bytes of the search view (reports).
+    pub fn view_bytes(&self) -> usize {
+        self.view.as_ref().map_or(0, GraphView::heap_bytes)
     }
 
     /// Builds a fresh graph over every live vector, in parallel chunks; `false` if cancelled.
@@ -216,6 +245,7 @@ impl HnswIndex {
             progress(self.in_graph.len(), ids.len());
         }
         self.built = true;
+        self.refresh_view();
         true
     }
 
@@ -278,9 +308,10 @@ impl HnswIndex {
     /// Wraps a graph loaded from disk: `flat` holds the live vectors (from storage); graph ids
     /// not in `flat` become tombstones, and live ids missing from the graph are inserted.
     pub(crate) fn from_parts(params: HnswParams, flat: FlatIndex, graph: Graph, graph_ids: HashSet<u64>) -> Self {
-        let mut idx = Self { params, flat, graph, in_graph: graph_ids, built: true };
+        let mut idx = Self { params, flat, graph, in_graph: graph_ids, built: true, view: None, delta: Vec::new() };
         let missing: Vec<u64> = idx.flat.ids().iter().copied().filter(|id| !idx.in_graph.contains(id)).collect();
         idx.insert_graph(&missing);
+        idx.refresh_view();
         idx
     }
 
@@ -332,29 +363,28 @@ impl HnswIndex {
         if params.exact || live < EXACT_BELOW || !self.built {
             return Ok((self.flat.search(query, k, filter)?, SearchPath::Exact));
         }
-        let mut ef = params.ef.unwrap_or(self.params.ef_search).max(k);
+        let ef = params.ef.unwrap_or(self.params.ef_search).max(k);
         if let Some(f) = filter {
             let s = self.selectivity(f);
             if s < EXACT_SELECTIVITY || (s * live as f64) < EXACT_MATCHES as f64 {
                 return Ok((self.flat.search(query, k, Some(f))?, SearchPath::ExactFiltered));
             }
-            let widened = ((ef as f64) / s).ceil() as usize;
-            if widened > MAX_FILTERED_EF {
-                return Ok((self.flat.search(query, k, Some(f))?, SearchPath::ExactFiltered));
-            }
-            ef = widened;
         }
-        let flat = &self.flat;
-        // Tombstones take beam slots too: widen by their share.
-        let live_share = live as f64 / self.in_graph.len().max(1) as f64;
-        let ef = ((ef as f64) / live_share).ceil() as usize;
-        let found = self.graph.search(query, ef, ef);
-        // Re-score exactly from the live store (drops tombstones a walk may still return).
+        let Some(view) = self.view.as_ref() else {
+            return Ok((self.flat.search(query, k, filter)?, SearchPath::Exact));
+        };
+        let found = match view.search(query, ef, filter, (live / 10).max(1_000)) {
+            Walk::Found(found) => found,
+            Walk::OverBudget => return Ok((self.flat.search(query, k, filter)?, SearchPath::ExactFiltered)),
+        };
+        // The walk's hits, plus the delta (inserted since the snapshot) scanned exactly.
         let metric = self.flat.metric();
-        let mut heap = std::collections::BinaryHeap::with_capacity(k + 1);
-        for n in &found {
-            let id = n.d_id as u64;
-            if let Some(v) = flat.vector(id) {
+        let mut heap = BinaryHeap::with_capacity(k + 1);
+        for c in found {
+            push_bounded(&mut heap, k, c);
+        }
+        for &id in &self.delta {
+            if let Some(v) = self.flat.vector(id) {
                 if filter.is_none_or(|f| f(id)) {
                     push_bounded(&mut heap, k, Candidate { dist: metric.distance(query, v), id });
                 }
@@ -397,6 +427,10 @@ impl VectorInsert for HnswIndex {
         if self.built {
             let ids: Vec<u64> = items.iter().map(|(id, _)| *id).collect();
             self.insert_graph(&ids);
+            self.delta.extend_from_slice(&ids);
+            if self.delta.len() > delta_limit(self.flat.len()) {
+                self.refresh_view();
+            }
         } else if self.flat.len() >= EXACT_BELOW {
             self.build_graph(&|| false, &mut |_, _| {});
         }
@@ -404,6 +438,9 @@ impl VectorInsert for HnswIndex {
     }
 
     fn remove(&mut self, ids: &[u64]) -> usize {
+        if let Some(view) = self.view.as_mut() {
+            view.mark_removed(ids);
+        }
         self.flat.remove(ids)
     }
 }

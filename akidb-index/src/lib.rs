@@ -6,8 +6,9 @@
 //!
 //! - [`FlatIndex`]: exact search, a parallel scan (rayon) over contiguous vectors. Ground truth and
 //!   the fallback for small collections and very selective filters.
-//! - [`HnswIndex`]: an HNSW graph (hnsw_rs) beside the flat store, with filtered traversal,
-//!   tombstones and rebuilds; see its module docs for the search rule.
+//! - [`HnswIndex`]: an HNSW graph (hnsw_rs builds and persists it) beside the flat store,
+//!   searched through a read-optimised copy of the graph (`view.rs`) with the filter applied in
+//!   the walk, tombstones and rebuilds; see its module docs for the search rule.
 //!
 //! Scores: cosine and dot return the similarity (higher is better); L2 returns the Euclidean
 //! distance (lower is better). Results are always ordered best first, ties broken by id.
@@ -17,12 +18,12 @@ mod flat;
 mod hnsw;
 mod metric;
 pub mod persist;
+mod view;
 
 pub use flat::FlatIndex;
 pub use hnsw::{
-    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, EXACT_BELOW, EXACT_MATCHES, EXACT_SELECTIVITY,
-    MAX_FILTERED_EF,
-    SELECTIVITY_SAMPLE,
+    delta_limit, GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, EXACT_BELOW, EXACT_MATCHES,
+    EXACT_SELECTIVITY, SELECTIVITY_SAMPLE,
 };
 pub use metric::{normalize, Metric};
 

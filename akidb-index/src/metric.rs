@@ -100,6 +100,15 @@ fn l2_portable(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// Asks the CPU to start loading `v` into cache (a hint; no effect elsewhere than x86-64).
+#[inline]
+pub(crate) fn prefetch(v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    simd::prefetch(v);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
 /// AVX2+FMA builds of the portable kernels. The only `unsafe` in the crate: calling a
 /// `#[target_feature]` function, done only after the CPU was checked to have the features.
 #[cfg(target_arch = "x86_64")]
@@ -120,6 +129,19 @@ mod simd {
     #[target_feature(enable = "avx2,fma")]
     fn l2_impl(a: &[f32], b: &[f32]) -> f32 {
         super::l2_portable(a, b)
+    }
+
+    /// Prefetches the first four cache lines of `v` (a 384-d vector is 24 lines; the walk
+    /// computes on the first while the rest stream in).
+    #[inline]
+    pub(super) fn prefetch(v: &[f32]) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = v.as_ptr().cast::<i8>();
+        let lines = (v.len() * 4).div_ceil(64).min(4);
+        for i in 0..lines {
+            // SAFETY: prefetch is a hint that never faults; the address lies inside `v`.
+            unsafe { _mm_prefetch(p.add(i * 64), _MM_HINT_T0) };
+        }
     }
 
     #[inline]

@@ -92,8 +92,8 @@ struct FileEntry {
 pub enum LoadOutcome {
     /// A valid generation, brought up to date with the live vectors.
     Loaded {
-        /// The index.
-        index: HnswIndex,
+        /// The index (boxed: it is large beside the other variant).
+        index: Box<HnswIndex>,
         /// Sequence number the generation covered.
         covered_seq: u64,
         /// Live vectors inserted because they were newer than the generation.
@@ -325,7 +325,7 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
             replayed,
             tombstoned,
             covered_seq: manifest.covered_seq,
-            index,
+            index: Box::new(index),
         };
     }
     let reason = if reasons.is_empty() { "no index generation on disk".to_string() } else { reasons.join("; ") };
