@@ -174,14 +174,15 @@ mod tests {
 
     #[test]
     fn kernels_match_naive() {
-        let a: Vec<f32> = (0..37).map(|i| i as f32 * 0.1 - 1.0).collect();
-        let b: Vec<f32> = (0..37).map(|i| (i as f32).sin()).collect();
-        let d: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        let l: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
-        assert!((dot(&a, &b) - d).abs() < 1e-4);
-        assert!((l2_squared(&a, &b) - l).abs() < 1e-3);
-        assert!((dot_portable(&a, &b) - d).abs() < 1e-4);
-        assert!((l2_portable(&a, &b) - l).abs() < 1e-3);
+        for n in [1usize, 5, 37, 384, 1000] {
+            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.01 - 1.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32).sin()).collect();
+            let d: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let l: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+            let close = |x: f32, y: f32| (x - y).abs() <= 1e-4 * (1.0 + y.abs());
+            assert!(close(dot(&a, &b), d) && close(l2_squared(&a, &b), l), "dispatched, n={n}");
+            assert!(close(dot_portable(&a, &b), d) && close(l2_portable(&a, &b), l), "portable, n={n}");
+        }
     }
 
     #[test]

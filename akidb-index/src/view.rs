@@ -16,7 +16,8 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use crate::flat::Candidate;
 use crate::metric::prefetch;
@@ -28,8 +29,12 @@ use crate::{IdFilter, Metric};
 pub(crate) struct GraphView {
     dim: usize,
     metric: Metric,
-    /// Node -> id.
+    /// Node -> its first id.
     ids: Vec<u64>,
+    /// Further ids of nodes whose vector several ids share (exact duplicates).
+    extra: HashMap<u32, Vec<u64>>,
+    /// Whether a node has `extra` ids (saves the map lookup on the walk's hot path).
+    shared: Vec<bool>,
     /// Id -> node.
     node_of: HashMap<u64, u32>,
     /// Node-major vectors.
@@ -41,8 +46,10 @@ pub(crate) struct GraphView {
     upper: Vec<Box<[Box<[u32]>]>>,
     entry: u32,
     top: usize,
-    /// Removed since the snapshot.
+    /// Node's first id removed since the snapshot.
     removed: Vec<bool>,
+    /// Further ids (`extra`) removed since the snapshot.
+    removed_extra: HashSet<u64>,
 }
 
 /// Outcome of a walk.
@@ -54,8 +61,18 @@ pub(crate) enum Walk {
     OverBudget,
 }
 
-/// Most layer-0 links a node can have (hnsw_rs keeps at most 2 x 255).
-const MAX_LINKS: usize = 512;
+/// Link slots per node beyond hnsw_rs's widest list, for the in-degree repair.
+const SPARE_LINKS: usize = 2;
+
+/// Most layer-0 links a node can have (hnsw_rs keeps at most 2 x 255, plus the spares).
+const MAX_LINKS: usize = 512 + SPARE_LINKS;
+
+/// Hash of a vector's bit pattern (identical vectors, bit for bit, hash alike).
+fn bits_hash(v: &[f32]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.iter().for_each(|x| x.to_bits().hash(&mut h));
+    h.finish()
+}
 
 thread_local! {
     /// Visited marks: `marks[node] == generation` means visited in the current walk.
@@ -64,52 +81,159 @@ thread_local! {
 
 impl GraphView {
     /// Copies `graph` (dimension `dim`, vectors prepared for `metric`).
+    ///
+    /// Two repairs on the way, both for what a log corpus does to a graph: repeated lines embed
+    /// to identical vectors, and hnsw_rs links identical vectors to each other (distance 0) until
+    /// their link lists hold nothing else, so a new vector near them gets no incoming links and
+    /// no walk reaches it (measured: a new vector among 100 x 110 duplicates was not its own
+    /// nearest neighbour). So (1) identical vectors become one view node carrying all their ids,
+    /// with the union of their links; (2) a node no other node links to on layer 0 gets a link
+    /// from its nearest out-neighbour (spare slots in each list are reserved for this).
     pub(crate) fn snapshot(graph: &Graph, dim: usize, metric: Metric) -> Self {
         let points: Vec<_> = graph.get_point_indexation().into_iter().collect();
-        let n = points.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut node_of = HashMap::with_capacity(n);
-        let mut vectors = Vec::with_capacity(n * dim);
+        // View nodes: one per distinct vector.
+        let mut ids = Vec::new();
+        let mut node_of: HashMap<u64, u32> = HashMap::with_capacity(points.len());
+        let mut vectors = Vec::with_capacity(points.len() * dim);
+        let mut by_hash: HashMap<u64, Vec<u32>> = HashMap::with_capacity(points.len());
+        let mut node_of_point = Vec::with_capacity(points.len());
+        let mut extra: HashMap<u32, Vec<u64>> = HashMap::new();
         for p in &points {
             let id = p.get_origin_id() as u64;
-            node_of.insert(id, ids.len() as u32);
-            ids.push(id);
-            vectors.extend_from_slice(p.get_v());
+            let v = p.get_v();
+            let same = by_hash.entry(bits_hash(v)).or_default();
+            let found = same.iter().copied().find(|&n| vectors[n as usize * dim..(n as usize + 1) * dim] == *v);
+            let node = match found {
+                Some(n) => {
+                    extra.entry(n).or_default().push(id);
+                    n
+                }
+                None => {
+                    let n = ids.len() as u32;
+                    same.push(n);
+                    ids.push(id);
+                    vectors.extend_from_slice(v);
+                    n
+                }
+            };
+            node_of.insert(id, node);
+            node_of_point.push(node);
         }
-        let hoods: Vec<Vec<Vec<u32>>> = points
-            .iter()
-            .map(|p| {
-                p.get_neighborhood_id()
-                    .iter()
-                    .map(|layer| layer.iter().filter_map(|nb| node_of.get(&(nb.d_id as u64)).copied()).collect())
-                    .collect()
-            })
-            .collect();
-        let stride = 1 + hoods.iter().map(|h| h.first().map_or(0, Vec::len)).max().unwrap_or(0);
+        let n = ids.len();
+        // Links per view node and layer: the union over its points, without itself.
+        let mut hoods: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
+        let mut level = vec![0usize; n];
+        let mut widest = 0usize;
+        for (p, &node) in points.iter().zip(&node_of_point) {
+            let node_level = p.get_point_id().0 as usize;
+            level[node as usize] = level[node as usize].max(node_level);
+            for (layer, list) in p.get_neighborhood_id().iter().enumerate() {
+                if layer == 0 {
+                    widest = widest.max(list.len());
+                }
+                let hood = &mut hoods[node as usize];
+                if hood.len() <= layer {
+                    hood.resize(layer + 1, Vec::new());
+                }
+                for nb in list {
+                    if let Some(&m) = node_of.get(&(nb.d_id as u64)) {
+                        if m != node && !hood[layer].contains(&m) {
+                            hood[layer].push(m);
+                        }
+                    }
+                }
+            }
+        }
+        // A merged node keeps its `widest` nearest links per layer.
+        let vec_of = |m: u32| &vectors[m as usize * dim..(m as usize + 1) * dim];
+        for (node, hood) in hoods.iter_mut().enumerate() {
+            for list in hood.iter_mut() {
+                if list.len() > widest {
+                    let here = vec_of(node as u32);
+                    list.sort_by(|&x, &y| metric.distance(here, vec_of(x)).total_cmp(&metric.distance(here, vec_of(y))));
+                    list.truncate(widest);
+                }
+            }
+        }
+        let stride = 1 + widest + SPARE_LINKS;
         let mut links0 = vec![0u32; n * stride];
-        let mut upper = Vec::with_capacity(n);
-        let (mut entry, mut top) = (0u32, 0usize);
-        for (node, hood) in hoods.into_iter().enumerate() {
-            let level = points[node].get_point_id().0 as usize;
+        let mut indegree = vec![0u32; n];
+        for (node, hood) in hoods.iter().enumerate() {
             if let Some(l0) = hood.first() {
                 links0[node * stride] = l0.len() as u32;
                 links0[node * stride + 1..node * stride + 1 + l0.len()].copy_from_slice(l0);
+                l0.iter().for_each(|&m| indegree[m as usize] += 1);
             }
-            if level > top || node == 0 {
-                (entry, top) = (node as u32, level);
+        }
+        for node in 0..n {
+            if indegree[node] > 0 {
+                continue;
+            }
+            // Link from the nearest out-neighbour with a spare slot.
+            let here = vec_of(node as u32);
+            let mut outs: Vec<u32> = hoods[node].first().cloned().unwrap_or_default();
+            outs.sort_by(|&x, &y| metric.distance(here, vec_of(x)).total_cmp(&metric.distance(here, vec_of(y))));
+            for m in outs {
+                let at = m as usize * stride;
+                let count = links0[at] as usize;
+                if count < stride - 1 {
+                    links0[at + 1 + count] = node as u32;
+                    links0[at] += 1;
+                    indegree[node] += 1;
+                    break;
+                }
+            }
+        }
+        let (mut entry, mut top) = (0u32, 0usize);
+        let mut upper = Vec::with_capacity(n);
+        for (node, hood) in hoods.into_iter().enumerate() {
+            if level[node] > top || node == 0 {
+                (entry, top) = (node as u32, level[node]);
             }
             upper.push(hood.into_iter().skip(1).map(Vec::into_boxed_slice).collect());
         }
-        Self { dim, metric, ids, node_of, vectors, links0, stride, upper, entry, top, removed: vec![false; n] }
+        Self {
+            dim,
+            metric,
+            ids,
+            node_of,
+            vectors,
+            links0,
+            stride,
+            upper,
+            entry,
+            top,
+            removed: vec![false; n],
+            removed_extra: HashSet::new(),
+            shared: (0..n as u32).map(|node| extra.contains_key(&node)).collect(),
+            extra,
+        }
     }
 
     /// Marks ids removed (ids not in the snapshot are ignored).
     pub(crate) fn mark_removed(&mut self, ids: &[u64]) {
         for id in ids {
             if let Some(&n) = self.node_of.get(id) {
-                self.removed[n as usize] = true;
+                if self.ids[n as usize] == *id {
+                    self.removed[n as usize] = true;
+                } else {
+                    self.removed_extra.insert(*id);
+                }
             }
         }
+    }
+
+    /// The live ids of `node` that pass `filter`, first the node's own.
+    fn accepted<'a>(&'a self, node: u32, filter: Option<IdFilter<'a>>) -> impl Iterator<Item = u64> + 'a {
+        let own = (!self.removed[node as usize]).then_some(self.ids[node as usize]);
+        let more = (self.shared[node as usize])
+            .then(|| self.extra.get(&node))
+            .flatten()
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|id| !self.removed_extra.contains(id));
+        own.into_iter().chain(more).filter(move |id| filter.is_none_or(|f| f(*id)))
     }
 
     /// Bytes held, roughly (for reports).
@@ -117,6 +241,7 @@ impl GraphView {
         self.vectors.len() * 4
             + self.links0.len() * 4
             + self.ids.len() * (8 + 1 + 16 + 16)
+            + self.extra.values().map(|e| 48 + e.len() * 8).sum::<usize>()
             + self.upper.iter().map(|u| u.iter().map(|l| 16 + l.len() * 4).sum::<usize>()).sum::<usize>()
     }
 
@@ -133,8 +258,8 @@ impl GraphView {
         &self.links0[at + 1..at + 1 + count]
     }
 
-    /// The `ef` nearest live nodes passing `filter`, or [`Walk::OverBudget`] after visiting
-    /// `budget` nodes without `ef` accepted.
+    /// The ids of the `ef` nearest nodes with a live id passing `filter` (every such id of
+    /// them), or [`Walk::OverBudget`] after visiting `budget` nodes without `ef` accepted.
     pub(crate) fn search(&self, query: &[f32], ef: usize, filter: Option<IdFilter<'_>>, budget: usize) -> Walk {
         if self.ids.is_empty() || ef == 0 {
             return Walk::Found(Vec::new());
@@ -160,7 +285,14 @@ impl GraphView {
                 }
             }
         }
-        let accept = |node: u32| !self.removed[node as usize] && filter.is_none_or(|f| f(self.ids[node as usize]));
+        let accept = |node: u32| {
+            let i = node as usize;
+            if self.shared[i] {
+                self.accepted(node, filter).next().is_some()
+            } else {
+                !self.removed[i] && filter.is_none_or(|f| f(self.ids[i]))
+            }
+        };
         VISITED.with(|cell| {
             let mut guard = cell.borrow_mut();
             let (marks, generation) = &mut *guard;
@@ -216,13 +348,12 @@ impl GraphView {
                     return Walk::OverBudget;
                 }
             }
-            Walk::Found(
-                results
-                    .into_sorted_vec()
-                    .into_iter()
-                    .map(|c| Candidate { dist: c.dist, id: self.ids[c.id as usize] })
-                    .collect(),
-            )
+            // Each accepted node stands for its live, matching ids (several for duplicates).
+            let mut out = Vec::with_capacity(results.len());
+            for c in results.into_sorted_vec() {
+                out.extend(self.accepted(c.id as u32, filter).map(|id| Candidate { dist: c.dist, id }));
+            }
+            Walk::Found(out)
         })
     }
 }
