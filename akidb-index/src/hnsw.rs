@@ -9,7 +9,7 @@
 //!
 //! The view is a snapshot. Vectors inserted after it (the delta) are in hnsw_rs's graph at once
 //! but not in the view: searches scan them exactly and merge. When the delta outgrows
-//! [`delta_limit`] the view is taken again (about 30 ms per 100k vectors).
+//! [`delta_limit`] the view is taken again (O(n): a copy of the vectors and links).
 //!
 //! # Search rule
 //!
@@ -60,7 +60,8 @@ pub const EXACT_MATCHES: usize = 1_000;
 pub const SELECTIVITY_SAMPLE: usize = 1_024;
 
 /// Vectors inserted after the view's snapshot that make the index take a new one: 1% of the
-/// live vectors, at least 256 (scanning 1% exactly costs about what the walk does).
+/// live vectors, at least 256 (scanning 1% exactly costs about what the walk does). Measured:
+/// 2% gave the same ingest rate at 100k (610 vs 616 docs/s), so snapshots are not what limits it.
 pub fn delta_limit(live: usize) -> usize {
     (live / 100).max(256)
 }
