@@ -16,6 +16,11 @@
 //! on what else is in its batch (up to float rounding, cosine > 0.99999). Texts longer than
 //! `max_length` tokens are truncated and reported in [`Embeddings::truncated`].
 //!
+//! On GPUs, [`OnnxConfig::with_fixed_single`] gives queries a fast lane: single texts of up to
+//! `n` tokens run through a second, fixed-shape session that replays a captured CUDA graph
+//! (module `fixed`; 4B Qwen3 batch-1 p95 22 -> 6.4 ms on an H200, at the cost of a second copy
+//! of the weights).
+//!
 //! # Example
 //!
 //! ```no_run
