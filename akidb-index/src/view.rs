@@ -63,9 +63,6 @@ pub(crate) enum Walk {
 /// Link slots per node beyond hnsw_rs's widest list, for the in-degree repair.
 const SPARE_LINKS: usize = 2;
 
-/// Most layer-0 links a node can have (hnsw_rs keeps at most 2 x 255, plus the spares).
-const MAX_LINKS: usize = 512 + SPARE_LINKS;
-
 /// Hash of a vector's bit pattern (identical vectors, bit for bit, hash alike; candidates are
 /// compared in full). A multiply-rotate fold: SipHash over every vector made a snapshot of 100k
 /// x 384 noticeably slower.
@@ -73,9 +70,36 @@ fn bits_hash(v: &[f32]) -> u64 {
     v.iter().fold(0x9E37_79B9_7F4A_7C15u64, |h, x| (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01B3).rotate_left(29))
 }
 
-thread_local! {
+/// A node at a distance, ordered by (distance, node): the walk's heap entry (8 bytes).
+#[derive(Clone, Copy, PartialEq)]
+struct Near {
+    dist: f32,
+    node: u32,
+}
+impl Eq for Near {}
+impl PartialOrd for Near {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Near {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.dist.total_cmp(&other.dist).then(self.node.cmp(&other.node))
+    }
+}
+
+/// Per-thread walk state, reused across walks.
+struct Scratch {
     /// Visited marks: `marks[node] == generation` means visited in the current walk.
-    static VISITED: RefCell<(Vec<u32>, u32)> = const { RefCell::new((Vec::new(), 0)) };
+    marks: Vec<u32>,
+    generation: u32,
+    /// Unvisited neighbours of the node being expanded.
+    fresh: Vec<u32>,
+}
+
+thread_local! {
+    static VISITED: RefCell<Scratch> =
+        const { RefCell::new(Scratch { marks: Vec::new(), generation: 0, fresh: Vec::new() }) };
 }
 
 impl GraphView {
@@ -294,7 +318,7 @@ impl GraphView {
         };
         VISITED.with(|cell| {
             let mut guard = cell.borrow_mut();
-            let (marks, generation) = &mut *guard;
+            let Scratch { marks, generation, fresh } = &mut *guard;
             if marks.len() < self.ids.len() {
                 marks.resize(self.ids.len(), 0);
             }
@@ -304,41 +328,42 @@ impl GraphView {
                 *generation = 1;
             }
             let g = *generation;
-            let mut candidates: BinaryHeap<Reverse<Candidate>> = BinaryHeap::with_capacity(ef * 4);
-            let mut results: BinaryHeap<Candidate> = BinaryHeap::with_capacity(ef + 1);
+            let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(ef * 4);
+            let mut results: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
             marks[ep as usize] = g;
-            candidates.push(Reverse(Candidate { dist: ep_dist, id: u64::from(ep) }));
+            candidates.push(Reverse(Near { dist: ep_dist, node: ep }));
             if accept(ep) {
-                results.push(Candidate { dist: ep_dist, id: u64::from(ep) });
+                results.push(Near { dist: ep_dist, node: ep });
             }
+            // Distance of the ef-th accepted node (infinite until there are ef).
+            let mut worst = if results.len() >= ef { ep_dist } else { f32::INFINITY };
             let mut visited = 1usize;
             while let Some(Reverse(c)) = candidates.pop() {
-                let bound = if results.len() >= ef { results.peek().map_or(f32::INFINITY, |w| w.dist) } else { f32::INFINITY };
-                if c.dist > bound {
+                if c.dist > worst {
                     break;
                 }
                 // Mark the unvisited neighbours and prefetch their vectors, then score them.
-                let mut fresh = [0u32; MAX_LINKS];
-                let mut count = 0;
-                for &nb in self.links(c.id as u32) {
+                fresh.clear();
+                for &nb in self.links(c.node) {
                     let slot = &mut marks[nb as usize];
-                    if *slot != g && count < MAX_LINKS {
+                    if *slot != g {
                         *slot = g;
-                        fresh[count] = nb;
-                        count += 1;
+                        fresh.push(nb);
                         prefetch(self.vector(nb));
                     }
                 }
-                visited += count;
-                for &nb in &fresh[..count] {
+                visited += fresh.len();
+                for &nb in fresh.iter() {
                     let d = dist(nb);
-                    let worst = if results.len() >= ef { results.peek().map_or(f32::INFINITY, |w| w.dist) } else { f32::INFINITY };
                     if d < worst {
-                        candidates.push(Reverse(Candidate { dist: d, id: u64::from(nb) }));
+                        candidates.push(Reverse(Near { dist: d, node: nb }));
                         if accept(nb) {
-                            results.push(Candidate { dist: d, id: u64::from(nb) });
+                            results.push(Near { dist: d, node: nb });
                             if results.len() > ef {
                                 results.pop();
+                            }
+                            if results.len() >= ef {
+                                worst = results.peek().map_or(f32::INFINITY, |w| w.dist);
                             }
                         }
                     }
@@ -350,7 +375,7 @@ impl GraphView {
             // Each accepted node stands for its live, matching ids (several for duplicates).
             let mut out = Vec::with_capacity(results.len());
             for c in results.into_sorted_vec() {
-                out.extend(self.accepted(c.id as u32, filter).map(|id| Candidate { dist: c.dist, id }));
+                out.extend(self.accepted(c.node, filter).map(|id| Candidate { dist: c.dist, id }));
             }
             Walk::Found(out)
         })
