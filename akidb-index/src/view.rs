@@ -12,15 +12,17 @@
 //!
 //! A view is a snapshot: vectors inserted into hnsw_rs after it was taken are not in it (the
 //! index scans them exactly, see `hnsw.rs`, and takes a new snapshot when they grow). Removals
-//! are marked in the view ([`GraphView::mark_removed`]).
+//! are marked in the view ([`GraphView::mark_removed`]). Identical vectors (repeated log lines)
+//! are one node of the view, and nodes without incoming links get one (see
+//! [`GraphView::snapshot`]).
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use crate::flat::Candidate;
-use crate::metric::prefetch;
 use crate::hnsw::Graph;
+use crate::metric::prefetch;
 use crate::{IdFilter, Metric};
 
 /// The copy of one hnsw_rs graph; see the module docs.
@@ -53,7 +55,7 @@ pub(crate) struct GraphView {
 
 /// Outcome of a walk.
 pub(crate) enum Walk {
-    /// The accepted nodes, nearest first (at most `ef`).
+    /// The live, matching ids of the accepted nodes (at most `ef` nodes), nearest first.
     Found(Vec<Candidate>),
     /// The walk visited more than its budget of nodes without filling its beam (a filter that
     /// keeps far fewer nodes than estimated): the caller scans exactly instead.
@@ -63,9 +65,9 @@ pub(crate) enum Walk {
 /// Link slots per node beyond hnsw_rs's widest list, for the in-degree repair.
 const SPARE_LINKS: usize = 2;
 
-/// Hash of a vector's bit pattern (identical vectors, bit for bit, hash alike; candidates are
-/// compared in full). A multiply-rotate fold: SipHash over every vector made a snapshot of 100k
-/// x 384 noticeably slower.
+/// Hash of a vector's bit pattern: identical vectors, bit for bit, hash alike; vectors with
+/// equal hashes are then compared in full. A multiply-rotate fold, cheaper than SipHash; it
+/// needs no resistance to crafted collisions (those only cost a comparison).
 fn bits_hash(v: &[f32]) -> u64 {
     v.iter().fold(0x9E37_79B9_7F4A_7C15u64, |h, x| (h ^ u64::from(x.to_bits())).wrapping_mul(0x0100_0000_01B3).rotate_left(29))
 }
