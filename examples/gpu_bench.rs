@@ -11,6 +11,9 @@
 //!   tokens/s) at batch 32 x 128 and 64 x 256 tokens. Inputs are calibrated to the exact token
 //!   counts. Output: one JSON line.
 //!
+//! - `--profile PREFIX`: ONNX Runtime profiling on; runs only 3 batches of 64 x 256 tokens (after
+//!   one warm-up) and leaves the trace in `PREFIX_*.json` (summarise it with
+//!   `scripts/gpu/profile_summary.py`).
 //! - `--fixed-single N`: single texts of up to N tokens run through the fixed-shape session
 //!   (CUDA graphs on CUDA; `OnnxConfig::with_fixed_single`). The output's `fixed_runs` counts
 //!   the runs it answered.
@@ -87,7 +90,7 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let (mut dir, mut provider, mut device, mut runs) = (None, "cuda".to_string(), 0i32, 100usize);
-    let (mut reference, mut bench, mut max_length, mut fixed) = (None, false, None, None);
+    let (mut reference, mut bench, mut max_length, mut fixed, mut profile) = (None, false, None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut v = || args.next().ok_or(format!("{a} needs a value"));
@@ -100,6 +103,7 @@ fn run() -> Result<(), String> {
             "--max-length" => max_length = Some(v()?.parse::<usize>().map_err(|_| "--max-length")?),
             "--fixed-single" => fixed = Some(v()?.parse::<usize>().map_err(|_| "--fixed-single")?),
             "--bench" => bench = true,
+            "--profile" => profile = Some(v()?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -110,6 +114,9 @@ fn run() -> Result<(), String> {
     }
     if let Some(n) = fixed {
         config = config.with_fixed_single(n);
+    }
+    if let Some(p) = &profile {
+        config = config.with_ort_profiling(p);
     }
     config = config.with_execution_provider(match provider.as_str() {
         "cuda" => ExecutionProviderConfig::Cuda { device_id: device },
@@ -136,6 +143,16 @@ fn run() -> Result<(), String> {
             let (d1, d32) = check(&model, &t, &e, InputKind::Document)?;
             out["reference_min_cosine"] = json!({"documents_b1": d1, "documents_b32": d32});
         }
+    }
+    if profile.is_some() {
+        let text = text_of(&model, 256)?;
+        let batch: Vec<&str> = vec![text.as_str(); 64];
+        model.embed(&batch, InputKind::Document).map_err(|e| e.to_string())?;
+        let s = Instant::now();
+        for _ in 0..3 {
+            model.embed(&batch, InputKind::Document).map_err(|e| e.to_string())?;
+        }
+        out["profiled_b64_l256_tokens_per_s"] = json!((3 * 64 * 256) as f64 / s.elapsed().as_secs_f64());
     }
     if bench {
         let t32 = text_of(&model, 32)?;

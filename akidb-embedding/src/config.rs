@@ -169,6 +169,9 @@ pub struct OnnxConfig {
     /// captured CUDA graph. The batch-1 (query) latency lever on GPUs; costs a second copy of
     /// the weights. See the `fixed` module docs. `None` (default): off.
     pub fixed_single: Option<usize>,
+    /// ONNX Runtime profiling: a JSON trace of every node run, written to
+    /// `{prefix}_{timestamp}.json` when the provider is dropped. For diagnosis (it slows runs).
+    pub profile_prefix: Option<PathBuf>,
 }
 
 impl OnnxConfig {
@@ -199,6 +202,7 @@ impl OnnxConfig {
             ort_library_path: None,
             model_vocab_size: None,
             fixed_single: None,
+            profile_prefix: None,
         }
     }
 
@@ -206,6 +210,12 @@ impl OnnxConfig {
     /// on CUDA); see [`OnnxConfig::fixed_single`].
     pub fn with_fixed_single(mut self, tokens: usize) -> Self {
         self.fixed_single = Some(tokens);
+        self
+    }
+
+    /// Turns on ONNX Runtime profiling; see [`OnnxConfig::profile_prefix`].
+    pub fn with_ort_profiling(mut self, prefix: impl Into<PathBuf>) -> Self {
+        self.profile_prefix = Some(prefix.into());
         self
     }
 

@@ -522,6 +522,10 @@ fn session_builder(
         .map_err(ort_err("intra-op threads"))?
         .with_inter_threads(1)
         .map_err(ort_err("inter-op threads"))
+        .and_then(|b| match &config.profile_prefix {
+            Some(prefix) => b.with_profiling(prefix).map_err(ort_err("profiling")),
+            None => Ok(b),
+        })
 }
 
 /// The providers to register for `ep`; `cuda_graph`: capture CUDA graphs (the fixed-shape

@@ -2,7 +2,7 @@
 # Runs on the H200 machine (see ../../../shared/gpu/README.md and docs/gpu.md), from the repo root,
 # after the ONNX Runtime GPU parts were moved to /root/ortgpu. Carried: .gpu/p4 (ORT core +
 # assemble.sh), .gpu/bin (stripped release binaries), .gpu/peer (the torch peer script).
-# Usage: bash scripts/gpu/device_run.sh STAGE...   with STAGE = check | small | large | fp16
+# Usage: bash scripts/gpu/device_run.sh STAGE...   with STAGE = check | small | large | profile | fp16
 set -uo pipefail
 stages=${*:-check}
 out=${OUT:-/tmp/out}; mkdir -p "$out"
@@ -36,6 +36,16 @@ case "$stage" in
     run $B --model-dir /tmp/q4-fp16 --provider cuda --bench --runs 200
     run python3 .gpu/peer/torch_qwen3_bench.py
     rm -rf /tmp/q4-fp16
+    ;;
+  profile)
+    # Where the time goes at 64 x 256 (throughput target): ONNX Runtime's per-op kernel times.
+    mkdir -p /tmp/prof
+    [ -d /tmp/q06-fp16 ] || run python3 scripts/gpu/export_qwen3.py 0.6b /tmp/q06-fp16 --dtype fp16
+    run $B --model-dir /tmp/q06-fp16 --provider cuda --profile /tmp/prof/q06
+    run python3 scripts/gpu/profile_summary.py "$(ls /tmp/prof/q06_*.json | head -n 1)" 25
+    [ -d /tmp/q4-fp16 ] || run python3 scripts/gpu/export_qwen3.py 4b /tmp/q4-fp16 --dtype fp16
+    run $B --model-dir /tmp/q4-fp16 --provider cuda --profile /tmp/prof/q4
+    run python3 scripts/gpu/profile_summary.py "$(ls /tmp/prof/q4_*.json | head -n 1)" 25
     ;;
   fp16)
     run python3 scripts/gpu/export_qwen3.py 0.6b /tmp/q06-fp32 --dtype fp32
