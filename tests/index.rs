@@ -479,7 +479,7 @@ fn a_collection_of_exact_duplicates_still_finds_a_new_distinct_vector() {
     let mut index = HnswIndex::new(DIM, Metric::Cosine, HnswParams::default());
     let items: Vec<(u64, &[f32])> = (0..11_000).map(|i| (i as u64, distinct[i % 100].as_slice())).collect();
     index.insert(&items).expect("insert");
-    let probes = unit_vectors(5, DIM, 4);
+    let probes = unit_vectors(20, DIM, 4);
     for (p, v) in probes.iter().enumerate() {
         index.insert(&[(50_000 + p as u64, v.as_slice())]).expect("insert");
     }

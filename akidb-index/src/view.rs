@@ -62,8 +62,11 @@ pub(crate) enum Walk {
     OverBudget,
 }
 
-/// Link slots per node beyond hnsw_rs's widest list, for the in-degree repair.
-const SPARE_LINKS: usize = 2;
+/// Link slots per node beyond hnsw_rs's widest list, for the reachability repair.
+const SPARE_LINKS: usize = 4;
+
+/// The repair links each node from this many of its nearest out-neighbours.
+const REPAIR_NEAREST: usize = 2;
 
 /// Hash of a vector's bit pattern: identical vectors, bit for bit, hash alike; vectors with
 /// equal hashes are then compared in full. A multiply-rotate fold, cheaper than SipHash; it
@@ -112,8 +115,9 @@ impl GraphView {
     /// their link lists hold nothing else, so a new vector near them gets no incoming links and
     /// no walk reaches it (measured: a new vector among 100 x 110 duplicates was not its own
     /// nearest neighbour). So (1) identical vectors become one view node carrying all their ids,
-    /// with the union of their links; (2) a node no other node links to on layer 0 gets a link
-    /// from its nearest out-neighbour (spare slots in each list are reserved for this).
+    /// with the union of their links; (2) each node's two nearest out-neighbours on layer 0 link
+    /// back to it (spare slots in each list are reserved for this): a walk towards a node
+    /// expands its nearest neighbours, not whichever far node happens to link to it.
     pub(crate) fn snapshot(graph: &Graph, dim: usize, metric: Metric) -> Self {
         let points: Vec<_> = graph.get_point_indexation().into_iter().collect();
         // View nodes: one per distinct vector.
@@ -145,8 +149,9 @@ impl GraphView {
             node_of_point.push(node);
         }
         let n = ids.len();
-        // Links per view node and layer: the union over its points, without itself.
-        let mut hoods: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
+        // Links per view node and layer: the union over its points, without itself, nearest
+        // first (hnsw_rs hands each link's distance along).
+        let mut hoods: Vec<Vec<Vec<(u32, f32)>>> = vec![Vec::new(); n];
         let mut level = vec![0usize; n];
         let mut widest = 0usize;
         for (p, &node) in points.iter().zip(&node_of_point) {
@@ -162,50 +167,38 @@ impl GraphView {
                 }
                 for nb in list {
                     if let Some(&m) = node_of.get(&(nb.d_id as u64)) {
-                        if m != node && !hood[layer].contains(&m) {
-                            hood[layer].push(m);
+                        if m != node && !hood[layer].iter().any(|(x, _)| *x == m) {
+                            hood[layer].push((m, nb.distance));
                         }
                     }
                 }
             }
         }
-        // A merged node keeps its `widest` nearest links per layer.
-        let vec_of = |m: u32| &vectors[m as usize * dim..(m as usize + 1) * dim];
-        for (node, hood) in hoods.iter_mut().enumerate() {
-            for list in hood.iter_mut() {
-                if list.len() > widest {
-                    let here = vec_of(node as u32);
-                    list.sort_by(|&x, &y| metric.distance(here, vec_of(x)).total_cmp(&metric.distance(here, vec_of(y))));
-                    list.truncate(widest);
-                }
-            }
+        // Nearest first; a merged node keeps its `widest` nearest links per layer.
+        for list in hoods.iter_mut().flatten() {
+            list.sort_by(|x, y| x.1.total_cmp(&y.1));
+            list.truncate(widest);
         }
         let stride = 1 + widest + SPARE_LINKS;
         let mut links0 = vec![0u32; n * stride];
-        let mut indegree = vec![0u32; n];
         for (node, hood) in hoods.iter().enumerate() {
             if let Some(l0) = hood.first() {
                 links0[node * stride] = l0.len() as u32;
-                links0[node * stride + 1..node * stride + 1 + l0.len()].copy_from_slice(l0);
-                l0.iter().for_each(|&m| indegree[m as usize] += 1);
+                for (slot, (m, _)) in l0.iter().enumerate() {
+                    links0[node * stride + 1 + slot] = *m;
+                }
             }
         }
+        // Every node must be linked from its nearest out-neighbours: a walk towards a node
+        // expands its nearest neighbours, not whichever far node happens to link to it.
         for node in 0..n {
-            if indegree[node] > 0 {
-                continue;
-            }
-            // Link from the nearest out-neighbour with a spare slot.
-            let here = vec_of(node as u32);
-            let mut outs: Vec<u32> = hoods[node].first().cloned().unwrap_or_default();
-            outs.sort_by(|&x, &y| metric.distance(here, vec_of(x)).total_cmp(&metric.distance(here, vec_of(y))));
-            for m in outs {
-                let at = m as usize * stride;
+            let outs = hoods[node].first().map(Vec::as_slice).unwrap_or_default();
+            for (m, _) in outs.iter().take(REPAIR_NEAREST) {
+                let at = *m as usize * stride;
                 let count = links0[at] as usize;
-                if count < stride - 1 {
+                if !links0[at + 1..at + 1 + count].contains(&(node as u32)) && count < stride - 1 {
                     links0[at + 1 + count] = node as u32;
                     links0[at] += 1;
-                    indegree[node] += 1;
-                    break;
                 }
             }
         }
@@ -215,7 +208,7 @@ impl GraphView {
             if level[node] > top || node == 0 {
                 (entry, top) = (node as u32, level[node]);
             }
-            upper.push(hood.into_iter().skip(1).map(Vec::into_boxed_slice).collect());
+            upper.push(hood.into_iter().skip(1).map(|l| l.into_iter().map(|(m, _)| m).collect()).collect());
         }
         Self {
             dim,
