@@ -191,8 +191,8 @@ impl GraphView {
         }
         // Every node must be linked from its nearest out-neighbours: a walk towards a node
         // expands its nearest neighbours, not whichever far node happens to link to it.
-        for node in 0..n {
-            let outs = hoods[node].first().map(Vec::as_slice).unwrap_or_default();
+        for (node, hood) in hoods.iter().enumerate() {
+            let outs = hood.first().map(Vec::as_slice).unwrap_or_default();
             for (m, _) in outs.iter().take(REPAIR_NEAREST) {
                 let at = *m as usize * stride;
                 let count = links0[at] as usize;
