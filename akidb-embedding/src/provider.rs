@@ -117,6 +117,7 @@ impl OnnxEmbeddingProvider {
         let env = runtime::environment(config.ort_library_path.as_deref())?;
         let (session, active) = create_session(env, &config)?;
         let signature = read_signature(&session, &config)?;
+        check_positions(&session, &config)?;
         let mut provider = Self {
             info: ModelInfo {
                 name: config.model_name.clone(),
@@ -646,6 +647,21 @@ fn read_signature(session: &Session, config: &OnnxConfig) -> Result<Signature, E
         pooled: rank == 2,
         float16,
     })
+}
+
+/// A model that declares how many positions it has (`akidb.max_positions` in its metadata: the
+/// RoPE cache of `scripts/qwen3_onnx.py` exports, which must not be read past) bounds
+/// `max_length`.
+fn check_positions(session: &Session, config: &OnnxConfig) -> Result<(), EmbedError> {
+    let declared = session.metadata().ok().and_then(|m| m.custom("akidb.max_positions"));
+    match declared.and_then(|p| p.parse::<usize>().ok()) {
+        Some(p) if config.max_length > p => Err(EmbedError::InvalidConfig {
+            field: "max_length",
+            value: config.max_length.to_string(),
+            expected: "at most the model's positions (akidb.max_positions in its metadata)",
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Position ids that count only attended tokens (so left padding does not shift them).

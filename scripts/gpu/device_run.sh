@@ -3,6 +3,7 @@
 # after the ONNX Runtime GPU parts were moved to /root/ortgpu. Carried: .gpu/p4 (ORT core +
 # assemble.sh), .gpu/bin (stripped release binaries), .gpu/peer (the torch peer script).
 # Usage: bash scripts/gpu/device_run.sh STAGE...   with STAGE = check | small | large | profile | fp16
+#        | fused-small | fused-large | fused-profile | peer
 set -uo pipefail
 stages=${*:-check}
 out=${OUT:-/tmp/out}; mkdir -p "$out"
@@ -18,6 +19,9 @@ case "$stage" in
     run $B --model-dir tests/fixtures/qwen3-tiny --provider cuda --reference tests/fixtures/qwen3-tiny/reference.json
     run $B --model-dir tests/fixtures/qwen3-tiny --provider cuda --fixed-single 24 --reference tests/fixtures/qwen3-tiny/reference.json
     run $B --model-dir tests/fixtures/qwen3-tiny --provider cpu --reference tests/fixtures/qwen3-tiny/reference.json
+    # The fused export of the same weights (scripts/qwen3_onnx.py), dynamic and CUDA-graph paths.
+    run $B --model-dir tests/fixtures/qwen3-tiny-fused --provider cuda --reference tests/fixtures/qwen3-tiny/reference.json
+    run $B --model-dir tests/fixtures/qwen3-tiny-fused --provider cuda --fixed-single 24 --reference tests/fixtures/qwen3-tiny/reference.json
     # MiniLM travels in two halves (86 MB > one call), moved to /root/minilm by earlier calls.
     if [ -f /root/minilm/model.part.00 ] && [ -f /root/minilm/model.part.01 ]; then
       cat /root/minilm/model.part.00 /root/minilm/model.part.01 > /root/minilm/model.onnx
@@ -51,6 +55,25 @@ case "$stage" in
     run python3 scripts/gpu/export_qwen3.py 0.6b /tmp/q06-fp32 --dtype fp32
     [ -d /tmp/q06-fp16 ] || run python3 scripts/gpu/export_qwen3.py 0.6b /tmp/q06-fp16 --dtype fp16
     run python3 scripts/gpu/compare_fp16.py /tmp/q06-fp32 /tmp/q06-fp16
+    ;;
+  fused-small|fused-large)
+    # The fused graph (scripts/qwen3_onnx.py) of the same random weights, checked against
+    # transformers fp32 on the fixture texts, then benched; the traced export's figures come
+    # from the small/large stages.
+    size=0.6b; [ "$stage" = fused-large ] && size=4b
+    d=/tmp/fused-$size
+    run python3 scripts/gpu/export_qwen3.py $size $d --dtype fp16 --graph fused --reference
+    run $B --model-dir $d --provider cuda --reference $d/reference.json
+    run $B --model-dir $d --provider cuda --bench --runs 200 --fixed-single 32
+    run $B --model-dir $d --provider cuda --bench --runs 200
+    ;;
+  fused-profile)
+    mkdir -p /tmp/prof
+    run $B --model-dir /tmp/fused-0.6b --provider cuda --profile /tmp/prof/f06
+    run python3 scripts/gpu/profile_summary.py "$(ls /tmp/prof/f06_*.json | head -n 1)" 25
+    ;;
+  peer)
+    run python3 .gpu/peer/torch_qwen3_bench.py
     ;;
 esac
 done

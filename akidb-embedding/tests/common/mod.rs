@@ -50,3 +50,8 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 pub fn norm(a: &[f32]) -> f32 {
     a.iter().map(|x| x * x).sum::<f32>().sqrt()
 }
+
+/// The tiny Qwen3 fixture's weights exported as the fused graph (`scripts/qwen3_onnx.py`).
+pub fn qwen_fused_dir() -> PathBuf {
+    root().join("tests/fixtures/qwen3-tiny-fused")
+}
