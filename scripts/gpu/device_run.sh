@@ -19,9 +19,13 @@ case "$stage" in
     run $B --model-dir tests/fixtures/qwen3-tiny --provider cuda --reference tests/fixtures/qwen3-tiny/reference.json
     run $B --model-dir tests/fixtures/qwen3-tiny --provider cuda --fixed-single 24 --reference tests/fixtures/qwen3-tiny/reference.json
     run $B --model-dir tests/fixtures/qwen3-tiny --provider cpu --reference tests/fixtures/qwen3-tiny/reference.json
-    # The fused export of the same weights (scripts/qwen3_onnx.py), dynamic and CUDA-graph paths.
+    # The fused export of the same weights (scripts/qwen3_onnx.py). The committed fixture is
+    # fp32; GroupQueryAttention's CUDA kernels are fp16/bf16, so CUDA runs it with those nodes
+    # on the CPU (correct, not capturable as a CUDA graph). The fp16 build runs wholly on CUDA.
     run $B --model-dir tests/fixtures/qwen3-tiny-fused --provider cuda --reference tests/fixtures/qwen3-tiny/reference.json
-    run $B --model-dir tests/fixtures/qwen3-tiny-fused --provider cuda --fixed-single 24 --reference tests/fixtures/qwen3-tiny/reference.json
+    run python3 tests/fixtures/qwen3-tiny-fused/make_fixture.py --dtype fp16 --out /tmp/tiny-fused-fp16
+    run $B --model-dir /tmp/tiny-fused-fp16 --provider cuda --reference tests/fixtures/qwen3-tiny/reference.json
+    run $B --model-dir /tmp/tiny-fused-fp16 --provider cuda --fixed-single 24 --reference tests/fixtures/qwen3-tiny/reference.json
     # MiniLM travels in two halves (86 MB > one call), moved to /root/minilm by earlier calls.
     if [ -f /root/minilm/model.part.00 ] && [ -f /root/minilm/model.part.01 ]; then
       cat /root/minilm/model.part.00 /root/minilm/model.part.01 > /root/minilm/model.onnx
