@@ -378,11 +378,15 @@ impl HnswIndex {
             Walk::Found(found) => found,
             Walk::OverBudget => return Ok((self.flat.search(query, k, filter)?, SearchPath::ExactFiltered)),
         };
-        // The walk's hits, plus the delta (inserted since the snapshot) scanned exactly.
+        // The walk's nearest 2k hits re-scored against the exact vectors (the walk's distances
+        // are those of half floats, off by ~1e-4: farther hits cannot reach the top k), plus
+        // the delta (inserted since the snapshot) scanned exactly.
         let metric = self.flat.metric();
         let mut heap = BinaryHeap::with_capacity(k + 1);
-        for c in found {
-            push_bounded(&mut heap, k, c);
+        for c in found.into_iter().take(2 * k) {
+            if let Some(v) = self.flat.vector(c.id) {
+                push_bounded(&mut heap, k, Candidate { dist: metric.distance(query, v), id: c.id });
+            }
         }
         for &id in &self.delta {
             if let Some(v) = self.flat.vector(id) {

@@ -25,6 +25,17 @@ impl Metric {
         }
     }
 
+    /// [`Metric::distance`] against a vector stored as IEEE half floats (bit patterns): what
+    /// the search view's walk computes (half the bytes to read per vector; see `view.rs`).
+    #[inline]
+    pub(crate) fn distance_f16(self, a: &[f32], b: &[u16]) -> f32 {
+        match self {
+            Metric::Cosine => 1.0 - dot_f16(a, b),
+            Metric::Dot => -dot_f16(a, b),
+            Metric::L2 => l2_f16(a, b),
+        }
+    }
+
     /// Turns an internal distance into the user-facing score.
     #[inline]
     pub(crate) fn score(self, distance: f32) -> f32 {
@@ -60,6 +71,38 @@ pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
         return simd::l2_avx2(a, b);
     }
     l2_portable(a, b)
+}
+
+/// `v` as IEEE half floats (bit patterns), rounded to nearest.
+pub(crate) fn to_f16(v: &[f32]) -> impl Iterator<Item = u16> + '_ {
+    v.iter().map(|x| half::f16::from_f32(*x).to_bits())
+}
+
+/// Inner product of an f32 vector and a half-float one (dispatched like [`dot`]; the x86-64
+/// kernel also needs F16C, which every AVX2 CPU has).
+#[inline]
+pub(crate) fn dot_f16(a: &[f32], b: &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_f16c() {
+        return simd::dot_f16_avx2(a, b);
+    }
+    a.iter().zip(b).map(|(x, y)| x * half::f16::from_bits(*y).to_f32()).sum()
+}
+
+/// Squared Euclidean distance of an f32 vector and a half-float one.
+#[inline]
+pub(crate) fn l2_f16(a: &[f32], b: &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_f16c() {
+        return simd::l2_f16_avx2(a, b);
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = x - half::f16::from_bits(*y).to_f32();
+            d * d
+        })
+        .sum()
 }
 
 #[inline(always)]
@@ -102,7 +145,7 @@ fn l2_portable(a: &[f32], b: &[f32]) -> f32 {
 
 /// Asks the CPU to start loading `v` into cache (a hint; no effect elsewhere than x86-64).
 #[inline]
-pub(crate) fn prefetch(v: &[f32]) {
+pub(crate) fn prefetch<T>(v: &[T]) {
     #[cfg(target_arch = "x86_64")]
     simd::prefetch(v);
     #[cfg(not(target_arch = "x86_64"))]
@@ -114,11 +157,86 @@ pub(crate) fn prefetch(v: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod simd {
+    use std::arch::x86_64::{
+        __m128i, __m256, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps, _mm256_sub_ps, _mm_loadu_si128,
+    };
     use std::sync::OnceLock;
 
     pub(super) fn has_avx2_fma() -> bool {
         static HAS: OnceLock<bool> = OnceLock::new();
         *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+
+    pub(super) fn has_f16c() -> bool {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| has_avx2_fma() && is_x86_feature_detected!("f16c"))
+    }
+
+    /// `f(acc, a[i..i+8], b[i..i+8] as f32)` over 8-lane blocks with four accumulators, then
+    /// the tail in scalar code; the lanes summed at the end.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn fold_f16(a: &[f32], b: &[u16], f: impl Fn(__m256, __m256, __m256) -> __m256, tail: impl Fn(f32, f32) -> f32) -> f32 {
+        let n = a.len().min(b.len());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY: every load reads 8 lanes at i < n - 7 of slices of length >= n.
+        unsafe {
+            while i + 32 <= n {
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let at = i + 8 * j;
+                    let x = _mm256_loadu_ps(a.as_ptr().add(at));
+                    let y = _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(at).cast::<__m128i>()));
+                    *acc = f(*acc, x, y);
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                let x = _mm256_loadu_ps(a.as_ptr().add(i));
+                let y = _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(i).cast::<__m128i>()));
+                acc[0] = f(acc[0], x, y);
+                i += 8;
+            }
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+        let mut s: f32 = lanes.iter().sum();
+        for k in i..n {
+            s += tail(a[k], half::f16::from_bits(b[k]).to_f32());
+        }
+        s
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn dot_f16_impl(a: &[f32], b: &[u16]) -> f32 {
+        fold_f16(a, b, |acc, x, y| _mm256_fmadd_ps(x, y, acc), |x, y| x * y)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn l2_f16_impl(a: &[f32], b: &[u16]) -> f32 {
+        fold_f16(
+            a,
+            b,
+            |acc, x, y| {
+                let d = _mm256_sub_ps(x, y);
+                _mm256_fmadd_ps(d, d, acc)
+            },
+            |x, y| (x - y) * (x - y),
+        )
+    }
+
+    #[inline]
+    pub(super) fn dot_f16_avx2(a: &[f32], b: &[u16]) -> f32 {
+        // SAFETY: callers check has_f16c() (which includes AVX2 and FMA) first.
+        unsafe { dot_f16_impl(a, b) }
+    }
+
+    #[inline]
+    pub(super) fn l2_f16_avx2(a: &[f32], b: &[u16]) -> f32 {
+        // SAFETY: callers check has_f16c() first.
+        unsafe { l2_f16_impl(a, b) }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -131,13 +249,13 @@ mod simd {
         super::l2_portable(a, b)
     }
 
-    /// Prefetches the first four cache lines of `v` (a 384-d vector is 24 lines; the walk
-    /// computes on the first while the rest stream in).
+    /// Prefetches the first four cache lines of `v` (a 384-d half-float vector is 12 lines;
+    /// the walk computes on the first while the rest stream in).
     #[inline]
-    pub(super) fn prefetch(v: &[f32]) {
+    pub(super) fn prefetch<T>(v: &[T]) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let p = v.as_ptr().cast::<i8>();
-        let lines = (v.len() * 4).div_ceil(64).min(4);
+        let lines = std::mem::size_of_val(v).div_ceil(64).min(4);
         for i in 0..lines {
             // SAFETY: prefetch is a hint that never faults; the address lies inside `v`.
             unsafe { _mm_prefetch(p.add(i * 64), _MM_HINT_T0) };
@@ -182,6 +300,22 @@ mod tests {
             let close = |x: f32, y: f32| (x - y).abs() <= 1e-4 * (1.0 + y.abs());
             assert!(close(dot(&a, &b), d) && close(l2_squared(&a, &b), l), "dispatched, n={n}");
             assert!(close(dot_portable(&a, &b), d) && close(l2_portable(&a, &b), l), "portable, n={n}");
+        }
+    }
+
+    #[test]
+    fn half_float_kernels_match_naive() {
+        for n in [1usize, 7, 8, 33, 384, 1000] {
+            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.01 - 1.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32).sin()).collect();
+            let b16: Vec<u16> = to_f16(&b).collect();
+            let bh: Vec<f32> = b16.iter().map(|x| half::f16::from_bits(*x).to_f32()).collect();
+            let d: f32 = a.iter().zip(&bh).map(|(x, y)| x * y).sum();
+            let l: f32 = a.iter().zip(&bh).map(|(x, y)| (x - y) * (x - y)).sum();
+            let close = |x: f32, y: f32| (x - y).abs() <= 1e-4 * (1.0 + y.abs());
+            assert!(close(dot_f16(&a, &b16), d) && close(l2_f16(&a, &b16), l), "n={n}");
+            // Against the f32 vector: within half-float rounding.
+            assert!((dot_f16(&a, &b16) - dot(&a, &b)).abs() <= 1e-3 * (1.0 + n as f32).sqrt());
         }
     }
 

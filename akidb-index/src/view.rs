@@ -22,7 +22,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use crate::flat::Candidate;
 use crate::hnsw::Graph;
-use crate::metric::prefetch;
+use crate::metric::{prefetch, to_f16};
 use crate::{IdFilter, Metric};
 
 /// The copy of one hnsw_rs graph; see the module docs.
@@ -38,8 +38,10 @@ pub(crate) struct GraphView {
     shared: Vec<bool>,
     /// Id -> node.
     node_of: HashMap<u64, u32>,
-    /// Node-major vectors.
-    vectors: Vec<f32>,
+    /// Node-major vectors as IEEE half floats (bit patterns): the walk reads half the bytes
+    /// per distance. Walk distances are approximate (relative error ~1e-3); the index re-scores
+    /// the walk's results against the exact vectors before ranking them.
+    vectors: Vec<u16>,
     /// Layer-0 links: `stride` slots per node, the first holding the count.
     links0: Vec<u32>,
     stride: usize,
@@ -126,12 +128,14 @@ impl GraphView {
         let mut vectors = Vec::with_capacity(points.len() * dim);
         let mut by_hash: HashMap<u64, Vec<u32>> = HashMap::with_capacity(points.len());
         let mut node_of_point = Vec::with_capacity(points.len());
+        // Node -> the point whose (exact) vector it holds.
+        let mut first_point: Vec<usize> = Vec::with_capacity(points.len());
         let mut extra: HashMap<u32, Vec<u64>> = HashMap::new();
-        for p in &points {
+        for (pi, p) in points.iter().enumerate() {
             let id = p.get_origin_id() as u64;
             let v = p.get_v();
             let same = by_hash.entry(bits_hash(v)).or_default();
-            let found = same.iter().copied().find(|&n| vectors[n as usize * dim..(n as usize + 1) * dim] == *v);
+            let found = same.iter().copied().find(|&n| points[first_point[n as usize]].get_v() == v);
             let node = match found {
                 Some(n) => {
                     extra.entry(n).or_default().push(id);
@@ -141,7 +145,8 @@ impl GraphView {
                     let n = ids.len() as u32;
                     same.push(n);
                     ids.push(id);
-                    vectors.extend_from_slice(v);
+                    first_point.push(pi);
+                    vectors.extend(to_f16(v));
                     n
                 }
             };
@@ -256,7 +261,7 @@ impl GraphView {
 
     /// Bytes held, roughly (for reports).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.vectors.len() * 4
+        self.vectors.len() * 2
             + self.links0.len() * 4
             + self.ids.len() * (8 + 1 + 16 + 16)
             + self.extra.values().map(|e| 48 + e.len() * 8).sum::<usize>()
@@ -264,7 +269,7 @@ impl GraphView {
     }
 
     #[inline]
-    fn vector(&self, node: u32) -> &[f32] {
+    fn vector(&self, node: u32) -> &[u16] {
         let at = node as usize * self.dim;
         &self.vectors[at..at + self.dim]
     }
@@ -278,11 +283,12 @@ impl GraphView {
 
     /// The ids of the `ef` nearest nodes with a live id passing `filter` (every such id of
     /// them), or [`Walk::OverBudget`] after visiting `budget` nodes without `ef` accepted.
+    /// Distances are those of the half-float vectors (see [`GraphView::vectors`]).
     pub(crate) fn search(&self, query: &[f32], ef: usize, filter: Option<IdFilter<'_>>, budget: usize) -> Walk {
         if self.ids.is_empty() || ef == 0 {
             return Walk::Found(Vec::new());
         }
-        let dist = |node: u32| self.metric.distance(query, self.vector(node));
+        let dist = |node: u32| self.metric.distance_f16(query, self.vector(node));
         // Greedy descent through the upper layers.
         let mut ep = self.entry;
         let mut ep_dist = dist(ep);
