@@ -7,8 +7,9 @@
 //! - [`FlatIndex`]: exact search, a parallel scan (rayon) over contiguous vectors. Ground truth and
 //!   the fallback for small collections and very selective filters.
 //! - [`HnswIndex`]: an HNSW graph (hnsw_rs builds and persists it) beside the flat store,
-//!   searched through a read-optimised copy of the graph (`view.rs`) with the filter applied in
-//!   the walk, tombstones and rebuilds; see its module docs for the search rule.
+//!   searched through a read-optimised copy of the graph (`view.rs`: half-float vectors, the
+//!   walk's best hits re-scored exactly) with the filter applied in the walk, tombstones and
+//!   rebuilds; see its module docs for the search rule.
 //!
 //! Scores: cosine and dot return the similarity (higher is better); L2 returns the Euclidean
 //! distance (lower is better). Results are always ordered best first, ties broken by id.
