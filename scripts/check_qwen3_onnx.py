@@ -15,14 +15,11 @@ import torch
 from transformers import Qwen3Config, Qwen3Model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHAPES = {
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                 intermediate_size=128, vocab_size=600),
-    "0.6b": dict(hidden_size=1024, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
-                 intermediate_size=3072, vocab_size=151665),
-    "4b": dict(hidden_size=2560, num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-               intermediate_size=9728, vocab_size=151665),
-}
+sys.path.insert(0, os.path.join(HERE, "gpu"))
+from export_qwen3 import SHAPES as FULL  # noqa: E402  (the real architectures' shapes)
+
+SHAPES = {"tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                       intermediate_size=128, vocab_size=600), **FULL}
 
 
 def main():
