@@ -104,7 +104,13 @@ def build(cfg, w, dtype="fp16", max_positions=None):
     N, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     D = cfg.get("head_dim") or H // N
     eps = float(cfg.get("rms_norm_eps", 1e-6))
-    theta = float(cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 1e6)))
+    rope = cfg.get("rope_parameters") or {}
+    theta = float(cfg.get("rope_theta", rope.get("rope_theta", 1e6)))
+    # What this graph implements: plain RoPE over the whole head, full causal attention.
+    if cfg.get("rope_scaling") or rope.get("rope_type", "default") != "default":
+        sys.exit(f"unsupported RoPE scaling {cfg.get('rope_scaling') or rope}: export with torch.onnx instead")
+    if cfg.get("use_sliding_window"):
+        sys.exit("unsupported: sliding-window attention (use_sliding_window = true)")
     P = int(max_positions or cfg.get("max_position_embeddings", 32768))
     g = Graph(dt)
 
