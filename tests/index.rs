@@ -508,3 +508,34 @@ fn a_collection_of_exact_duplicates_still_finds_a_new_distinct_vector() {
     got.sort_unstable();
     assert_eq!(got, all[50..].to_vec());
 }
+
+#[test]
+fn dot_and_l2_vectors_far_outside_half_float_range_search_like_exact() {
+    // The search view holds its vectors as half floats scaled per vector. L2 vectors of
+    // magnitude ~1e6 (half floats end at 65,504) lying far from the origin, and dot-product
+    // vectors of magnitude ~1e-6 (below half-float precision), must still walk to the exact
+    // neighbours, with exact scores.
+    use akidb::index::{HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert};
+    for (metric, mag, offset) in [(Metric::L2, 1e6f32, 3.0f32), (Metric::Dot, 1e-6, 0.0)] {
+        let scale = |v: Vec<f32>| -> Vec<f32> { v.iter().map(|x| (x + offset) * mag).collect() };
+        let base: Vec<Vec<f32>> = unit_vectors(12_000, DIM, 9).into_iter().map(scale).collect();
+        let mut index = HnswIndex::new(DIM, metric, HnswParams::default());
+        let items: Vec<(u64, &[f32])> = base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
+        index.insert(&items).expect("insert");
+        let (mut found, mut total) = (0usize, 0usize);
+        for q in unit_vectors(100, DIM, 10).into_iter().map(scale) {
+            let (ann, path) = index.search_with(&q, 10, None, P::default()).expect("ann");
+            assert_eq!(path, Path_::Graph);
+            let exact = index.search_with(&q, 10, None, P::exact()).expect("exact").0;
+            for hit in &ann {
+                if let Some(e) = exact.iter().find(|e| e.id == hit.id) {
+                    found += 1;
+                    assert!((e.score - hit.score).abs() <= 1e-6 * e.score.abs().max(1e-30), "{metric:?}: score re-scored exactly");
+                }
+            }
+            total += exact.len();
+        }
+        let recall = found as f64 / total as f64;
+        assert!(recall >= 0.9, "{metric:?} at magnitude {mag}: recall@10 {recall}");
+    }
+}

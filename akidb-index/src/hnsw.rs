@@ -156,18 +156,21 @@ impl Distance<f32> for GraphDistance {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
         match self.metric {
             0 => (1.0 - dot(a, b)).max(0.0),
-            1 => {
-                // s = -dot in (-inf, inf) -> (0, inf), strictly increasing, continuous at 0.
-                let s = -dot(a, b);
-                if s >= 0.0 {
-                    1.0 + s
-                } else {
-                    1.0 / (1.0 - s)
-                }
-            }
+            1 => order_preserving_nonnegative(-dot(a, b)),
             _ => l2_squared(a, b),
         }
     }
+}
+
+/// Maps any f32 to a non-negative f32 of the same order, keeping its relative precision (22 of
+/// 24 significant bits) at every magnitude: the IEEE bit pattern as an order-preserving u32,
+/// shifted into the finite non-negative floats (below 2.0). An additive mapping such as `1 + s`
+/// would make every inner product smaller than ~1e-7 the same distance to hnsw_rs (measured:
+/// recall@10 0.007 for vectors of magnitude 1e-6).
+fn order_preserving_nonnegative(s: f32) -> f32 {
+    let bits = s.to_bits();
+    let key = if bits & 0x8000_0000 != 0 { !bits } else { bits | 0x8000_0000 };
+    f32::from_bits(key >> 2)
 }
 
 /// The graph type.
@@ -447,5 +450,16 @@ impl VectorInsert for HnswIndex {
             view.mark_removed(ids);
         }
         self.flat.remove(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dot_graph_distance_keeps_order_at_every_magnitude() {
+        let values = [-1e30f32, -3.0, -1e-3, -1e-12, -1e-38, 0.0, 1e-38, 1e-12, 1.001e-12, 1e-3, 1.0, 1e30];
+        let mapped: Vec<f32> = values.iter().map(|s| super::order_preserving_nonnegative(*s)).collect();
+        assert!(mapped.iter().all(|m| m.is_finite() && *m >= 0.0));
+        assert!(mapped.windows(2).all(|w| w[0] < w[1]), "{mapped:?}");
     }
 }

@@ -25,14 +25,15 @@ impl Metric {
         }
     }
 
-    /// [`Metric::distance`] against a vector stored as IEEE half floats (bit patterns): what
-    /// the search view's walk computes (half the bytes to read per vector; see `view.rs`).
+    /// [`Metric::distance`] against `scale * b`, `b` stored as IEEE half floats (bit patterns):
+    /// what the search view's walk computes (half the bytes to read per vector; see `view.rs`).
+    /// The scale keeps any f32 vector in half-float range (the view stores `v / max|v_i|`).
     #[inline]
-    pub(crate) fn distance_f16(self, a: &[f32], b: &[u16]) -> f32 {
+    pub(crate) fn distance_f16(self, a: &[f32], b: &[u16], scale: f32) -> f32 {
         match self {
-            Metric::Cosine => 1.0 - dot_f16(a, b),
-            Metric::Dot => -dot_f16(a, b),
-            Metric::L2 => l2_f16(a, b),
+            Metric::Cosine => 1.0 - scale * dot_f16(a, b),
+            Metric::Dot => -scale * dot_f16(a, b),
+            Metric::L2 => l2_f16(a, b, scale),
         }
     }
 
@@ -73,9 +74,13 @@ pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     l2_portable(a, b)
 }
 
-/// `v` as IEEE half floats (bit patterns), rounded to nearest.
-pub(crate) fn to_f16(v: &[f32]) -> impl Iterator<Item = u16> + '_ {
-    v.iter().map(|x| half::f16::from_f32(*x).to_bits())
+/// `v` as IEEE half floats (bit patterns) of `v / scale`, rounded to nearest, and the scale
+/// (`max |v_i|`, 1 for a zero vector): every component of `v / scale` lies in [-1, 1], so no
+/// vector overflows the half-float range and each keeps half-float relative precision.
+pub(crate) fn to_f16(v: &[f32]) -> (impl Iterator<Item = u16> + '_, f32) {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 && max.is_finite() { max } else { 1.0 };
+    (v.iter().map(move |x| half::f16::from_f32(x / scale).to_bits()), scale)
 }
 
 /// Inner product of an f32 vector and a half-float one (dispatched like [`dot`]; the x86-64
@@ -89,17 +94,17 @@ pub(crate) fn dot_f16(a: &[f32], b: &[u16]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * half::f16::from_bits(*y).to_f32()).sum()
 }
 
-/// Squared Euclidean distance of an f32 vector and a half-float one.
+/// Squared Euclidean distance of an f32 vector `a` and `scale * b`, `b` in half floats.
 #[inline]
-pub(crate) fn l2_f16(a: &[f32], b: &[u16]) -> f32 {
+pub(crate) fn l2_f16(a: &[f32], b: &[u16], scale: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if simd::has_f16c() {
-        return simd::l2_f16_avx2(a, b);
+        return simd::l2_f16_avx2(a, b, scale);
     }
     a.iter()
         .zip(b)
         .map(|(x, y)| {
-            let d = x - half::f16::from_bits(*y).to_f32();
+            let d = x - scale * half::f16::from_bits(*y).to_f32();
             d * d
         })
         .sum()
@@ -158,8 +163,8 @@ pub(crate) fn prefetch<T>(v: &[T]) {
 #[allow(unsafe_code)]
 mod simd {
     use std::arch::x86_64::{
-        __m128i, __m256, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
-        _mm256_storeu_ps, _mm256_sub_ps, _mm_loadu_si128,
+        __m128i, __m256, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps,
+        _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm_loadu_si128,
     };
     use std::sync::OnceLock;
 
@@ -215,15 +220,16 @@ mod simd {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn l2_f16_impl(a: &[f32], b: &[u16]) -> f32 {
+    fn l2_f16_impl(a: &[f32], b: &[u16], scale: f32) -> f32 {
+        let s = _mm256_set1_ps(scale);
         fold_f16(
             a,
             b,
             |acc, x, y| {
-                let d = _mm256_sub_ps(x, y);
+                let d = _mm256_fnmadd_ps(s, y, x);
                 _mm256_fmadd_ps(d, d, acc)
             },
-            |x, y| (x - y) * (x - y),
+            |x, y| (x - scale * y) * (x - scale * y),
         )
     }
 
@@ -234,9 +240,9 @@ mod simd {
     }
 
     #[inline]
-    pub(super) fn l2_f16_avx2(a: &[f32], b: &[u16]) -> f32 {
+    pub(super) fn l2_f16_avx2(a: &[f32], b: &[u16], scale: f32) -> f32 {
         // SAFETY: callers check has_f16c() first.
-        unsafe { l2_f16_impl(a, b) }
+        unsafe { l2_f16_impl(a, b, scale) }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -305,17 +311,27 @@ mod tests {
 
     #[test]
     fn half_float_kernels_match_naive() {
-        for n in [1usize, 7, 8, 33, 384, 1000] {
-            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.01 - 1.0).collect();
-            let b: Vec<f32> = (0..n).map(|i| (i as f32).sin()).collect();
-            let b16: Vec<u16> = to_f16(&b).collect();
-            let bh: Vec<f32> = b16.iter().map(|x| half::f16::from_bits(*x).to_f32()).collect();
-            let d: f32 = a.iter().zip(&bh).map(|(x, y)| x * y).sum();
-            let l: f32 = a.iter().zip(&bh).map(|(x, y)| (x - y) * (x - y)).sum();
-            let close = |x: f32, y: f32| (x - y).abs() <= 1e-4 * (1.0 + y.abs());
-            assert!(close(dot_f16(&a, &b16), d) && close(l2_f16(&a, &b16), l), "n={n}");
-            // Against the f32 vector: within half-float rounding.
-            assert!((dot_f16(&a, &b16) - dot(&a, &b)).abs() <= 1e-3 * (1.0 + n as f32).sqrt());
+        // Magnitudes far outside half-float range (65,504) and far below it: the scale keeps
+        // every vector representable.
+        for mag in [1.0f32, 1e-6, 1e6] {
+            for n in [1usize, 7, 8, 33, 384, 1000] {
+                let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.01 - 1.0) * mag).collect();
+                let b: Vec<f32> = (0..n).map(|i| (i as f32).sin() * mag).collect();
+                let (bits, scale) = to_f16(&b);
+                let b16: Vec<u16> = bits.collect();
+                let bh: Vec<f32> = b16.iter().map(|x| scale * half::f16::from_bits(*x).to_f32()).collect();
+                let d: f32 = a.iter().zip(&bh).map(|(x, y)| x * y).sum();
+                let l: f32 = a.iter().zip(&bh).map(|(x, y)| (x - y) * (x - y)).sum();
+                let close = |x: f32, y: f32, tol: f32| (x - y).abs() <= tol;
+                let tol = 1e-4 * mag * mag * (1.0 + n as f32);
+                assert!(close(scale * dot_f16(&a, &b16), d, tol), "dot, n={n}, mag={mag}");
+                assert!(close(l2_f16(&a, &b16, scale), l, tol), "l2, n={n}, mag={mag}");
+                // Against the f32 vector: within half-float rounding (relative 2^-11 per term).
+                let exact = dot(&a, &b);
+                let bound: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum::<f32>() * 1e-3;
+                assert!(close(scale * dot_f16(&a, &b16), exact, bound + tol), "n={n}, mag={mag}");
+                assert!(Metric::L2.distance_f16(&b, &b16, scale) <= 1e-5 * mag * mag * n as f32, "self distance");
+            }
         }
     }
 

@@ -31,8 +31,9 @@ use serde::{Deserialize, Serialize};
 use crate::hnsw::{Graph, GraphDistance};
 use crate::{FlatIndex, HnswIndex, HnswParams, Metric, VectorSearch};
 
-/// Format version of index generations.
-pub const INDEX_FORMAT_VERSION: u32 = 1;
+/// Format version of index generations (2: inner-product graphs store order-preserving
+/// distances, see `hnsw.rs`; version-1 generations are rebuilt from storage on open).
+pub const INDEX_FORMAT_VERSION: u32 = 2;
 const BASENAME: &str = "akidb";
 const FILES: [&str; 2] = ["akidb.hnsw.graph", "akidb.hnsw.data"];
 

@@ -38,10 +38,12 @@ pub(crate) struct GraphView {
     shared: Vec<bool>,
     /// Id -> node.
     node_of: HashMap<u64, u32>,
-    /// Node-major vectors as IEEE half floats (bit patterns): the walk reads half the bytes
-    /// per distance. Walk distances are approximate (relative error ~1e-3); the index re-scores
-    /// the walk's results against the exact vectors before ranking them.
+    /// Node-major vectors as IEEE half floats (bit patterns) of `v / scale`: the walk reads
+    /// half the bytes per distance. Walk distances are approximate (each term off by at most
+    /// ~2^-11 relative); the index re-scores the walk's best results against the exact vectors.
     vectors: Vec<u16>,
+    /// Per node: the scale of its half-float vector (`max |v_i|`, see `metric::to_f16`).
+    scales: Vec<f32>,
     /// Layer-0 links: `stride` slots per node, the first holding the count.
     links0: Vec<u32>,
     stride: usize,
@@ -126,6 +128,7 @@ impl GraphView {
         let mut ids = Vec::new();
         let mut node_of: HashMap<u64, u32> = HashMap::with_capacity(points.len());
         let mut vectors = Vec::with_capacity(points.len() * dim);
+        let mut scales = Vec::with_capacity(points.len());
         let mut by_hash: HashMap<u64, Vec<u32>> = HashMap::with_capacity(points.len());
         let mut node_of_point = Vec::with_capacity(points.len());
         // Node -> the point whose (exact) vector it holds.
@@ -146,7 +149,9 @@ impl GraphView {
                     same.push(n);
                     ids.push(id);
                     first_point.push(pi);
-                    vectors.extend(to_f16(v));
+                    let (bits, scale) = to_f16(v);
+                    vectors.extend(bits);
+                    scales.push(scale);
                     n
                 }
             };
@@ -221,6 +226,7 @@ impl GraphView {
             ids,
             node_of,
             vectors,
+            scales,
             links0,
             stride,
             upper,
@@ -262,6 +268,7 @@ impl GraphView {
     /// Bytes held, roughly (for reports).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.vectors.len() * 2
+            + self.scales.len() * 4
             + self.links0.len() * 4
             + self.ids.len() * (8 + 1 + 16 + 16)
             + self.extra.values().map(|e| 48 + e.len() * 8).sum::<usize>()
@@ -288,7 +295,7 @@ impl GraphView {
         if self.ids.is_empty() || ef == 0 {
             return Walk::Found(Vec::new());
         }
-        let dist = |node: u32| self.metric.distance_f16(query, self.vector(node));
+        let dist = |node: u32| self.metric.distance_f16(query, self.vector(node), self.scales[node as usize]);
         // Greedy descent through the upper layers.
         let mut ep = self.entry;
         let mut ep_dist = dist(ep);
