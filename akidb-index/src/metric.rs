@@ -77,8 +77,9 @@ pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
 /// `v` as IEEE half floats (bit patterns) of `v / scale`, rounded to nearest, and the scale
 /// (`max |v_i|`, 1 for a zero vector): every component of `v / scale` lies in [-1, 1], so no
 /// vector overflows the half-float range and each keeps half-float relative precision.
-pub(crate) fn to_f16(v: &[f32]) -> (impl Iterator<Item = u16> + '_, f32) {
-    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+/// `unit`: `v` is L2-normalised (cosine), its components already lie in [-1, 1]: scale 1.
+pub(crate) fn to_f16(v: &[f32], unit: bool) -> (impl Iterator<Item = u16> + '_, f32) {
+    let max = if unit { 1.0 } else { v.iter().fold(0.0f32, |m, x| m.max(x.abs())) };
     let scale = if max > 0.0 && max.is_finite() { max } else { 1.0 };
     (v.iter().map(move |x| half::f16::from_f32(x / scale).to_bits()), scale)
 }
@@ -317,7 +318,7 @@ mod tests {
             for n in [1usize, 7, 8, 33, 384, 1000] {
                 let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.01 - 1.0) * mag).collect();
                 let b: Vec<f32> = (0..n).map(|i| (i as f32).sin() * mag).collect();
-                let (bits, scale) = to_f16(&b);
+                let (bits, scale) = to_f16(&b, false);
                 let b16: Vec<u16> = bits.collect();
                 let bh: Vec<f32> = b16.iter().map(|x| scale * half::f16::from_bits(*x).to_f32()).collect();
                 let d: f32 = a.iter().zip(&bh).map(|(x, y)| x * y).sum();

@@ -42,7 +42,8 @@ pub(crate) struct GraphView {
     /// half the bytes per distance. Walk distances are approximate (each term off by at most
     /// ~2^-11 relative); the index re-scores the walk's best results against the exact vectors.
     vectors: Vec<u16>,
-    /// Per node: the scale of its half-float vector (`max |v_i|`, see `metric::to_f16`).
+    /// Per node: the scale of its half-float vector (`max |v_i|`, see `metric::to_f16`);
+    /// empty for cosine (unit vectors need none, and the walk saves a memory read per node).
     scales: Vec<f32>,
     /// Layer-0 links: `stride` slots per node, the first holding the count.
     links0: Vec<u32>,
@@ -149,9 +150,11 @@ impl GraphView {
                     same.push(n);
                     ids.push(id);
                     first_point.push(pi);
-                    let (bits, scale) = to_f16(v);
+                    let (bits, scale) = to_f16(v, metric == Metric::Cosine);
                     vectors.extend(bits);
-                    scales.push(scale);
+                    if metric != Metric::Cosine {
+                        scales.push(scale);
+                    }
                     n
                 }
             };
@@ -295,7 +298,10 @@ impl GraphView {
         if self.ids.is_empty() || ef == 0 {
             return Walk::Found(Vec::new());
         }
-        let dist = |node: u32| self.metric.distance_f16(query, self.vector(node), self.scales[node as usize]);
+        let dist = |node: u32| {
+            let scale = self.scales.get(node as usize).copied().unwrap_or(1.0);
+            self.metric.distance_f16(query, self.vector(node), scale)
+        };
         // Greedy descent through the upper layers.
         let mut ep = self.entry;
         let mut ep_dist = dist(ep);
