@@ -159,7 +159,7 @@ fn main() -> Result<(), String> {
         "{}",
         json!({"build_s": build_s, "n": base.len(), "dim": dim, "m": a.m, "ef_construction": a.efc,
                "rss_bytes": rss, "index_bytes_per_vector": (rss.saturating_sub(rss0)) as f64 / base.len() as f64,
-               "search_view_bytes_per_vector": index.view_bytes() as f64 / base.len() as f64})
+               "graph_bytes_per_vector": index.graph_bytes() as f64 / base.len() as f64})
     );
     let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build().map_err(|e| e.to_string())?;
     let k = a.k;

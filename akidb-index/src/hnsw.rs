@@ -1,15 +1,11 @@
-//! HNSW graph (hnsw_rs underneath) plus the exact store beside it.
+//! The HNSW index: AkiDB's graph (`graph.rs`) beside the exact store.
 //!
-//! [`HnswIndex`] keeps every live vector in a [`FlatIndex`] (exact scans, rebuilds) and an
-//! hnsw_rs graph over the same ids. hnsw_rs builds the graph and persists it; searches walk a
-//! [`GraphView`], a read-optimised copy of it (see `view.rs`: hnsw_rs's own search is 2.4x slower). Removing
-//! an id drops it from the flat store at once and marks it in the view; the graph keeps the node
-//! as a tombstone (hnsw_rs cannot delete) that walks traverse but never return, and
-//! [`HnswIndex::rebuild_from`] (optimize) clears.
-//!
-//! The view is a snapshot. Vectors inserted after it (the delta) are in hnsw_rs's graph at once
-//! but not in the view: searches scan them exactly and merge. When the delta outgrows
-//! [`delta_limit`] the view is taken again (O(n): a copy of the vectors and links).
+//! [`HnswIndex`] keeps every live vector in a [`FlatIndex`] (exact scans, re-scoring,
+//! rebuilds) and an HNSW graph over the same ids, built and searched by `graph.rs` and
+//! written to disk as hnsw_rs dumps (`persist.rs`). Inserts go into the graph at once and are
+//! searchable when `insert` returns. Removing an id drops it from the flat store and marks it
+//! in the graph, which keeps the node as a tombstone that walks traverse but never return;
+//! [`HnswIndex::rebuild_from`] (optimize) clears them.
 //!
 //! # Search rule
 //!
@@ -23,30 +19,29 @@
 //!   the nearest unexplored node is farther than the beam's worst. A walk that visits a tenth of
 //!   the collection without filling its beam (the estimate was wrong) is abandoned for the
 //!   exact scan.
+//! - The walk's nearest `2k` hits are re-scored against the exact vectors (walk distances are
+//!   those of half floats).
 //! - If the answer holds fewer than `k` hits while `k` live matches exist, the search falls back
 //!   to the exact scan. So a search returns `min(k, live matches)` hits, always.
 //!
-//! # hnsw_rs pitfalls handled here
+//! # Pitfalls handled
 //!
-//! - hnsw_rs asserts that distances are non-negative; `DistDot` trips on rounding for unit
-//!   vectors. [`GraphDistance`] clamps cosine at 0 and maps inner product through a strictly
-//!   increasing map onto (0, inf); HNSW only compares distances, so the graph is unchanged.
+//! - hnsw_rs asserts that distances are non-negative (its `DistDot` trips on rounding for unit
+//!   vectors); the distances written into dumps are [`GraphDistance`]'s: cosine clamped at 0,
+//!   inner product through a strictly increasing map onto non-negative floats.
 //! - Parallel insertion is not deterministic (thread timing decides neighbours); results are
 //!   deterministic for a given graph, and recall is what the tests pin, not exact graphs.
-//! - There is no delete: tombstones plus rebuild.
-//! - Its file loader panics on foreign input; persistence (`persist.rs`) verifies checksums and
-//!   structure before handing a file to it.
+//!   Batches of up to 64 vectors are inserted in order on the calling thread.
+//! - There is no delete in HNSW: tombstones plus rebuild.
 
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 
 use hnsw_rs::anndists::dist::Distance;
-use hnsw_rs::hnsw::Hnsw;
 
 use crate::flat::{into_neighbors, push_bounded, Candidate};
+use crate::graph::{Graph, Walk};
 use crate::metric::{dot, l2_squared};
-use crate::view::{GraphView, Walk};
 use crate::{FlatIndex, IdFilter, IndexError, Metric, Neighbor, VectorInsert, VectorSearch};
-
 
 /// Below this many live vectors searches are exact: a parallel scan of 10k x 384-d takes about
 /// 0.5 ms, and it is exact. (On robot-log embeddings of 3,000 lines the graph at ef 64 found
@@ -59,20 +54,13 @@ pub const EXACT_MATCHES: usize = 1_000;
 /// Ids sampled to estimate a filter's selectivity.
 pub const SELECTIVITY_SAMPLE: usize = 1_024;
 
-/// Vectors inserted after the view's snapshot that make the index take a new one: 1% of the
-/// live vectors, at least 256 (scanning 1% exactly costs about what the walk does). Measured:
-/// 2% gave the same ingest rate at 100k (610 vs 616 docs/s), so snapshots are not what limits it.
-pub fn delta_limit(live: usize) -> usize {
-    (live / 100).max(256)
-}
-
 /// HNSW parameters.
 ///
 /// Defaults: `m` 16, `ef_construction` 200, `ef_search` 64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct HnswParams {
-    /// Links per node and layer (hnsw_rs: `max_nb_connection`; layer 0 keeps 2m).
+    /// Links per node and layer (layer 0 keeps 2m); 2 to 255.
     pub m: usize,
     /// Beam width while building.
     pub ef_construction: usize,
@@ -132,7 +120,9 @@ pub enum SearchPath {
     GraphThenExact,
 }
 
-/// The distance hnsw_rs sees: non-negative, order-preserving.
+/// The distance recorded in index files, under which they are hnsw_rs graphs: non-negative
+/// and order-preserving. Load a generation with hnsw_rs as
+/// `HnswIo::new(dir, "akidb").load_hnsw_with_dist::<f32, _>(GraphDistance::new(metric))`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GraphDistance {
     metric: u8,
@@ -173,38 +163,26 @@ fn order_preserving_nonnegative(s: f32) -> f32 {
     f32::from_bits(key >> 2)
 }
 
-/// The graph type.
-pub(crate) type Graph = Hnsw<'static, f32, GraphDistance>;
-
-/// Builds an empty graph sized for `capacity` points.
-pub(crate) fn new_graph(params: &HnswParams, capacity: usize, metric: Metric) -> Graph {
-    let mut g = Hnsw::new(params.m.clamp(2, 255), capacity.max(1024), 16, params.ef_construction.max(params.m), GraphDistance::new(metric));
-    g.set_searching_mode(true);
-    g
+/// Links per node and layer, as hnsw_rs's format holds them.
+fn clamp_m(m: usize) -> usize {
+    m.clamp(2, 255)
 }
 
 /// An HNSW index with exact fallbacks; see the module docs.
 pub struct HnswIndex {
     params: HnswParams,
     flat: FlatIndex,
-    graph: Graph,
-    /// Ids in the graph (live or tombstoned).
-    in_graph: HashSet<u64>,
-    /// Whether the graph exists. It is built lazily, in one parallel pass, when the index first
-    /// reaches [`EXACT_BELOW`] live vectors: below that searches are exact anyway, so small
+    /// The graph, built lazily, in one parallel pass, when the index first reaches
+    /// [`EXACT_BELOW`] live vectors: below that searches are exact anyway, so small
     /// collections (and the first part of a bulk load) do not pay for graph inserts.
-    built: bool,
-    /// What searches walk (a snapshot of `graph`; `None` until built).
-    view: Option<GraphView>,
-    /// Ids inserted into `graph` after `view` was taken.
-    delta: Vec<u64>,
+    graph: Option<Graph>,
 }
 
 impl std::fmt::Debug for HnswIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HnswIndex")
             .field("live", &self.flat.len())
-            .field("graph_nodes", &self.in_graph.len())
+            .field("graph", &self.graph)
             .field("params", &self.params)
             .finish()
     }
@@ -218,38 +196,34 @@ impl HnswIndex {
 
     /// `flat` with no graph yet.
     fn unbuilt(flat: FlatIndex, params: HnswParams) -> Self {
-        let graph = new_graph(&params, 1024, flat.metric());
-        Self { params, flat, graph, in_graph: HashSet::new(), built: false, view: None, delta: Vec::new() }
+        Self { params, flat, graph: None }
     }
 
-    /// Takes a new snapshot of the graph for searches; nodes no longer live are marked removed.
-    fn refresh_view(&mut self) {
-        let mut view = GraphView::snapshot(&self.graph, self.flat.dimension(), self.flat.metric());
-        let gone: Vec<u64> = self.in_graph.iter().copied().filter(|id| self.flat.vector(*id).is_none()).collect();
-        view.mark_removed(&gone);
-        self.view = Some(view);
-        self.delta.clear();
+    fn empty_graph(&self) -> Graph {
+        Graph::new(self.flat.dimension(), self.flat.metric(), clamp_m(self.params.m), self.params.ef_construction)
     }
 
-    /// Approximate heap bytes of the search view (reports).
-    pub fn view_bytes(&self) -> usize {
-        self.view.as_ref().map_or(0, GraphView::heap_bytes)
+    /// Approximate heap bytes of the graph (reports).
+    pub fn graph_bytes(&self) -> usize {
+        self.graph.as_ref().map_or(0, Graph::heap_bytes)
     }
 
     /// Builds a fresh graph over every live vector, in parallel chunks; `false` if cancelled.
     fn build_graph(&mut self, cancel: &dyn Fn() -> bool, progress: &mut dyn FnMut(usize, usize)) -> bool {
-        let ids = self.flat.ids().to_vec();
-        self.graph = new_graph(&self.params, ids.len(), self.flat.metric());
-        self.in_graph = HashSet::with_capacity(ids.len());
+        let mut graph = self.empty_graph();
+        let ids = self.flat.ids();
+        let mut done = 0;
         for chunk in ids.chunks(8192) {
             if cancel() {
                 return false;
             }
-            self.insert_graph(chunk);
-            progress(self.in_graph.len(), ids.len());
+            let items: Vec<(u64, &[f32])> =
+                chunk.iter().filter_map(|id| self.flat.vector(*id).map(|v| (*id, v))).collect();
+            graph.insert(&items);
+            done += chunk.len();
+            progress(done, ids.len());
         }
-        self.built = true;
-        self.refresh_view();
+        self.graph = Some(graph);
         true
     }
 
@@ -263,26 +237,21 @@ impl HnswIndex {
         &self.flat
     }
 
-    /// Graph nodes that are tombstones (removed ids still linked in the graph).
+    /// Graph entries that are tombstones (removed ids still linked in the graph).
     pub fn tombstones(&self) -> usize {
-        if self.built {
-            self.in_graph.len().saturating_sub(self.flat.len())
-        } else {
-            0
-        }
+        self.graph.as_ref().map_or(0, |g| g.id_count().saturating_sub(self.flat.len()))
     }
 
     /// Whether the graph has been built (see the field docs).
     pub fn graph_built(&self) -> bool {
-        self.built
+        self.graph.is_some()
     }
 
-    /// Tombstones as a fraction of graph nodes.
+    /// Tombstones as a fraction of the ids in the graph.
     pub fn tombstone_ratio(&self) -> f64 {
-        if self.in_graph.is_empty() {
-            0.0
-        } else {
-            self.tombstones() as f64 / self.in_graph.len() as f64
+        match &self.graph {
+            Some(g) if g.id_count() > 0 => self.tombstones() as f64 / g.id_count() as f64,
+            _ => 0.0,
         }
     }
 
@@ -311,32 +280,27 @@ impl HnswIndex {
 
     /// Wraps a graph loaded from disk: `flat` holds the live vectors (from storage); graph ids
     /// not in `flat` become tombstones, and live ids missing from the graph are inserted.
-    pub(crate) fn from_parts(params: HnswParams, flat: FlatIndex, graph: Graph, graph_ids: HashSet<u64>) -> Self {
-        let mut idx = Self { params, flat, graph, in_graph: graph_ids, built: true, view: None, delta: Vec::new() };
-        let missing: Vec<u64> = idx.flat.ids().iter().copied().filter(|id| !idx.in_graph.contains(id)).collect();
-        idx.insert_graph(&missing);
-        idx.refresh_view();
-        idx
+    /// Returns the index and the number of ids tombstoned and inserted.
+    pub(crate) fn from_parts(params: HnswParams, flat: FlatIndex, mut graph: Graph) -> (Self, usize, usize) {
+        let gone: Vec<u64> = (0..graph.nodes() as u32)
+            .flat_map(|n| graph.node_ids(n).collect::<Vec<_>>())
+            .filter(|id| !flat.contains(*id))
+            .collect();
+        graph.mark_removed(&gone);
+        let missing: Vec<(u64, &[f32])> = flat
+            .ids()
+            .iter()
+            .filter(|id| !graph.contains(**id))
+            .filter_map(|id| flat.vector(*id).map(|v| (*id, v)))
+            .collect();
+        graph.insert(&missing);
+        let replayed = missing.len();
+        drop(missing);
+        (Self { params, flat, graph: Some(graph) }, gone.len(), replayed)
     }
 
-    pub(crate) fn graph(&self) -> &Graph {
-        &self.graph
-    }
-
-    fn insert_graph(&mut self, ids: &[u64]) {
-        if ids.is_empty() {
-            return;
-        }
-        let items: Vec<(&[f32], usize)> =
-            ids.iter().filter_map(|id| self.flat.vector(*id).map(|v| (v, *id as usize))).collect();
-        if items.len() > 64 {
-            self.graph.parallel_insert_slice(&items);
-        } else {
-            for it in &items {
-                self.graph.insert_slice(*it);
-            }
-        }
-        self.in_graph.extend(ids.iter().copied());
+    pub(crate) fn graph(&self) -> Option<&Graph> {
+        self.graph.as_ref()
     }
 
     /// Estimated fraction of live ids that pass `filter`.
@@ -364,9 +328,10 @@ impl HnswIndex {
         if k == 0 || live == 0 {
             return Ok((Vec::new(), SearchPath::Exact));
         }
-        if params.exact || live < EXACT_BELOW || !self.built {
-            return Ok((self.flat.search(query, k, filter)?, SearchPath::Exact));
-        }
+        let graph = match &self.graph {
+            Some(g) if !params.exact && live >= EXACT_BELOW => g,
+            _ => return Ok((self.flat.search(query, k, filter)?, SearchPath::Exact)),
+        };
         let ef = params.ef.unwrap_or(self.params.ef_search).max(k);
         if let Some(f) = filter {
             let s = self.selectivity(f);
@@ -374,28 +339,17 @@ impl HnswIndex {
                 return Ok((self.flat.search(query, k, Some(f))?, SearchPath::ExactFiltered));
             }
         }
-        let Some(view) = self.view.as_ref() else {
-            return Ok((self.flat.search(query, k, filter)?, SearchPath::Exact));
-        };
-        let found = match view.search(query, ef, filter, (live / 10).max(1_000)) {
+        let found = match graph.search(query, ef, filter, (live / 10).max(1_000)) {
             Walk::Found(found) => found,
             Walk::OverBudget => return Ok((self.flat.search(query, k, filter)?, SearchPath::ExactFiltered)),
         };
         // The walk's nearest 2k hits re-scored against the exact vectors (the walk's distances
-        // are those of half floats, off by ~1e-4: farther hits cannot reach the top k), plus
-        // the delta (inserted since the snapshot) scanned exactly.
+        // are those of half floats, off by ~1e-4: farther hits cannot reach the top k).
         let metric = self.flat.metric();
         let mut heap = BinaryHeap::with_capacity(k + 1);
         for c in found.into_iter().take(2 * k) {
             if let Some(v) = self.flat.vector(c.id) {
                 push_bounded(&mut heap, k, Candidate { dist: metric.distance(query, v), id: c.id });
-            }
-        }
-        for &id in &self.delta {
-            if let Some(v) = self.flat.vector(id) {
-                if filter.is_none_or(|f| f(id)) {
-                    push_bounded(&mut heap, k, Candidate { dist: metric.distance(query, v), id });
-                }
             }
         }
         let out = into_neighbors(heap, metric);
@@ -426,28 +380,25 @@ impl VectorSearch for HnswIndex {
 
 impl VectorInsert for HnswIndex {
     fn insert(&mut self, items: &[(u64, &[f32])]) -> Result<(), IndexError> {
-        for (id, _) in items {
-            if self.in_graph.contains(id) {
+        if let Some(g) = &self.graph {
+            if let Some((id, _)) = items.iter().find(|(id, _)| g.contains(*id)) {
                 return Err(IndexError::DuplicateId { id: *id });
             }
         }
         self.flat.insert(items)?;
-        if self.built {
-            let ids: Vec<u64> = items.iter().map(|(id, _)| *id).collect();
-            self.insert_graph(&ids);
-            self.delta.extend_from_slice(&ids);
-            if self.delta.len() > delta_limit(self.flat.len()) {
-                self.refresh_view();
+        match &mut self.graph {
+            Some(g) => g.insert(items),
+            None if self.flat.len() >= EXACT_BELOW => {
+                self.build_graph(&|| false, &mut |_, _| {});
             }
-        } else if self.flat.len() >= EXACT_BELOW {
-            self.build_graph(&|| false, &mut |_, _| {});
+            None => {}
         }
         Ok(())
     }
 
     fn remove(&mut self, ids: &[u64]) -> usize {
-        if let Some(view) = self.view.as_mut() {
-            view.mark_removed(ids);
+        if let Some(g) = self.graph.as_mut() {
+            g.mark_removed(ids);
         }
         self.flat.remove(ids)
     }

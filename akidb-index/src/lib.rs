@@ -6,24 +6,24 @@
 //!
 //! - [`FlatIndex`]: exact search, a parallel scan (rayon) over contiguous vectors. Ground truth and
 //!   the fallback for small collections and very selective filters.
-//! - [`HnswIndex`]: an HNSW graph (hnsw_rs builds and persists it) beside the flat store,
-//!   searched through a read-optimised copy of the graph (`view.rs`: half-float vectors, the
-//!   walk's best hits re-scored exactly) with the filter applied in the walk, tombstones and
-//!   rebuilds; see its module docs for the search rule.
+//! - [`HnswIndex`]: an HNSW graph beside the flat store (`graph.rs`: built in parallel,
+//!   half-float vectors, the walk's best hits re-scored exactly, the filter applied in the
+//!   walk, identical vectors merged), with tombstones and rebuilds; see its module docs for
+//!   the search rule. Generations on disk (`persist`) are hnsw_rs dumps.
 //!
 //! Scores: cosine and dot return the similarity (higher is better); L2 returns the Euclidean
 //! distance (lower is better). Results are always ordered best first, ties broken by id.
 
-mod dumpcheck;
+mod dump;
 mod flat;
+mod graph;
 mod hnsw;
 mod metric;
 pub mod persist;
-mod view;
 
 pub use flat::FlatIndex;
 pub use hnsw::{
-    delta_limit, GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, EXACT_BELOW, EXACT_MATCHES,
+    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, EXACT_BELOW, EXACT_MATCHES,
     EXACT_SELECTIVITY, SELECTIVITY_SAMPLE,
 };
 pub use metric::{normalize, Metric};

@@ -95,6 +95,18 @@ pub(crate) fn dot_f16(a: &[f32], b: &[u16]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * half::f16::from_bits(*y).to_f32()).sum()
 }
 
+/// Writes `scale * b` (`b` in half floats) into `out` (same length): a stored vector back as f32.
+#[inline]
+pub(crate) fn decode_f16(b: &[u16], scale: f32, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_f16c() {
+        return simd::decode_f16_avx2(b, scale, out);
+    }
+    for (o, y) in out.iter_mut().zip(b) {
+        *o = scale * half::f16::from_bits(*y).to_f32();
+    }
+}
+
 /// Squared Euclidean distance of an f32 vector `a` and `scale * b`, `b` in half floats.
 #[inline]
 pub(crate) fn l2_f16(a: &[f32], b: &[u16], scale: f32) -> f32 {
@@ -165,7 +177,7 @@ pub(crate) fn prefetch<T>(v: &[T]) {
 mod simd {
     use std::arch::x86_64::{
         __m128i, __m256, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps,
-        _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm_loadu_si128,
+        _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm_loadu_si128,
     };
     use std::sync::OnceLock;
 
@@ -232,6 +244,30 @@ mod simd {
             },
             |x, y| (x - scale * y) * (x - scale * y),
         )
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn decode_f16_impl(b: &[u16], scale: f32, out: &mut [f32]) {
+        let n = b.len().min(out.len());
+        let s = _mm256_set1_ps(scale);
+        let mut i = 0;
+        // SAFETY: every load and store touches 8 lanes at i < n - 7 of slices of length >= n.
+        unsafe {
+            while i + 8 <= n {
+                let y = _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(i).cast::<__m128i>()));
+                _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_mul_ps(s, y));
+                i += 8;
+            }
+        }
+        for k in i..n {
+            out[k] = scale * half::f16::from_bits(b[k]).to_f32();
+        }
+    }
+
+    #[inline]
+    pub(super) fn decode_f16_avx2(b: &[u16], scale: f32, out: &mut [f32]) {
+        // SAFETY: callers check has_f16c() first.
+        unsafe { decode_f16_impl(b, scale, out) }
     }
 
     #[inline]

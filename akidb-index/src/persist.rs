@@ -1,4 +1,5 @@
-//! Index generations on disk: an hnsw_rs dump plus a manifest, written temp + fsync + rename.
+//! Index generations on disk: the graph as an hnsw_rs dump plus a manifest, written temp +
+//! fsync + rename.
 //!
 //! Layout, inside a directory the caller owns (one per collection):
 //!
@@ -12,29 +13,29 @@
 //! A generation is written into `tmp-*` and renamed into place only when complete and synced,
 //! so a crash leaves either the old generation or the new one. Loading takes the newest
 //! generation whose manifest parses, matches the expected identity, and whose files (each read
-//! once) have the recorded sizes and checksums and pass a strict structural check (`dumpcheck`);
-//! only then are the files handed to hnsw_rs (whose loader panics, aborts or exits the process
-//! on malformed input; it also runs under `catch_unwind` as a second guard). Anything else is
+//! once) have the recorded sizes and checksums and are read by a strict parser of the format
+//! (`dump.rs`: every length, count, name and cross reference checked). Anything else is
 //! reported as [`LoadOutcome::Rebuild`] with the reason: a missing, stale, truncated or foreign
 //! index is rebuilt from storage, never a failed open. Nothing outside the directory is read:
 //! file names are fixed, and symbolic links are refused.
+//!
+//! The files are hnsw_rs 0.3 dumps (`DumpMode::Full`): hnsw_rs's `HnswIo` loads a generation
+//! with [`crate::GraphDistance`], and generations hnsw_rs wrote for earlier AkiDB versions
+//! (the same format version) load here.
 
-use std::collections::HashSet;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use hnsw_rs::api::AnnT;
-use hnsw_rs::hnswio::HnswIo;
 use serde::{Deserialize, Serialize};
 
-use crate::hnsw::{Graph, GraphDistance};
-use crate::{FlatIndex, HnswIndex, HnswParams, Metric, VectorSearch};
+use crate::{FlatIndex, HnswIndex, HnswParams, Metric};
 
 /// Format version of index generations (2: inner-product graphs store order-preserving
 /// distances, see `hnsw.rs`; version-1 generations are rebuilt from storage on open).
 pub const INDEX_FORMAT_VERSION: u32 = 2;
-const BASENAME: &str = "akidb";
+/// Basename of the dump files in a generation (what hnsw_rs's `HnswIo::new` takes).
+pub const BASENAME: &str = "akidb";
 const FILES: [&str; 2] = ["akidb.hnsw.graph", "akidb.hnsw.data"];
 
 /// Errors while saving a generation (loading never errors: it falls back to a rebuild).
@@ -49,14 +50,6 @@ pub enum PersistError {
         /// The error.
         #[source]
         source: std::io::Error,
-    },
-    /// hnsw_rs could not dump the graph.
-    #[error("hnsw_rs dump into {path} failed: {reason}")]
-    Dump {
-        /// Where.
-        path: PathBuf,
-        /// hnsw_rs's message.
-        reason: String,
     },
 }
 
@@ -149,23 +142,27 @@ pub fn save(index: &HnswIndex, dir: &Path, identity: &IndexIdentity, covered_seq
         }
     }
     fs::create_dir_all(dir).map_err(io(dir))?;
-    if index.graph().get_nb_point() == 0 {
+    let Some(graph) = index.graph().filter(|g| g.nodes() > 0) else {
         // Nothing to save: drop stale generations so an empty graph is rebuilt (instantly).
         for (_, old) in generations(dir) {
             fs::remove_dir_all(&old).map_err(io(&old))?;
         }
         return Ok(dir.to_path_buf());
-    }
+    };
     let tmp = dir.join(format!("tmp-{}-{covered_seq}", std::process::id()));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
     fs::create_dir(&tmp).map_err(io(&tmp))?;
     let result = (|| {
-        index
-            .graph()
-            .file_dump(&tmp, BASENAME)
-            .map_err(|e| PersistError::Dump { path: tmp.clone(), reason: e.to_string() })?;
+        let paths = FILES.map(|name| tmp.join(name));
+        let create = |p: &Path| fs::File::create(p).map(BufWriter::new).map_err(io(p));
+        let (mut g, mut d) = (create(&paths[0])?, create(&paths[1])?);
+        let exact = |id: u64| index.flat().vector(id).map(<[f32]>::to_vec);
+        crate::dump::write(graph, &mut g, &mut d, &exact).map_err(io(&tmp))?;
+        for (w, p) in [(g, &paths[0]), (d, &paths[1])] {
+            w.into_inner().map_err(|e| e.into_error()).map_err(io(p))?;
+        }
         let mut files = Vec::new();
         for name in FILES {
             let p = tmp.join(name);
@@ -177,7 +174,7 @@ pub fn save(index: &HnswIndex, dir: &Path, identity: &IndexIdentity, covered_seq
             format_version: INDEX_FORMAT_VERSION,
             identity: identity.clone(),
             covered_seq,
-            nodes: index.graph().get_nb_point(),
+            nodes: graph.id_count(),
             files,
         };
         let mpath = tmp.join("MANIFEST.json");
@@ -228,7 +225,8 @@ fn generations(dir: &Path) -> Vec<(u64, PathBuf)> {
     out
 }
 
-fn check_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Result<Manifest, String> {
+/// Checks a generation and reads its graph.
+fn read_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Result<(Manifest, crate::graph::Graph), String> {
     let meta = fs::symlink_metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_dir() {
         return Err("not a plain directory (symlinks are refused)".into());
@@ -271,20 +269,17 @@ fn check_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Res
         }
         contents.push(bytes);
     }
-    crate::dumpcheck::check(&contents[0], &contents[1], identity.dimension, manifest.nodes, manifest.covered_seq)?;
-    Ok(manifest)
-}
-
-fn load_graph(path: &Path, metric: Metric) -> Result<Graph, String> {
-    let path = path.to_path_buf();
-    std::panic::catch_unwind(move || {
-        // hnsw_rs ties the loaded graph's lifetime to its loader; the loader is a small struct
-        // (paths and options: no mapped data, as the data file is read into memory), leaked
-        // once per load so the graph can live as long as the collection.
-        let loader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(&path, BASENAME)));
-        loader.load_hnsw_with_dist::<f32, GraphDistance>(GraphDistance::new(metric)).map_err(|e| e.to_string())
-    })
-    .unwrap_or_else(|_| Err("hnsw_rs loader panicked".into()))
+    let params = (identity.params.m.clamp(2, 255), identity.params.ef_construction);
+    let graph = crate::dump::read(
+        &contents[0],
+        &contents[1],
+        identity.dimension,
+        identity.metric,
+        params,
+        manifest.nodes,
+        manifest.covered_seq,
+    )?;
+    Ok((manifest, graph))
 }
 
 /// Loads the newest valid generation in `dir` and brings it up to date with `flat` (the live
@@ -296,32 +291,14 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
     }
     let mut reasons = Vec::new();
     for (_, path) in generations(dir) {
-        let manifest = match check_generation(&path, identity, last_seq) {
+        let (manifest, graph) = match read_generation(&path, identity, last_seq) {
             Ok(m) => m,
             Err(r) => {
                 reasons.push(format!("{}: {r}", path.display()));
                 continue;
             }
         };
-        let graph = match load_graph(&path, identity.metric) {
-            Ok(g) => g,
-            Err(r) => {
-                reasons.push(format!("{}: {r}", path.display()));
-                continue;
-            }
-        };
-        let ids: HashSet<u64> = graph.get_point_indexation().into_iter().map(|p| p.get_origin_id() as u64).collect();
-        if ids.len() != manifest.nodes {
-            reasons.push(format!("{}: node count differs from the manifest", path.display()));
-            continue;
-        }
-        if ids.iter().any(|id| *id > manifest.covered_seq) {
-            reasons.push(format!("{}: holds ids beyond the sequence it covers", path.display()));
-            continue;
-        }
-        let tombstoned = ids.iter().filter(|id| !flat.contains(**id)).count();
-        let replayed = flat.len() - (ids.len() - tombstoned);
-        let index = HnswIndex::from_parts(identity.params, flat, graph, ids);
+        let (index, tombstoned, replayed) = HnswIndex::from_parts(identity.params, flat, graph);
         return LoadOutcome::Loaded {
             replayed,
             tombstoned,
