@@ -433,32 +433,35 @@ fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
 }
 
 #[test]
-fn vectors_inserted_after_the_search_snapshot_are_found_before_and_after_it_refreshes() {
-    use akidb::index::{delta_limit, HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert};
+fn vectors_inserted_into_a_built_graph_are_found_at_once() {
+    use akidb::index::{HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert};
     let base = unit_vectors(12_000, DIM, 1);
     let mut index = HnswIndex::new(DIM, Metric::Cosine, HnswParams::default());
     let items: Vec<(u64, &[f32])> = base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
     index.insert(&items).expect("insert");
     assert!(index.graph_built());
-    let view_before = index.view_bytes();
-    // More than one delta's worth, in batches of 10: the snapshot is retaken on the way.
-    let extra = unit_vectors(delta_limit(12_000) + 60, DIM, 2);
-    for (b, chunk) in extra.chunks(10).enumerate() {
-        let items: Vec<(u64, &[f32])> =
-            chunk.iter().enumerate().map(|(i, v)| ((100_000 + b * 10 + i) as u64, v.as_slice())).collect();
+    let bytes_before = index.graph_bytes();
+    // Batches of 10 (inserted in order) and one of 200 (linked in parallel): each vector is its
+    // own nearest neighbour through the graph walk as soon as insert returns.
+    let extra = unit_vectors(500, DIM, 2);
+    let ids = |from: usize, n: usize| (from..from + n).map(|i| (100_000 + i) as u64);
+    let mut batches: Vec<(usize, usize)> = (0..30).map(|b| (b * 10, 10)).collect();
+    batches.push((300, 200));
+    for (from, n) in batches {
+        let items: Vec<(u64, &[f32])> = ids(from, n).zip(&extra[from..from + n]).map(|(id, v)| (id, v.as_slice())).collect();
         index.insert(&items).expect("insert");
         for (id, v) in &items {
             let (hits, path) = index.search_with(v, 1, None, P::default()).expect("search");
             assert_eq!(path, Path_::Graph);
-            assert_eq!(hits[0].id, *id, "a vector inserted {} batches ago is its own nearest neighbour", 0);
+            assert_eq!(hits[0].id, *id, "a vector is its own nearest neighbour once inserted");
         }
     }
-    assert!(index.view_bytes() > view_before, "the snapshot was retaken and holds the new vectors");
+    assert!(index.graph_bytes() > bytes_before, "the graph grew");
     for (i, v) in extra.iter().enumerate() {
         let hits = index.search_with(v, 1, None, P::default()).expect("search").0;
-        assert_eq!(hits[0].id, (100_000 + i) as u64, "after the refresh, vector {i}");
+        assert_eq!(hits[0].id, (100_000 + i) as u64, "after all inserts, vector {i}");
     }
-    // Removed vectors (in the snapshot and in the delta) are never returned.
+    // Removed vectors (of the first build and inserted later) are never returned.
     let gone: Vec<u64> = (0..20).map(|i| (100_000 + i * 13) as u64).chain(0..20).collect();
     index.remove(&gone);
     for &id in &gone {
@@ -472,9 +475,9 @@ fn vectors_inserted_after_the_search_snapshot_are_found_before_and_after_it_refr
 #[test]
 fn a_collection_of_exact_duplicates_still_finds_a_new_distinct_vector() {
     // Robot logs repeat lines, and repeated lines embed to identical vectors: 100 vectors with
-    // 110 copies each. A new, unrelated vector must be found, through the delta scan and, after
-    // the snapshot is retaken, through the graph walk.
-    use akidb::index::{delta_limit, HnswIndex, HnswParams, Metric, SearchParams as P, VectorInsert};
+    // 110 copies each. New, unrelated vectors must be found by the graph walk, whether they
+    // arrive before or after more copies.
+    use akidb::index::{HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert};
     let distinct = unit_vectors(100, DIM, 3);
     let mut index = HnswIndex::new(DIM, Metric::Cosine, HnswParams::default());
     let items: Vec<(u64, &[f32])> = (0..11_000).map(|i| (i as u64, distinct[i % 100].as_slice())).collect();
@@ -485,16 +488,16 @@ fn a_collection_of_exact_duplicates_still_finds_a_new_distinct_vector() {
     }
     let check = |index: &HnswIndex, when: &str| {
         for (p, v) in probes.iter().enumerate() {
-            let hits = index.search_with(v, 3, None, P::default()).expect("search").0;
+            let (hits, path) = index.search_with(v, 3, None, P::default()).expect("search");
+            assert_eq!(path, Path_::Graph);
             assert_eq!(hits[0].id, 50_000 + p as u64, "{when}: probe {p}");
         }
     };
-    check(&index, "in the delta");
-    let more: Vec<(u64, &[f32])> =
-        (0..delta_limit(11_000) + 1).map(|i| (20_000 + i as u64, distinct[i % 100].as_slice())).collect();
+    check(&index, "after the probes");
+    let more: Vec<(u64, &[f32])> = (0..500).map(|i| (20_000 + i as u64, distinct[i % 100].as_slice())).collect();
     index.insert(&more).expect("insert");
-    check(&index, "in the graph");
-    // The copies of one vector all come back (one view node stands for them), removed ones not.
+    check(&index, "after more copies");
+    // The copies of one vector all come back (one graph node stands for them), removed ones not.
     let copies = |index: &HnswIndex| -> Vec<u64> {
         let hits = index.search_with(&distinct[7], 200, None, P::default()).expect("search").0;
         hits.iter().filter(|h| h.score > 0.9999).map(|h| h.id).collect()
