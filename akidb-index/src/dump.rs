@@ -353,6 +353,6 @@ pub(crate) fn read(
             entry = top;
         }
     }
-    out.set_entry(entry);
+    out.finish_load(entry);
     Ok(out)
 }
