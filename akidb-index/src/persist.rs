@@ -309,3 +309,113 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
     let reason = if reasons.is_empty() { "no index generation on disk".to_string() } else { reasons.join("; ") };
     LoadOutcome::Rebuild { reason, flat }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GraphDistance, HnswParams, VectorSearch};
+    use hnsw_rs::api::AnnT;
+    use hnsw_rs::hnsw::Hnsw;
+    use hnsw_rs::hnswio::HnswIo;
+
+    const DIM: usize = 16;
+
+    /// Clustered unit vectors (repeatable).
+    fn vectors(n: usize) -> Vec<Vec<f32>> {
+        let h = |i: u64| ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / (1u64 << 24) as f32) - 0.5;
+        (0..n as u64)
+            .map(|i| {
+                let c = i % 12;
+                let mut v: Vec<f32> = (0..DIM as u64).map(|d| 3.0 * h(c * 131 + d) + h(i * 977 + d)).collect();
+                crate::normalize(&mut v);
+                v
+            })
+            .collect()
+    }
+
+    fn flat(vs: &[Vec<f32>]) -> FlatIndex {
+        let mut f = FlatIndex::new(DIM, Metric::Cosine);
+        let items: Vec<(u64, &[f32])> = vs.iter().enumerate().map(|(i, v)| (i as u64 + 1, v.as_slice())).collect();
+        crate::VectorInsert::insert(&mut f, &items).expect("insert");
+        f
+    }
+
+    fn identity() -> IndexIdentity {
+        IndexIdentity { collection_id: 1, dimension: DIM, metric: Metric::Cosine, params: HnswParams::new(8, 64) }
+    }
+
+    /// The graph walk's ids for `q`, re-scored exactly as the index does (the index itself
+    /// answers a collection this small by an exact scan).
+    fn walk(index: &HnswIndex, q: &[f32]) -> Vec<u64> {
+        let crate::graph::Walk::Found(found) = index.graph().expect("graph").search(q, 64, None, usize::MAX) else {
+            return Vec::new();
+        };
+        let ids: Vec<u64> = found.iter().map(|c| c.id).collect();
+        index.flat().search_ids(q, 10, &ids).expect("re-score").iter().map(|n| n.id).collect()
+    }
+
+    /// Mean recall@10 of `ids_of(query)` against the exact top 10.
+    fn recall(f: &FlatIndex, vs: &[Vec<f32>], ids_of: impl Fn(&[f32]) -> Vec<u64>) -> f64 {
+        let mut found = 0;
+        for q in vs.iter().step_by(37) {
+            let exact: Vec<u64> = f.search(q, 10, None).expect("exact").iter().map(|n| n.id).collect();
+            found += ids_of(q).iter().take(10).filter(|id| exact.contains(id)).count();
+        }
+        found as f64 / (10 * vs.iter().step_by(37).count()) as f64
+    }
+
+    #[test]
+    fn generations_are_hnsw_rs_dumps_that_hnsw_rs_loads_and_searches() {
+        let vs = vectors(3000);
+        let index = HnswIndex::with_graph(flat(&vs), identity().params);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gen = save(&index, dir.path(), &identity(), 3000).expect("save");
+        let io = HnswIo::new(&gen, BASENAME);
+        let loaded: Hnsw<f32, GraphDistance> =
+            io.load_hnsw_with_dist(GraphDistance::new(Metric::Cosine)).expect("hnsw_rs loads an AkiDB generation");
+        assert_eq!(loaded.get_nb_point(), 3000);
+        let r = recall(index.flat(), &vs, |q| loaded.search(q, 10, 64).iter().map(|n| n.d_id as u64).collect());
+        let ours = recall(index.flat(), &vs, |q| walk(&index, q));
+        assert!(r >= 0.95 && r >= ours - 0.02, "hnsw_rs's search over AkiDB's graph: recall@10 {r} (AkiDB's: {ours})");
+    }
+
+    #[test]
+    fn generations_written_by_hnsw_rs_for_earlier_versions_load() {
+        // Until the graph was AkiDB's own, hnsw_rs built it and `file_dump` wrote it; such a
+        // generation (same format version) must load, not rebuild.
+        let vs = vectors(3000);
+        let f = flat(&vs);
+        let id = identity();
+        let old: Hnsw<f32, GraphDistance> = Hnsw::new(id.params.m, 3000, 16, id.params.ef_construction, GraphDistance::new(Metric::Cosine));
+        let items: Vec<(&[f32], usize)> = vs.iter().enumerate().map(|(i, v)| (v.as_slice(), i + 1)).collect();
+        old.parallel_insert_slice(&items);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gen = dir.path().join(generation_name(3000));
+        fs::create_dir_all(&gen).expect("mkdir");
+        old.file_dump(&gen, BASENAME).expect("hnsw_rs dump");
+        let files = FILES
+            .iter()
+            .map(|name| {
+                let (len, crc32) = crc_of(&gen.join(name)).expect("crc");
+                FileEntry { name: name.to_string(), len, crc32 }
+            })
+            .collect();
+        let manifest = Manifest { format_version: INDEX_FORMAT_VERSION, identity: id.clone(), covered_seq: 3000, nodes: 3000, files };
+        fs::write(gen.join("MANIFEST.json"), serde_json::to_vec(&manifest).expect("json")).expect("manifest");
+        let LoadOutcome::Loaded { index, replayed, tombstoned, .. } = load(dir.path(), &id, f, 3000) else {
+            panic!("an hnsw_rs-written generation must load");
+        };
+        assert_eq!((replayed, tombstoned), (0, 0));
+        // The graph came across: walking it finds what hnsw_rs's own search of it finds.
+        let r = recall(index.flat(), &vs, |q| walk(&index, q));
+        let theirs = recall(index.flat(), &vs, |q| old.search(q, 10, 64).iter().map(|n| n.d_id as u64).collect());
+        assert!(r >= 0.9 && r >= theirs - 0.02, "recall@10 walking the loaded graph {r}, hnsw_rs's search {theirs}");
+        // And what it saves again loads again, with the same answers.
+        let again = save(&index, dir.path(), &id, 3000).expect("save");
+        assert!(again.exists());
+        let LoadOutcome::Loaded { index: second, .. } = load(dir.path(), &id, flat(&vs), 3000) else { panic!("reload") };
+        for q in vs.iter().step_by(101) {
+            assert_eq!(walk(&index, q), walk(&second, q));
+        }
+    }
+}
