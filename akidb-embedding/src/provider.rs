@@ -437,10 +437,23 @@ impl Embedder for OnnxEmbeddingProvider {
         if texts.is_empty() {
             return Ok(Embeddings::default());
         }
-        let tokens = self.tokenize(texts, kind)?;
+        // Identical texts (repeated log lines) are embedded once: a text's embedding does not
+        // depend on its batch, so the copies get the same vector.
+        let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(texts.len());
+        let mut unique: Vec<&str> = Vec::with_capacity(texts.len());
+        let slot: Vec<usize> = texts
+            .iter()
+            .map(|t| {
+                *first.entry(t).or_insert_with(|| {
+                    unique.push(t);
+                    unique.len() - 1
+                })
+            })
+            .collect();
+        let tokens = self.tokenize(&unique, kind)?;
         let dim = self.config.dimension;
         let normalize = self.config.normalize;
-        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); unique.len()];
         for run in self.plan(&tokens) {
             let batch: Vec<&Tokens> = run.iter().map(|&i| &tokens[i]).collect();
             self.run(&batch, &mut |r, mut v| {
@@ -451,10 +464,13 @@ impl Embedder for OnnxEmbeddingProvider {
                 vectors[run[r]] = v;
             })?;
         }
+        if unique.len() < texts.len() {
+            vectors = slot.iter().map(|&u| vectors[u].clone()).collect();
+        }
         Ok(Embeddings {
             vectors,
-            token_counts: tokens.iter().map(|t| t.ids.len()).collect(),
-            truncated: tokens.iter().map(|t| t.truncated).collect(),
+            token_counts: slot.iter().map(|&u| tokens[u].ids.len()).collect(),
+            truncated: slot.iter().map(|&u| tokens[u].truncated).collect(),
         })
     }
 }

@@ -50,3 +50,25 @@ fn minilm_fixed_shape_single_texts_match_sentence_transformers() {
     assert!(fixed >= 3 && fixed < texts.len(), "both paths exercised: {fixed}");
     assert_eq!(p.fixed_runs() - at_load, fixed as u64);
 }
+
+#[test]
+fn repeated_texts_in_a_batch_each_get_their_reference_vector() {
+    // Identical texts are embedded once and the vector handed to every copy: each position
+    // must still get its own text's vector, token count and truncation flag.
+    let r = json(root().join("tests/fixtures/minilm/reference.json"));
+    let texts = strings(&r["texts"]);
+    let want = vectors(&r["embeddings"]);
+    let long = texts.iter().position(|t| t.len() > 1000).expect("long text");
+    let p = OnnxEmbeddingProvider::from_dir(minilm_dir()).expect("load");
+    let order = [0usize, 1, 0, long, 2, 1, long, 0, 3, 2];
+    let batch: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
+    let got = p.embed(&batch, InputKind::Document).expect("embed");
+    assert_eq!(got.vectors.len(), order.len());
+    for (pos, &i) in order.iter().enumerate() {
+        let c = cosine(&got.vectors[pos], &want[i]);
+        assert!(c >= 0.999, "position {pos} (text {i}): cosine {c}");
+        let alone = p.embed(&[texts[i].as_str()], InputKind::Document).expect("embed");
+        assert_eq!((got.token_counts[pos], got.truncated[pos]), (alone.token_counts[0], alone.truncated[0]), "position {pos}");
+    }
+    assert!(got.truncated[3] && got.truncated[6] && !got.truncated[0]);
+}
