@@ -76,8 +76,9 @@ pub fn index_flat() -> FlatIndex {
 }
 
 /// Index files as they would be found on disk: `[u32 LE graph length][graph][data]`. The target
-/// writes a manifest whose sizes and checksums match, so the bytes reach hnsw_rs's loader: what
-/// a damaged file with a recomputed checksum, or a hostile one, would do.
+/// writes a manifest whose sizes and checksums match, so the bytes reach the dump reader
+/// (`akidb-index/src/dump.rs`): what a damaged file with a recomputed checksum, or a hostile
+/// one, would do.
 pub fn index_load(data: &[u8]) {
     index_load_outcome(data);
 }

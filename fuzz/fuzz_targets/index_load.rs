@@ -2,6 +2,6 @@
 #[path = "../targets.rs"]
 mod targets;
 
-// Any panic is a crash here, also one that AkiDB's catch_unwind would contain: the structural
-// check (akidb-index/src/dumpcheck.rs) must keep every malformed file away from hnsw_rs's loader.
+// Any panic is a crash here: the dump reader (akidb-index/src/dump.rs) must turn every
+// malformed file into a rebuild, never a panic, an abort or an out-of-bounds read.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::index_load(data));
