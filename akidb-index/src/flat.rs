@@ -157,9 +157,10 @@ impl VectorSearch for FlatIndex {
 
 impl VectorInsert for FlatIndex {
     fn insert(&mut self, items: &[(u64, &[f32])]) -> Result<(), IndexError> {
+        let mut batch = std::collections::HashSet::with_capacity(items.len());
         for (id, v) in items {
             self.check_dim(v.len())?;
-            if self.slot_of.contains_key(id) {
+            if self.slot_of.contains_key(id) || !batch.insert(*id) {
                 return Err(IndexError::DuplicateId { id: *id });
             }
         }
@@ -240,6 +241,9 @@ mod tests {
         );
         idx.insert(&[(1, &[1.0, 2.0, 3.0][..])]).expect("insert");
         assert_eq!(idx.insert(&[(1, &[1.0, 2.0, 3.0][..])]), Err(IndexError::DuplicateId { id: 1 }));
+        let twice = [(2, &[1.0, 2.0, 3.0][..]), (2, &[3.0, 2.0, 1.0][..])];
+        assert_eq!(idx.insert(&twice), Err(IndexError::DuplicateId { id: 2 }), "the same id twice in one call");
+        assert_eq!(idx.len(), 1, "nothing of a refused call is inserted");
         assert!(idx.search(&[1.0], 1, None).is_err());
         let hits = idx.search(&[1.0, 2.0, 4.0], 5, None).expect("search");
         assert_eq!(hits.len(), 1);

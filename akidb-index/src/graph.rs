@@ -629,7 +629,9 @@ impl Graph {
                     break;
                 }
                 if !kept.contains(&c.node) {
-                    let others = self.indegree[c.node as usize].load(Ordering::Relaxed) - u32::from(old.contains(&c.node));
+                    let others = self.indegree[c.node as usize]
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(u32::from(old.contains(&c.node)));
                     if others == 0 {
                         kept.push(c.node);
                     }
