@@ -36,15 +36,25 @@
 //! them to each other (distance 0) until a new vector near them finds no way in (measured with
 //! hnsw_rs's graph: a new vector among 100 x 110 duplicates was not its own nearest
 //! neighbour). So vectors identical in half precision are one node carrying all their ids
-//! (`extra`); a walk that accepts the node accepts each of its live ids.
+//! (`extra`); a walk that accepts the node accepts each of its live ids (the index re-scores
+//! each against its exact vector).
+//!
+//! # Reachability
+//!
+//! The heuristic drops a neighbour that a nearer kept link covers; in dense or
+//! high-dimensional data every list near a node can drop it, and no walk reaches it again. On
+//! layer 0 each node's in-degree is kept, and a pruned list keeps a node that would otherwise
+//! lose its last in-link, in one of `SPARE_LINKS` slots beyond the `2m`.
 //!
 //! # Why not hnsw_rs's insert
 //!
-//! Until index format 2 hnsw_rs built this graph and searches walked a copy of it. Its insert
-//! took 2.6x to 2.8x hnswlib's build time on the same data (a `HashMap` visited set, an `Arc`
-//! allocation per candidate and a lock per expansion in its search; perf: 56% of build time),
-//! and the copy had to be retaken as vectors arrived (vectors inserted after it were scanned
-//! exactly meanwhile). The files stay hnsw_rs dumps (`dump.rs`): hnsw_rs loads them.
+//! Earlier versions let hnsw_rs build the graph and walked a read-optimised copy of it. Its
+//! insert took 2.6x to 2.8x hnswlib's build time on the same data (a `HashMap` visited set, an
+//! `Arc` allocation per candidate and a lock per expansion in its search; perf: 56% of build
+//! time), its graph held a second f32 copy of every vector, and the copy had to be retaken as
+//! vectors arrived (those inserted after it were scanned exactly meanwhile). This graph builds
+//! in 0.66x to 0.84x hnswlib's time on the same data (docs/benchmarks.md). The files stay
+//! hnsw_rs dumps (`dump.rs`): hnsw_rs loads what AkiDB writes, and AkiDB what hnsw_rs wrote.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
