@@ -23,8 +23,9 @@ pub mod persist;
 
 pub use flat::FlatIndex;
 pub use hnsw::{
-    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, EXACT_BELOW, EXACT_MATCHES,
-    EXACT_SELECTIVITY, SELECTIVITY_SAMPLE,
+    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, EXACT_BELOW, EXACT_SELECTIVITY,
+    SCAN_CHECK_COST, SCAN_MATCH_COST, SELECTIVITY_SAMPLE, WALK_FILTER_EXPONENT,
+    WALK_VISITS_PER_EF,
 };
 pub use metric::{normalize, Metric};
 
