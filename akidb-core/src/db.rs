@@ -286,8 +286,11 @@ impl CollectionState {
 
     /// Writes the index as a new generation covering the last committed write.
     fn save(&self) -> Result<()> {
+        // The commit lock keeps out writes, whose batches sit in the graph unlinked or half
+        // linked while they are being linked; the read lock pins the index at the write it
+        // last applied.
+        let _commit = self.commit.lock().unwrap_or_else(PoisonError::into_inner);
         let live = read(&self.live);
-        // Holding the read lock pins the index at the write it last applied.
         let covered = live.applied_seq;
         let unsaved = self.unsaved.swap(0, Ordering::AcqRel);
         if let Err(e) = persist::save(&live.index, &self.index_dir, &self.identity(), covered) {
@@ -503,26 +506,35 @@ impl Collection {
             .and_then(|pending| pending.commit())
             .map_err(|e| self.storage_error(e))?;
         // Durable now; searches go on against the previous state until the index takes it.
-        let mut live = write(&self.state.live);
-        live.applied_seq = live.applied_seq.max(receipt.last_seq);
         let retired: std::collections::HashSet<u64> = receipt.removed.iter().copied().collect();
-        live.index.remove(&receipt.removed);
-        for seq in &receipt.removed {
-            live.metadata.remove(seq);
-        }
         let mut items = Vec::with_capacity(checked.len());
-        for (seq, mut c) in receipt.inserted.iter().copied().zip(checked) {
+        let mut metadata = Vec::new();
+        for (seq, c) in receipt.inserted.iter().copied().zip(checked) {
             if retired.contains(&seq) {
                 continue; // superseded within this batch
             }
             if !c.meta.is_empty() {
-                live.metadata.insert(seq, std::mem::take(&mut c.meta));
+                metadata.push((seq, c.meta));
             }
             items.push((seq, c.prepared));
         }
-        let refs: Vec<(u64, &[f32])> = items.iter().map(|(s, v)| (*s, v.as_slice())).collect();
-        live.index.insert(&refs)?;
-        self.state.unsaved.fetch_add((refs.len() + receipt.removed.len()) as u64, Ordering::Relaxed);
+        let added = items.len();
+        // The batch enters the graph in three steps so that searches are not held up while it
+        // is linked (the longest part): added unlinked (write lock, brief), linked (read lock:
+        // searches run, never returning the new ids), published together with the removals
+        // (write lock, brief). Readers see the state before the write or after it, never
+        // between. The commit lock, held throughout, keeps out other writes and index saves.
+        let staged = write(&self.state.live).index.stage(items)?;
+        read(&self.state.live).index.link(&staged);
+        let mut live = write(&self.state.live);
+        live.applied_seq = live.applied_seq.max(receipt.last_seq);
+        live.index.remove(&receipt.removed);
+        for seq in &receipt.removed {
+            live.metadata.remove(seq);
+        }
+        live.metadata.extend(metadata);
+        live.index.publish(staged)?;
+        self.state.unsaved.fetch_add((added + receipt.removed.len()) as u64, Ordering::Relaxed);
         let needs_optimize = live.index.tombstones() >= OPTIMIZE_MIN_TOMBSTONES
             && live.index.tombstone_ratio() > OPTIMIZE_TOMBSTONE_RATIO;
         drop(live);

@@ -103,6 +103,19 @@ impl FlatIndex {
         Ok(into_neighbors(heap, self.metric))
     }
 
+    /// The error [`VectorInsert::insert`] would return for `items`, if any: a wrong dimension,
+    /// an id already live, or an id twice in the batch.
+    pub fn check_insert(&self, items: &[(u64, &[f32])]) -> Result<(), IndexError> {
+        let mut batch = std::collections::HashSet::with_capacity(items.len());
+        for (id, v) in items {
+            self.check_dim(v.len())?;
+            if self.slot_of.contains_key(id) || !batch.insert(*id) {
+                return Err(IndexError::DuplicateId { id: *id });
+            }
+        }
+        Ok(())
+    }
+
     fn check_dim(&self, got: usize) -> Result<(), IndexError> {
         if got != self.dim {
             return Err(IndexError::WrongDimension { expected: self.dim, got });
@@ -157,13 +170,7 @@ impl VectorSearch for FlatIndex {
 
 impl VectorInsert for FlatIndex {
     fn insert(&mut self, items: &[(u64, &[f32])]) -> Result<(), IndexError> {
-        let mut batch = std::collections::HashSet::with_capacity(items.len());
-        for (id, v) in items {
-            self.check_dim(v.len())?;
-            if self.slot_of.contains_key(id) || !batch.insert(*id) {
-                return Err(IndexError::DuplicateId { id: *id });
-            }
-        }
+        self.check_insert(items)?;
         self.data.reserve(items.len() * self.dim);
         for (id, v) in items {
             self.slot_of.insert(*id, self.ids.len());

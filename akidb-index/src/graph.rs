@@ -175,8 +175,14 @@ fn vector_hash(bits: &[u16], scale: f32) -> u64 {
     h
 }
 
+/// Source of [`Graph::serial`].
+static SERIALS: AtomicU64 = AtomicU64::new(1);
+
 /// The graph; see the module docs.
 pub(crate) struct Graph {
+    /// Distinct for every graph made in this process (staged inserts check they link into
+    /// the graph they were added to).
+    serial: u64,
     dim: usize,
     metric: Metric,
     /// Links per node on layers above 0 (layer 0 keeps `2m`).
@@ -234,6 +240,7 @@ impl Graph {
     pub(crate) fn new(dim: usize, metric: Metric, m: usize, ef_construction: usize) -> Self {
         let m = m.clamp(2, 255);
         Self {
+            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             dim,
             metric,
             m,
@@ -257,6 +264,10 @@ impl Graph {
             removed: Vec::new(),
             removed_extra: HashSet::new(),
         }
+    }
+
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
     }
 
     pub(crate) fn dimension(&self) -> usize {
@@ -448,17 +459,32 @@ impl Graph {
     /// Inserts vectors (prepared for the metric) under new ids; see the module docs. Ids
     /// must not be in the graph yet (the index checks).
     pub(crate) fn insert(&mut self, items: &[(u64, &[f32])]) {
+        let fresh = self.add(items);
+        let vectors: Vec<&[f32]> = fresh.iter().map(|&(_, i)| items[i].1).collect();
+        let nodes: Vec<u32> = fresh.iter().map(|&(n, _)| n).collect();
+        self.link_new(&nodes, &vectors);
+    }
+
+    /// First half of [`Graph::insert`]: adds the ids as nodes (or to the nodes of identical
+    /// vectors), unlinked. Returns the new nodes with the positions of their items.
+    pub(crate) fn add(&mut self, items: &[(u64, &[f32])]) -> Vec<(u32, usize)> {
         let mut fresh = Vec::with_capacity(items.len());
-        for &(id, v) in items {
+        for (i, &(id, v)) in items.iter().enumerate() {
             if let Some(node) = self.add_node(id, v, None) {
-                fresh.push((node, v));
+                fresh.push((node, i));
             }
         }
-        let this = &*self;
-        if fresh.len() > PARALLEL_MIN && rayon::current_num_threads() > 1 {
-            fresh.par_iter().for_each(|(node, v)| with_scratch(|s| this.link(s, *node, v)));
+        fresh
+    }
+
+    /// Second half of [`Graph::insert`]: links new nodes (`vectors[i]` is the exact vector of
+    /// `nodes[i]`). Takes `&self`: walks may run meanwhile (links are atomic slots, each
+    /// list written under its node's lock).
+    pub(crate) fn link_new(&self, nodes: &[u32], vectors: &[&[f32]]) {
+        if nodes.len() > PARALLEL_MIN && rayon::current_num_threads() > 1 {
+            nodes.par_iter().zip(vectors).for_each(|(node, v)| with_scratch(|s| self.link(s, *node, v)));
         } else {
-            with_scratch(|s| fresh.iter().for_each(|(node, v)| this.link(s, *node, v)));
+            with_scratch(|s| nodes.iter().zip(vectors).for_each(|(node, v)| self.link(s, *node, v)));
         }
     }
 

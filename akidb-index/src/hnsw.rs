@@ -3,7 +3,12 @@
 //! [`HnswIndex`] keeps every live vector in a [`FlatIndex`] (exact scans, re-scoring,
 //! rebuilds) and an HNSW graph over the same ids, built and searched by `graph.rs` and
 //! written to disk as hnsw_rs dumps (`persist.rs`). Inserts go into the graph at once and are
-//! searchable when `insert` returns. Removing an id drops it from the flat store and marks it
+//! searchable when `insert` returns. An insert can also run in three steps so that searches
+//! need not wait while a batch is linked: [`HnswIndex::stage`] (`&mut`, brief: the vectors
+//! enter the graph unlinked), [`HnswIndex::link`] (`&self`: searches run meanwhile and may walk
+//! through the new nodes, but a hit must be in the exact store, so none of them is returned),
+//! [`HnswIndex::publish`] (`&mut`, brief: the batch enters the exact store, searchable on every
+//! path at once). Collections insert this way. Removing an id drops it from the flat store and marks it
 //! in the graph, which keeps the node as a tombstone that walks traverse but never return;
 //! [`HnswIndex::rebuild_from`] (optimize) clears them.
 //!
@@ -192,6 +197,27 @@ pub struct HnswIndex {
     /// [`EXACT_BELOW`] live vectors: below that searches are exact anyway, so small
     /// collections (and the first part of a bulk load) do not pay for graph inserts.
     graph: Option<Graph>,
+    /// Ids staged into the graph and not yet published (see [`HnswIndex::stage`]).
+    pending: usize,
+}
+
+/// A batch added to the graph but not searchable yet: made by [`HnswIndex::stage`], linked by
+/// [`HnswIndex::link`] (a shared borrow: searches run meanwhile), made searchable by
+/// [`HnswIndex::publish`].
+#[derive(Debug)]
+#[must_use = "staged vectors become searchable only through HnswIndex::publish"]
+pub struct Staged {
+    items: Vec<(u64, Vec<f32>)>,
+    /// The new graph nodes, with the positions of their items.
+    nodes: Vec<(u32, usize)>,
+    /// [`Graph::serial`] of the graph the ids went into; `None`: no graph at staging.
+    graph: Option<u64>,
+}
+
+impl Staged {
+    fn refs(&self) -> Vec<(u64, &[f32])> {
+        self.items.iter().map(|(id, v)| (*id, v.as_slice())).collect()
+    }
 }
 
 impl std::fmt::Debug for HnswIndex {
@@ -212,7 +238,7 @@ impl HnswIndex {
 
     /// `flat` with no graph yet.
     fn unbuilt(flat: FlatIndex, params: HnswParams) -> Self {
-        Self { params, flat, graph: None }
+        Self { params, flat, graph: None, pending: 0 }
     }
 
     fn empty_graph(&self) -> Graph {
@@ -255,7 +281,7 @@ impl HnswIndex {
 
     /// Graph entries that are tombstones (removed ids still linked in the graph).
     pub fn tombstones(&self) -> usize {
-        self.graph.as_ref().map_or(0, |g| g.id_count().saturating_sub(self.flat.len()))
+        self.graph.as_ref().map_or(0, |g| g.id_count().saturating_sub(self.flat.len() + self.pending))
     }
 
     /// Whether the graph has been built (see the field docs).
@@ -312,7 +338,7 @@ impl HnswIndex {
         graph.insert(&missing);
         let replayed = missing.len();
         drop(missing);
-        (Self { params, flat, graph: Some(graph) }, gone.len(), replayed)
+        (Self { params, flat, graph: Some(graph), pending: 0 }, gone.len(), replayed)
     }
 
     pub(crate) fn graph(&self) -> Option<&Graph> {
@@ -386,6 +412,53 @@ fn scan_filtered(live: usize, s: f64, ef: usize) -> bool {
     s < EXACT_SELECTIVITY || scan < walk
 }
 
+impl HnswIndex {
+    /// First step of an insert that lets searches run while the graph links the batch (what
+    /// collections do; [`VectorInsert::insert`] does all three steps under one `&mut`): checks
+    /// the batch as `insert` would and adds its vectors to the graph, unlinked and unsearchable.
+    /// Nothing is changed on an error. Then [`HnswIndex::link`] and [`HnswIndex::publish`].
+    pub fn stage(&mut self, items: Vec<(u64, Vec<f32>)>) -> Result<Staged, IndexError> {
+        let mut staged = Staged { items, nodes: Vec::new(), graph: None };
+        let refs = staged.refs();
+        self.flat.check_insert(&refs)?;
+        if let Some(g) = &mut self.graph {
+            if let Some((id, _)) = refs.iter().find(|(id, _)| g.contains(*id)) {
+                return Err(IndexError::DuplicateId { id: *id });
+            }
+            let nodes = g.add(&refs);
+            self.pending += refs.len();
+            drop(refs);
+            staged.nodes = nodes;
+            staged.graph = Some(g.serial());
+        }
+        Ok(staged)
+    }
+
+    /// Second step: links the staged nodes into the graph. Takes `&self`, so searches go on
+    /// meanwhile; they may walk through the new nodes but never return them (a hit must be in
+    /// the exact store, which the batch enters at [`HnswIndex::publish`]).
+    pub fn link(&self, staged: &Staged) {
+        if let Some(g) = self.graph.as_ref().filter(|g| Some(g.serial()) == staged.graph) {
+            let nodes: Vec<u32> = staged.nodes.iter().map(|&(n, _)| n).collect();
+            let vectors: Vec<&[f32]> = staged.nodes.iter().map(|&(_, i)| staged.items[i].1.as_slice()).collect();
+            g.link_new(&nodes, &vectors);
+        }
+    }
+
+    /// Last step: the batch enters the exact store and is searchable on every path. If the
+    /// graph was replaced since staging (or there was none), this is a plain insert.
+    pub fn publish(&mut self, staged: Staged) -> Result<(), IndexError> {
+        let refs = staged.refs();
+        match &self.graph {
+            Some(g) if Some(g.serial()) == staged.graph => {
+                self.pending -= refs.len();
+                self.flat.insert(&refs)
+            }
+            _ => self.insert(&refs),
+        }
+    }
+}
+
 impl VectorSearch for HnswIndex {
     fn search(&self, query: &[f32], k: usize, filter: Option<IdFilter<'_>>) -> Result<Vec<Neighbor>, IndexError> {
         self.search_with(query, k, filter, SearchParams::default()).map(|r| r.0)
@@ -429,6 +502,99 @@ impl VectorInsert for HnswIndex {
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    fn unit_vectors(seed: u64, n: usize, first_id: u64) -> Vec<(u64, Vec<f32>)> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..n as u64)
+            .map(|i| {
+                let mut v: Vec<f32> = (0..16).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+                crate::normalize(&mut v);
+                (first_id + i, v)
+            })
+            .collect()
+    }
+
+    fn built(n: usize) -> HnswIndex {
+        let mut idx = HnswIndex::new(16, Metric::Cosine, HnswParams::default());
+        let base = unit_vectors(1, n, 0);
+        let refs: Vec<(u64, &[f32])> = base.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+        idx.insert(&refs).expect("insert");
+        assert!(idx.graph_built());
+        idx
+    }
+
+    /// How many of `items` are their own nearest hit on `params`' path.
+    fn self_hits(idx: &HnswIndex, items: &[(u64, Vec<f32>)], params: SearchParams) -> usize {
+        items
+            .iter()
+            .filter(|(id, v)| idx.search_with(v, 1, None, params).expect("search").0.first().map(|h| h.id) == Some(*id))
+            .count()
+    }
+
+    #[test]
+    fn staged_vectors_are_searchable_on_no_path_until_published() {
+        let mut idx = built(EXACT_BELOW + 2_000);
+        let new = unit_vectors(2, 300, 1_000_000);
+        let staged = idx.stage(new.clone()).expect("stage");
+        assert_eq!((idx.len(), idx.tombstones()), (EXACT_BELOW + 2_000, 0));
+        for step in ["staged", "linked"] {
+            if step == "linked" {
+                idx.link(&staged);
+            }
+            for params in [SearchParams::default(), SearchParams::exact()] {
+                assert_eq!(self_hits(&idx, &new, params), 0, "{step}, {params:?}");
+                let (hits, _) = idx.search_with(&new[0].1, 50, None, params).expect("search");
+                assert!(hits.iter().all(|h| h.id < 1_000_000) && hits.len() == 50, "{step}");
+            }
+        }
+        idx.publish(staged).expect("publish");
+        assert_eq!((idx.len(), idx.tombstones()), (EXACT_BELOW + 2_300, 0));
+        assert_eq!(self_hits(&idx, &new, SearchParams::exact()), 300);
+        assert!(self_hits(&idx, &new, SearchParams::default()) >= 297);
+    }
+
+    #[test]
+    fn a_refused_stage_changes_nothing() {
+        let mut idx = built(EXACT_BELOW + 100);
+        let mut new = unit_vectors(3, 10, 2_000_000);
+        new.push((5, new[0].1.clone())); // id 5 is live
+        assert_eq!(idx.stage(new.clone()).err(), Some(IndexError::DuplicateId { id: 5 }));
+        new.pop();
+        new.push((2_000_000, new[1].1.clone())); // twice in the batch
+        assert_eq!(idx.stage(new.clone()).err(), Some(IndexError::DuplicateId { id: 2_000_000 }));
+        new.pop();
+        new.push((2_000_100, vec![0.5; 8]));
+        assert!(matches!(idx.stage(new).err(), Some(IndexError::WrongDimension { expected: 16, got: 8 })));
+        assert_eq!((idx.len(), idx.tombstones()), (EXACT_BELOW + 100, 0));
+        let again = unit_vectors(3, 10, 2_000_000);
+        let staged = idx.stage(again.clone()).expect("the same batch, valid now");
+        idx.link(&staged);
+        idx.publish(staged).expect("publish");
+        assert_eq!(self_hits(&idx, &again, SearchParams::default()), 10);
+    }
+
+    #[test]
+    fn a_batch_staged_before_the_graph_was_replaced_is_inserted_into_the_new_one() {
+        // What happens when optimize swaps in a rebuilt index between stage and publish.
+        let mut old = built(EXACT_BELOW + 500);
+        let new = unit_vectors(4, 200, 3_000_000);
+        let staged = old.stage(new.clone()).expect("stage");
+        let mut fresh = HnswIndex::with_graph(old.flat().clone(), old.params());
+        fresh.link(&staged);
+        fresh.publish(staged).expect("publish");
+        assert_eq!((fresh.len(), fresh.tombstones()), (EXACT_BELOW + 700, 0));
+        assert!(self_hits(&fresh, &new, SearchParams::default()) >= 198);
+        // Below the graph threshold there is nothing to link: publish is the insert.
+        let mut small = HnswIndex::new(16, Metric::Cosine, HnswParams::default());
+        let staged = small.stage(new.clone()).expect("stage");
+        small.link(&staged);
+        small.publish(staged).expect("publish");
+        assert_eq!(self_hits(&small, &new, SearchParams::default()), 200);
+    }
+
     #[test]
     fn filtered_searches_scan_where_the_module_docs_say() {
         use super::scan_filtered;

@@ -23,7 +23,7 @@ pub mod persist;
 
 pub use flat::FlatIndex;
 pub use hnsw::{
-    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, EXACT_BELOW, EXACT_SELECTIVITY,
+    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, Staged, EXACT_BELOW, EXACT_SELECTIVITY,
     SCAN_CHECK_COST, SCAN_MATCH_COST, SELECTIVITY_SAMPLE, WALK_FILTER_EXPONENT,
     WALK_VISITS_PER_EF,
 };

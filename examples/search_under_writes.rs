@@ -1,0 +1,109 @@
+//! Search latency while another thread writes: do readers wait for writes?
+//!
+//! ```sh
+//! cargo run --release --example search_under_writes -- [--n 20000] [--batch 1000] [--seconds 20]
+//! ```
+//!
+//! Loads `n` clustered 384-d vectors into a fresh collection (HNSW built), then searches
+//! (k = 10, default parameters, one thread) for `seconds` with no writer and for `seconds`
+//! while a second thread upserts batches of `batch` new vectors (each one durable transaction
+//! plus its graph inserts). Prints one JSON line per phase: search latency p50 / p99 / max and
+//! searches per second, and the writer's vectors per second.
+#![allow(missing_docs)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use akidb::{CollectionConfig, Database, Document};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+const DIM: usize = 384;
+
+/// Vectors around 50 random centres (unit-normalised by the collection): realistic for a graph.
+struct Clusters {
+    centres: Vec<Vec<f32>>,
+    rng: rand::rngs::StdRng,
+}
+
+impl Clusters {
+    fn new(seed: u64) -> Self {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let centres = (0..50).map(|_| (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect()).collect();
+        Self { centres, rng }
+    }
+    fn next(&mut self) -> Vec<f32> {
+        let c = &self.centres[self.rng.gen_range(0..self.centres.len())];
+        c.iter().map(|x| x + self.rng.gen_range(-0.4f32..0.4)).collect()
+    }
+    fn docs(&mut self, start: usize, n: usize) -> Vec<Document> {
+        (start..start + n).map(|i| Document::new(format!("doc-{i}"), self.next())).collect()
+    }
+}
+
+fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).ok_or(format!("{name} takes a number")),
+        None => Ok(default),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let (n, batch, seconds) = (arg(&args, "--n", 20_000)?, arg(&args, "--batch", 1_000)?, arg(&args, "--seconds", 20)?);
+    let dir = tempfile::tempdir()?;
+    let db = Database::open(dir.path().join("db"))?;
+    let col = db.create_collection("s", CollectionConfig::new(DIM))?;
+    let mut data = Clusters::new(7);
+    for start in (0..n).step_by(10_000) {
+        col.upsert(&data.docs(start, 10_000.min(n - start)))?;
+    }
+    let queries: Vec<Vec<f32>> = (0..256).map(|_| data.next()).collect();
+    let phase = Duration::from_secs(seconds as u64);
+    for writing in [false, true] {
+        let stop = AtomicBool::new(false);
+        let (lat, written, elapsed) = std::thread::scope(|s| -> Result<_, akidb::Error> {
+            let writer = writing.then(|| {
+                let (col, stop) = (&col, &stop);
+                let mut data = Clusters::new(11);
+                s.spawn(move || -> Result<f64, akidb::Error> {
+                    let (t, mut written) = (Instant::now(), 0);
+                    while !stop.load(Ordering::Relaxed) {
+                        col.upsert(&data.docs(10_000_000 + written, batch))?;
+                        written += batch;
+                    }
+                    Ok(written as f64 / t.elapsed().as_secs_f64())
+                })
+            });
+            let t = Instant::now();
+            let mut lat = Vec::new();
+            while t.elapsed() < phase {
+                let q = &queries[lat.len() % queries.len()];
+                let t = Instant::now();
+                col.search(q, 10, None)?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            let elapsed = t.elapsed().as_secs_f64();
+            stop.store(true, Ordering::Relaxed);
+            let written = match writer {
+                Some(w) => w.join().expect("writer thread")?,
+                None => 0.0,
+            };
+            Ok((lat, written, elapsed))
+        })?;
+        let mut lat = lat;
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "{}",
+            json!({"phase": if writing { "writing" } else { "idle" }, "n": n, "batch": batch,
+                   "searches_per_s": (lat.len() as f64 / elapsed).round(),
+                   "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99), "max_ms": lat[lat.len() - 1],
+                   "written_per_s": written.round()})
+        );
+    }
+    Ok(())
+}
