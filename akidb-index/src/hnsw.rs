@@ -534,6 +534,12 @@ mod tests {
             .count()
     }
 
+    fn insert_in_steps(idx: &mut HnswIndex, items: &[(u64, Vec<f32>)]) {
+        let staged = idx.stage(items.to_vec()).expect("stage");
+        idx.link(&staged);
+        idx.publish(staged).expect("publish");
+    }
+
     #[test]
     fn staged_vectors_are_searchable_on_no_path_until_published() {
         let mut idx = built(EXACT_BELOW + 2_000);
@@ -570,9 +576,7 @@ mod tests {
         assert!(matches!(idx.stage(new).err(), Some(IndexError::WrongDimension { expected: 16, got: 8 })));
         assert_eq!((idx.len(), idx.tombstones()), (EXACT_BELOW + 100, 0));
         let again = unit_vectors(3, 10, 2_000_000);
-        let staged = idx.stage(again.clone()).expect("the same batch, valid now");
-        idx.link(&staged);
-        idx.publish(staged).expect("publish");
+        insert_in_steps(&mut idx, &again);
         assert_eq!(self_hits(&idx, &again, SearchParams::default()), 10);
     }
 
@@ -589,9 +593,7 @@ mod tests {
         assert!(self_hits(&fresh, &new, SearchParams::default()) >= 198);
         // Below the graph threshold there is nothing to link: publish is the insert.
         let mut small = HnswIndex::new(16, Metric::Cosine, HnswParams::default());
-        let staged = small.stage(new.clone()).expect("stage");
-        small.link(&staged);
-        small.publish(staged).expect("publish");
+        insert_in_steps(&mut small, &new);
         assert_eq!(self_hits(&small, &new, SearchParams::default()), 200);
     }
 
