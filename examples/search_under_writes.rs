@@ -11,12 +11,16 @@
 //! searches per second, and the writer's vectors per second.
 #![allow(missing_docs)]
 
+#[path = "common/stats.rs"]
+mod stats;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use akidb::{CollectionConfig, Database, Document};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use stats::percentile;
 
 const DIM: usize = 384;
 
@@ -48,10 +52,6 @@ fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (n, batch, seconds) = (arg(&args, "--n", 20_000)?, arg(&args, "--batch", 1_000)?, arg(&args, "--seconds", 20)?);
@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let phase = Duration::from_secs(seconds as u64);
     for writing in [false, true] {
         let stop = AtomicBool::new(false);
-        let (lat, written, elapsed) = std::thread::scope(|s| -> Result<_, akidb::Error> {
+        let (mut lat, written, elapsed) = std::thread::scope(|s| -> Result<_, akidb::Error> {
             let writer = writing.then(|| {
                 let (col, stop) = (&col, &stop);
                 let mut data = Clusters::new(11);
@@ -95,13 +95,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             Ok((lat, written, elapsed))
         })?;
-        let mut lat = lat;
-        lat.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
         println!(
             "{}",
             json!({"phase": if writing { "writing" } else { "idle" }, "n": n, "batch": batch,
                    "searches_per_s": (lat.len() as f64 / elapsed).round(),
-                   "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99), "max_ms": lat[lat.len() - 1],
+                   "p50_ms": p50, "p99_ms": p99, "max_ms": lat[lat.len() - 1],
                    "written_per_s": written.round()})
         );
     }

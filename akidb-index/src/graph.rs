@@ -460,9 +460,7 @@ impl Graph {
     /// must not be in the graph yet (the index checks).
     pub(crate) fn insert(&mut self, items: &[(u64, &[f32])]) {
         let fresh = self.add(items);
-        let vectors: Vec<&[f32]> = fresh.iter().map(|&(_, i)| items[i].1).collect();
-        let nodes: Vec<u32> = fresh.iter().map(|&(n, _)| n).collect();
-        self.link_new(&nodes, &vectors);
+        self.link_new(&fresh, items);
     }
 
     /// First half of [`Graph::insert`]: adds the ids as nodes (or to the nodes of identical
@@ -477,14 +475,14 @@ impl Graph {
         fresh
     }
 
-    /// Second half of [`Graph::insert`]: links new nodes (`vectors[i]` is the exact vector of
-    /// `nodes[i]`). Takes `&self`: walks may run meanwhile (links are atomic slots, each
-    /// list written under its node's lock).
-    pub(crate) fn link_new(&self, nodes: &[u32], vectors: &[&[f32]]) {
-        if nodes.len() > PARALLEL_MIN && rayon::current_num_threads() > 1 {
-            nodes.par_iter().zip(vectors).for_each(|(node, v)| with_scratch(|s| self.link(s, *node, v)));
+    /// Second half of [`Graph::insert`]: links the new nodes that [`Graph::add`] returned for
+    /// `items`. Takes `&self`: walks may run meanwhile (links are atomic slots, each list
+    /// written under its node's lock).
+    pub(crate) fn link_new(&self, fresh: &[(u32, usize)], items: &[(u64, &[f32])]) {
+        if fresh.len() > PARALLEL_MIN && rayon::current_num_threads() > 1 {
+            fresh.par_iter().for_each(|&(node, i)| with_scratch(|s| self.link(s, node, items[i].1)));
         } else {
-            with_scratch(|s| nodes.iter().zip(vectors).for_each(|(node, v)| self.link(s, *node, v)));
+            with_scratch(|s| fresh.iter().for_each(|&(node, i)| self.link(s, node, items[i].1)));
         }
     }
 

@@ -413,6 +413,15 @@ fn scan_filtered(live: usize, s: f64, ef: usize) -> bool {
 }
 
 impl HnswIndex {
+    /// `DuplicateId` for the first id already in the graph (live, tombstoned or staged).
+    fn check_not_in_graph(&self, items: &[(u64, &[f32])]) -> Result<(), IndexError> {
+        let Some(g) = &self.graph else { return Ok(()) };
+        match items.iter().find(|(id, _)| g.contains(*id)) {
+            Some((id, _)) => Err(IndexError::DuplicateId { id: *id }),
+            None => Ok(()),
+        }
+    }
+
     /// First step of an insert that lets searches run while the graph links the batch (what
     /// collections do; [`VectorInsert::insert`] does all three steps under one `&mut`): checks
     /// the batch as `insert` would and adds its vectors to the graph, unlinked and unsearchable.
@@ -421,10 +430,8 @@ impl HnswIndex {
         let mut staged = Staged { items, nodes: Vec::new(), graph: None };
         let refs = staged.refs();
         self.flat.check_insert(&refs)?;
+        self.check_not_in_graph(&refs)?;
         if let Some(g) = &mut self.graph {
-            if let Some((id, _)) = refs.iter().find(|(id, _)| g.contains(*id)) {
-                return Err(IndexError::DuplicateId { id: *id });
-            }
             let nodes = g.add(&refs);
             self.pending += refs.len();
             drop(refs);
@@ -439,9 +446,7 @@ impl HnswIndex {
     /// the exact store, which the batch enters at [`HnswIndex::publish`]).
     pub fn link(&self, staged: &Staged) {
         if let Some(g) = self.graph.as_ref().filter(|g| Some(g.serial()) == staged.graph) {
-            let nodes: Vec<u32> = staged.nodes.iter().map(|&(n, _)| n).collect();
-            let vectors: Vec<&[f32]> = staged.nodes.iter().map(|&(_, i)| staged.items[i].1.as_slice()).collect();
-            g.link_new(&nodes, &vectors);
+            g.link_new(&staged.nodes, &staged.refs());
         }
     }
 
@@ -476,11 +481,7 @@ impl VectorSearch for HnswIndex {
 
 impl VectorInsert for HnswIndex {
     fn insert(&mut self, items: &[(u64, &[f32])]) -> Result<(), IndexError> {
-        if let Some(g) = &self.graph {
-            if let Some((id, _)) = items.iter().find(|(id, _)| g.contains(*id)) {
-                return Err(IndexError::DuplicateId { id: *id });
-            }
-        }
+        self.check_not_in_graph(items)?;
         self.flat.insert(items)?;
         match &mut self.graph {
             Some(g) => g.insert(items),
