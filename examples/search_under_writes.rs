@@ -1,14 +1,16 @@
 //! Search latency while another thread writes: do readers wait for writes?
 //!
 //! ```sh
-//! cargo run --release --example search_under_writes -- [--n 20000] [--batch 1000] [--seconds 20]
+//! cargo run --release --example search_under_writes -- [--n 20000] [--batch 1000] [--seconds 20] [--filter PCT]
 //! ```
 //!
 //! Loads `n` clustered 384-d vectors into a fresh collection (HNSW built), then searches
 //! (k = 10, default parameters, one thread) for `seconds` with no writer and for `seconds`
 //! while a second thread upserts batches of `batch` new vectors (each one durable transaction
 //! plus its graph inserts). Prints one JSON line per phase: search latency p50 / p99 / max and
-//! searches per second, and the writer's vectors per second.
+//! searches per second, and the writer's vectors per second. `--filter PCT`: every document
+//! carries `bucket` = its number mod 100 and the searches keep `bucket < PCT` (a few percent:
+//! answered by exact scans of the matches, see akidb-index's filter rule).
 #![allow(missing_docs)]
 
 #[path = "common/stats.rs"]
@@ -17,7 +19,7 @@ mod stats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use akidb::{CollectionConfig, Database, Document};
+use akidb::{CollectionConfig, Database, Document, Filter};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use stats::percentile;
@@ -40,8 +42,17 @@ impl Clusters {
         let c = &self.centres[self.rng.gen_range(0..self.centres.len())];
         c.iter().map(|x| x + self.rng.gen_range(-0.4f32..0.4)).collect()
     }
-    fn docs(&mut self, start: usize, n: usize) -> Vec<Document> {
-        (start..start + n).map(|i| Document::new(format!("doc-{i}"), self.next())).collect()
+    fn docs(&mut self, start: usize, n: usize, buckets: bool) -> Vec<Document> {
+        (start..start + n)
+            .map(|i| {
+                let d = Document::new(format!("doc-{i}"), self.next());
+                if buckets {
+                    d.with_metadata(json!({"bucket": i % 100}))
+                } else {
+                    d
+                }
+            })
+            .collect()
     }
 }
 
@@ -55,12 +66,15 @@ fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (n, batch, seconds) = (arg(&args, "--n", 20_000)?, arg(&args, "--batch", 1_000)?, arg(&args, "--seconds", 20)?);
+    let pct = arg(&args, "--filter", 0)?;
+    let filter = (pct > 0).then(|| Filter::lt("bucket", pct as f64));
+    let buckets = filter.is_some();
     let dir = tempfile::tempdir()?;
     let db = Database::open(dir.path().join("db"))?;
     let col = db.create_collection("s", CollectionConfig::new(DIM))?;
     let mut data = Clusters::new(7);
     for start in (0..n).step_by(10_000) {
-        col.upsert(&data.docs(start, 10_000.min(n - start)))?;
+        col.upsert(&data.docs(start, 10_000.min(n - start), buckets))?;
     }
     let queries: Vec<Vec<f32>> = (0..256).map(|_| data.next()).collect();
     let phase = Duration::from_secs(seconds as u64);
@@ -73,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 s.spawn(move || -> Result<f64, akidb::Error> {
                     let (t, mut written) = (Instant::now(), 0);
                     while !stop.load(Ordering::Relaxed) {
-                        col.upsert(&data.docs(10_000_000 + written, batch))?;
+                        col.upsert(&data.docs(10_000_000 + written, batch, buckets))?;
                         written += batch;
                     }
                     Ok(written as f64 / t.elapsed().as_secs_f64())
@@ -84,7 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             while t.elapsed() < phase {
                 let q = &queries[lat.len() % queries.len()];
                 let t = Instant::now();
-                col.search(q, 10, None)?;
+                col.search(q, 10, filter.as_ref())?;
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
             }
             let elapsed = t.elapsed().as_secs_f64();
@@ -98,7 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
         println!(
             "{}",
-            json!({"phase": if writing { "writing" } else { "idle" }, "n": n, "batch": batch,
+            json!({"phase": if writing { "writing" } else { "idle" }, "n": n, "batch": batch, "filter_pct": pct,
                    "searches_per_s": (lat.len() as f64 / elapsed).round(),
                    "p50_ms": p50, "p99_ms": p99, "max_ms": lat[lat.len() - 1],
                    "written_per_s": written.round()})

@@ -14,8 +14,10 @@
 //! neighbour-selection heuristic to `m` links; every chosen neighbour links back, and a full
 //! list is pruned again by the heuristic (`m` slots above layer 0, `2m` on it).
 //!
-//! Batches of more than [`PARALLEL_MIN`] vectors are linked in parallel (rayon), as hnswlib does
-//! it: nodes are allocated first (one thread), then linked by many. Link lists are arrays of
+//! Batches of more than [`PARALLEL_MIN`] vectors are linked in parallel, as hnswlib does it:
+//! nodes are allocated first (one thread), then linked by many, on a rayon pool of the graph's
+//! own (one thread per core, made on first use) and not rayon's global pool: searches that fan
+//! out on the global pool (exact scans) would otherwise queue behind a batch being linked. Link lists are arrays of
 //! atomics: a writer holds the node's lock (one `Mutex` per node, never two at a time) and
 //! publishes the count after the slots, a reader copies the slots without a lock and may see a
 //! list mid-update (every slot always holds a valid node). Like every parallel HNSW build the
@@ -144,6 +146,20 @@ impl Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The pool graph links run on (see the module docs); `None` if it could not be made (then
+/// batches link on the calling thread).
+fn link_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("akidb-link-{i}"))
+            .build()
+            .map_err(|e| log::warn!("no thread pool for graph links ({e}): linking on one thread"))
+            .ok()
+    })
+    .as_ref()
 }
 
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
@@ -479,10 +495,13 @@ impl Graph {
     /// `items`. Takes `&self`: walks may run meanwhile (links are atomic slots, each list
     /// written under its node's lock).
     pub(crate) fn link_new(&self, fresh: &[(u32, usize)], items: &[(u64, &[f32])]) {
-        if fresh.len() > PARALLEL_MIN && rayon::current_num_threads() > 1 {
-            fresh.par_iter().for_each(|&(node, i)| with_scratch(|s| self.link(s, node, items[i].1)));
-        } else {
-            with_scratch(|s| fresh.iter().for_each(|&(node, i)| self.link(s, node, items[i].1)));
+        match link_pool().filter(|p| fresh.len() > PARALLEL_MIN && p.current_num_threads() > 1) {
+            Some(pool) => pool.install(|| {
+                fresh.par_iter().for_each(|&(node, i)| with_scratch(|s| self.link(s, node, items[i].1)));
+            }),
+            None => {
+                with_scratch(|s| fresh.iter().for_each(|&(node, i)| self.link(s, node, items[i].1)));
+            }
         }
     }
 
