@@ -582,12 +582,8 @@ impl Collection {
             // Catch up with writes made while building.
             let current = live.index.flat();
             let removed: Vec<u64> = snapshot_ids.iter().copied().filter(|id| !current.contains(*id)).collect();
-            let added: Vec<(u64, Vec<f32>)> = current
-                .ids()
-                .iter()
-                .filter(|id| !snapshot_ids.contains(id))
-                .filter_map(|id| current.vector(*id).map(|v| (*id, v.to_vec())))
-                .collect();
+            let added: Vec<(u64, Vec<f32>)> =
+                current.items().filter(|(id, _)| !snapshot_ids.contains(id)).map(|(id, v)| (id, v.to_vec())).collect();
             fresh.remove(&removed);
             let refs: Vec<(u64, &[f32])> = added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
             fresh.insert(&refs)?;

@@ -79,6 +79,11 @@ impl FlatIndex {
         &self.ids
     }
 
+    /// Live ids with their stored vectors, in storage order.
+    pub fn items(&self) -> impl Iterator<Item = (u64, &[f32])> + '_ {
+        self.ids.iter().copied().zip(self.data.chunks_exact(self.dim))
+    }
+
     /// Whether `id` is live in the index.
     pub fn contains(&self, id: u64) -> bool {
         self.slot_of.contains_key(&id)
@@ -229,6 +234,9 @@ mod tests {
             let gone: Vec<u64> = (0..10_000u64).step_by(3).collect();
             assert_eq!(idx.remove(&gone), gone.len());
             data.retain(|(i, _)| !i.is_multiple_of(3));
+            // `items` pairs each live id with its own vector after the removals' moves.
+            assert_eq!(idx.items().count(), data.len());
+            assert!(idx.items().all(|(id, v)| data[(id - id / 3 - 1) as usize] == (id, v.to_vec())));
             let q: Vec<f32> = (0..16).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let got: Vec<u64> = idx.search(&q, 10, None).expect("search").iter().map(|n| n.id).collect();
             assert_eq!(got, brute(&data, &q, 10, metric), "{metric:?}");

@@ -17,11 +17,11 @@
 //! Batches of more than [`PARALLEL_MIN`] vectors are linked in parallel, as hnswlib does it:
 //! nodes are allocated first (one thread), then linked by many, on a rayon pool of the graph's
 //! own (one thread per core, made on first use) and not rayon's global pool: searches that fan
-//! out on the global pool (exact scans) would otherwise queue behind a batch being linked. Link lists are arrays of
-//! atomics: a writer holds the node's lock (one `Mutex` per node, never two at a time) and
-//! publishes the count after the slots, a reader copies the slots without a lock and may see a
-//! list mid-update (every slot always holds a valid node). Like every parallel HNSW build the
-//! result depends on thread timing; searches are deterministic for a given graph.
+//! out on the global pool (exact scans) would otherwise queue behind a batch being linked. Link
+//! lists are arrays of atomics: a writer holds the node's lock (one `Mutex` per node, never two
+//! at a time) and publishes the count after the slots, a reader copies the slots without a lock
+//! and may see a list mid-update (every slot always holds a valid node). Like every parallel
+//! HNSW build the result depends on thread timing; searches are deterministic for a given graph.
 //!
 //! # Searching
 //!

@@ -8,9 +8,9 @@
 //! enter the graph unlinked), [`HnswIndex::link`] (`&self`: searches run meanwhile and may walk
 //! through the new nodes, but a hit must be in the exact store, so none of them is returned),
 //! [`HnswIndex::publish`] (`&mut`, brief: the batch enters the exact store, searchable on every
-//! path at once). Collections insert this way. Removing an id drops it from the flat store and marks it
-//! in the graph, which keeps the node as a tombstone that walks traverse but never return;
-//! [`HnswIndex::rebuild_from`] (optimize) clears them.
+//! path at once). Collections insert this way. Removing an id drops it from the flat store and
+//! marks it in the graph, which keeps the node as a tombstone that walks traverse but never
+//! return; [`HnswIndex::rebuild_from`] (optimize) clears them.
 //!
 //! # Search rule
 //!
@@ -257,17 +257,15 @@ impl HnswIndex {
     /// Builds a fresh graph over every live vector, in parallel chunks; `false` if cancelled.
     fn build_graph(&mut self, cancel: &dyn Fn() -> bool, progress: &mut dyn FnMut(usize, usize)) -> bool {
         let mut graph = self.empty_graph();
-        let ids = self.flat.ids();
+        let items: Vec<(u64, &[f32])> = self.flat.items().collect();
         let mut done = 0;
-        for chunk in ids.chunks(8192) {
+        for chunk in items.chunks(8192) {
             if cancel() {
                 return false;
             }
-            let items: Vec<(u64, &[f32])> =
-                chunk.iter().filter_map(|id| self.flat.vector(*id).map(|v| (*id, v))).collect();
-            graph.insert(&items);
+            graph.insert(chunk);
             done += chunk.len();
-            progress(done, ids.len());
+            progress(done, items.len());
         }
         self.graph = Some(graph);
         true
@@ -333,12 +331,7 @@ impl HnswIndex {
             .filter(|id| !flat.contains(*id))
             .collect();
         graph.mark_removed(&gone);
-        let missing: Vec<(u64, &[f32])> = flat
-            .ids()
-            .iter()
-            .filter(|id| !graph.contains(**id))
-            .filter_map(|id| flat.vector(*id).map(|v| (*id, v)))
-            .collect();
+        let missing: Vec<(u64, &[f32])> = flat.items().filter(|(id, _)| !graph.contains(*id)).collect();
         graph.insert(&missing);
         let replayed = missing.len();
         drop(missing);
@@ -441,8 +434,7 @@ impl HnswIndex {
         let live = self.flat.len();
         if self.graph.is_none() && live < EXACT_BELOW && live + refs.len() >= EXACT_BELOW {
             let mut g = self.empty_graph();
-            let vectors: Vec<(u64, &[f32])> =
-                self.flat.ids().iter().filter_map(|id| self.flat.vector(*id).map(|v| (*id, v))).collect();
+            let vectors: Vec<(u64, &[f32])> = self.flat.items().collect();
             stored = g.add(&vectors).into_iter().map(|(node, i)| (node, vectors[i].0)).collect();
             self.graph = Some(g);
         }
@@ -465,11 +457,20 @@ impl HnswIndex {
         let Some(g) = self.graph.as_ref().filter(|g| Some(g.serial()) == staged.graph) else {
             return;
         };
-        // A stored vector removed since staging stays an unlinked tombstone.
-        let stored = staged.stored.iter().filter_map(|&(node, id)| self.flat.vector(id).map(|v| (node, (id, v))));
-        let batch = staged.nodes.iter().map(|&(node, i)| (node, (staged.items[i].0, staged.items[i].1.as_slice())));
-        let (nodes, items): (Vec<u32>, Vec<(u64, &[f32])>) = stored.chain(batch).unzip();
-        let fresh: Vec<(u32, usize)> = nodes.into_iter().enumerate().map(|(i, node)| (node, i)).collect();
+        // The stored vectors' nodes (a vector removed since staging stays an unlinked
+        // tombstone), then the batch's, each paired with its position in `items`.
+        let mut items: Vec<(u64, &[f32])> = Vec::with_capacity(staged.stored.len() + staged.nodes.len());
+        let mut fresh = Vec::with_capacity(items.capacity());
+        for &(node, id) in &staged.stored {
+            if let Some(v) = self.flat.vector(id) {
+                fresh.push((node, items.len()));
+                items.push((id, v));
+            }
+        }
+        for &(node, i) in &staged.nodes {
+            fresh.push((node, items.len()));
+            items.push((staged.items[i].0, &staged.items[i].1));
+        }
         g.link_new(&fresh, &items);
     }
 
