@@ -16,9 +16,10 @@
 //!
 //! # Semantics
 //!
-//! - `eq`/`in`: JSON equality, numbers compared by value (`1` equals `1.0`).
+//! - `eq`/`in`: JSON equality, numbers compared by exact value (`1` equals `1.0`; integers are
+//!   never rounded to floats, so nanosecond timestamps beyond 2^53 compare exactly).
 //! - `ne`/`nin`: the negation of `eq`/`in`, so a document without the field matches.
-//! - ranges: numbers against numbers, strings against strings (byte order); a field of another
+//! - ranges: numbers against numbers (exactly, as for `eq`), strings against strings (byte order); a field of another
 //!   type (or missing) does not match.
 //! - Limits: nesting depth [`crate::limits::MAX_FILTER_DEPTH`], list length
 //!   [`crate::limits::MAX_FILTER_VALUES`].
@@ -84,34 +85,40 @@ pub struct Bound {
 }
 
 /// Values a range can compare against.
+///
+/// Numbers compare by exact value across representations: an integer and a float are compared
+/// without rounding either (so `1_795_162_443_000_000_001` is greater than the float
+/// `1.795162443e18`, and `3` equals `3.0`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RangeValue {
-    /// A number.
-    Number(f64),
+    /// An integer (JSON integers, and the Rust integer types).
+    Integer(i128),
+    /// A float (JSON numbers with a fraction or exponent, and `f64`/`f32`). NaN matches nothing.
+    Float(f64),
     /// A string (byte order).
     String(String),
 }
 
 impl From<f64> for RangeValue {
     fn from(v: f64) -> Self {
-        RangeValue::Number(v)
+        RangeValue::Float(v)
     }
 }
-impl From<i64> for RangeValue {
-    fn from(v: i64) -> Self {
-        RangeValue::Number(v as f64)
+impl From<f32> for RangeValue {
+    fn from(v: f32) -> Self {
+        RangeValue::Float(v.into())
     }
 }
-impl From<i32> for RangeValue {
-    fn from(v: i32) -> Self {
-        RangeValue::Number(v.into())
-    }
+macro_rules! range_from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for RangeValue {
+            fn from(v: $t) -> Self {
+                RangeValue::Integer(v as i128)
+            }
+        }
+    )*};
 }
-impl From<u64> for RangeValue {
-    fn from(v: u64) -> Self {
-        RangeValue::Number(v as f64)
-    }
-}
+range_from_int!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
 impl From<&str> for RangeValue {
     fn from(v: &str) -> Self {
         RangeValue::String(v.to_string())
@@ -368,17 +375,70 @@ fn lookup<'a>(metadata: &'a Map<String, Value>, field: &str) -> Option<&'a Value
 
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x == y,
-        },
+        (Value::Number(x), Value::Number(y)) => {
+            num_cmp(&number(x), &number(y)) == Some(std::cmp::Ordering::Equal)
+        }
         _ => a == b,
     }
 }
 
+/// A JSON number as a [`RangeValue`]: integers exactly, other numbers as floats.
+fn number(n: &serde_json::Number) -> RangeValue {
+    if let Some(i) = n.as_i64() {
+        RangeValue::Integer(i.into())
+    } else if let Some(u) = n.as_u64() {
+        RangeValue::Integer(u.into())
+    } else {
+        RangeValue::Float(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+/// Exact order of two numbers (`None` for NaN or a string): integers are never rounded to
+/// floats, so integers beyond 2^53 (nanosecond timestamps) compare exactly.
+fn num_cmp(a: &RangeValue, b: &RangeValue) -> Option<std::cmp::Ordering> {
+    use RangeValue::{Float, Integer};
+    match (a, b) {
+        (Integer(x), Integer(y)) => Some(x.cmp(y)),
+        (Float(x), Float(y)) => x.partial_cmp(y),
+        (Integer(i), Float(f)) => int_float_cmp(*i, *f),
+        (Float(f), Integer(i)) => int_float_cmp(*i, *f).map(std::cmp::Ordering::reverse),
+        _ => None,
+    }
+}
+
+/// Exact order of an integer and a float.
+fn int_float_cmp(i: i128, f: f64) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering::{Greater, Less};
+    if f.is_nan() {
+        return None;
+    }
+    // 2^127 is exact as f64; every i128 lies in [-2^127, 2^127).
+    const LIMIT: f64 = 170_141_183_460_469_231_731_687_303_715_884_105_728.0;
+    if f >= LIMIT {
+        return Some(Less);
+    }
+    if f < -LIMIT {
+        return Some(Greater);
+    }
+    // |f| < 2^127: its integer part converts exactly; the fraction decides a tie.
+    let whole = f.trunc();
+    let ord = i.cmp(&(whole as i128));
+    if ord != std::cmp::Ordering::Equal {
+        return Some(ord);
+    }
+    let frac = f - whole;
+    Some(if frac > 0.0 {
+        Less
+    } else if frac < 0.0 {
+        Greater
+    } else {
+        std::cmp::Ordering::Equal
+    })
+}
+
 fn cmp_bound(v: &Value, b: &Bound, lower: bool) -> bool {
     let ord = match (v, &b.value) {
-        (Value::Number(n), RangeValue::Number(x)) => match n.as_f64().and_then(|n| n.partial_cmp(x)) {
+        (Value::Number(n), x @ (RangeValue::Integer(_) | RangeValue::Float(_))) => match num_cmp(&number(n), x) {
             Some(o) => o,
             None => return false,
         },
@@ -488,7 +548,7 @@ fn parse_field(field: &str, arg: &Value, path: &str) -> Result<Filter, FilterErr
                     _ => "$lte",
                 };
                 let value = match v {
-                    Value::Number(n) => RangeValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+                    Value::Number(n) => number(n),
                     Value::String(s) => RangeValue::String(s.clone()),
                     other => {
                         return Err(FilterError::BadArgument {
@@ -610,5 +670,85 @@ mod tests {
         assert!(matches!(f.validate(), Err(FilterError::TooDeep { .. })));
         let many: Vec<i64> = (0..(MAX_FILTER_VALUES as i64 + 1)).collect();
         assert!(matches!(Filter::is_in("a", many).validate(), Err(FilterError::TooManyValues { .. })));
+    }
+
+    #[test]
+    fn integers_compare_exactly_in_eq_in_and_ranges() {
+        // Nanosecond timestamps: neighbours 1 ns apart are 256 apart as f64 would round them.
+        let t: u64 = 1_795_162_443_000_000_000;
+        let doc = |v: Value| meta(json!({ "ns": v }));
+        let (at, next, prev) = (doc(json!(t)), doc(json!(t + 1)), doc(json!(t - 1)));
+        let builders = [
+            (Filter::eq("ns", t), [true, false, false]),
+            (Filter::ne("ns", t), [false, true, true]),
+            (Filter::is_in("ns", [t + 1, t + 63]), [false, true, false]),
+            (Filter::gt("ns", t), [false, true, false]),
+            (Filter::gte("ns", t), [true, true, false]),
+            (Filter::lt("ns", t), [false, false, true]),
+            (Filter::lte("ns", t), [true, false, true]),
+            (Filter::between("ns", t - 1, t + 1), [true, false, true]), // [lower, upper)
+        ];
+        for (f, expect) in builders {
+            let got = [f.matches(&at), f.matches(&next), f.matches(&prev)];
+            assert_eq!(got, expect, "{f:?}");
+            // The JSON form of the same filter agrees.
+            let json = match &f {
+                Filter::Eq { value, .. } => json!({ "ns": value }),
+                Filter::Ne { value, .. } => json!({ "ns": { "$ne": value } }),
+                Filter::In { values, .. } => json!({ "ns": { "$in": values } }),
+                Filter::Range { lower, upper, .. } => {
+                    let mut o = Map::new();
+                    let num = |b: &Bound| match b.value {
+                        RangeValue::Integer(i) => json!(i as u64),
+                        _ => unreachable!(),
+                    };
+                    if let Some(b) = lower {
+                        o.insert(if b.inclusive { "$gte" } else { "$gt" }.into(), num(b));
+                    }
+                    if let Some(b) = upper {
+                        o.insert(if b.inclusive { "$lte" } else { "$lt" }.into(), num(b));
+                    }
+                    json!({ "ns": o })
+                }
+                _ => unreachable!(),
+            };
+            let parsed = Filter::from_json(&json).expect("parse");
+            assert_eq!([parsed.matches(&at), parsed.matches(&next), parsed.matches(&prev)], expect, "{json}");
+        }
+        // i64 extremes and negative numbers.
+        assert!(Filter::lt("v", i64::MIN + 1).matches(&meta(json!({"v": i64::MIN}))));
+        assert!(!Filter::eq("v", i64::MAX - 1).matches(&meta(json!({"v": i64::MAX}))));
+        assert!(Filter::gt("v", u64::MAX - 1).matches(&meta(json!({"v": u64::MAX}))));
+    }
+
+    #[test]
+    fn integers_and_floats_compare_by_exact_value() {
+        let t: u64 = 1_795_162_443_000_000_000; // exactly representable as f64
+        let f = t as f64;
+        let doc = |v: Value| meta(json!({ "v": v }));
+        // Equal values across representations match; a neighbour does not.
+        assert!(Filter::eq("v", f).matches(&doc(json!(t))));
+        assert!(Filter::eq("v", t).matches(&doc(json!(f))));
+        assert!(!Filter::eq("v", f).matches(&doc(json!(t + 1))));
+        assert!(Filter::is_in("v", [json!(f)]).matches(&doc(json!(t))));
+        assert!(Filter::gt("v", f).matches(&doc(json!(t + 1))));
+        assert!(!Filter::gt("v", f).matches(&doc(json!(t))));
+        assert!(Filter::lt("v", t + 1).matches(&doc(json!(f))));
+        // Fractions decide between an integer and the float next to it, on both signs.
+        assert!(Filter::gt("v", 2.5).matches(&doc(json!(3))));
+        assert!(!Filter::gt("v", 2.5).matches(&doc(json!(2))));
+        assert!(Filter::lt("v", -2.5).matches(&doc(json!(-3))));
+        assert!(!Filter::lt("v", -2.5).matches(&doc(json!(-2))));
+        assert!(Filter::eq("v", 3).matches(&doc(json!(3.0))));
+        assert!(Filter::gte("v", 3.0).matches(&doc(json!(3))));
+        // Floats beyond every integer, and NaN, are handled without wrapping.
+        assert!(Filter::lt("v", 1e300).matches(&doc(json!(u64::MAX))));
+        assert!(Filter::gt("v", -1e300).matches(&doc(json!(i64::MIN))));
+        assert!(!Filter::gt("v", f64::NAN).matches(&doc(json!(1))));
+        assert!(!Filter::lt("v", f64::NAN).matches(&doc(json!(1))));
+        // JSON: a float bound against integer metadata.
+        let parsed: Filter = r#"{"v": {"$gte": 1795162443000000000.0, "$lt": 1795162443000000001}}"#.parse().expect("parse");
+        assert!(parsed.matches(&doc(json!(t))));
+        assert!(!parsed.matches(&doc(json!(t + 1))));
     }
 }
