@@ -122,6 +122,75 @@ fn bad_vectors_are_typed_errors_and_write_nothing() {
     assert_eq!(c.search(&[1.0, 2.0, 3.0], 5, None).expect("search").len(), 1);
 }
 
+/// Every finite vector either scores finite and in the right order, or is refused with a typed
+/// error at insert and at query alike (cosine: any finite non-zero vector; Dot and L2: components
+/// within `MAX_VECTOR_COMPONENT`, a non-zero vector's largest at least `MIN_VECTOR_SCALE`).
+#[test]
+fn finite_vectors_score_finite_and_ordered_or_are_refused() {
+    use akidb::limits::{MAX_VECTOR_COMPONENT, MIN_VECTOR_SCALE};
+    let (_d, db) = db();
+    // Cosine: huge and tiny magnitudes normalise; the scores are the exact cosines.
+    let cos = db.create_collection("cos", CollectionConfig::new(4)).expect("create");
+    let tiny = f32::from_bits(1);
+    cos.upsert(&[
+        doc("huge", vec![1e20; 4]),
+        doc("tiny", vec![1e-23, 1e-23, 0.0, 0.0]),
+        doc("max", vec![f32::MAX, -f32::MAX, 0.0, 0.0]),
+        doc("sub", vec![0.0, 0.0, tiny, 0.0]),
+    ])
+    .expect("cosine takes every finite non-zero vector");
+    for (q, best, score) in [
+        (vec![1.0f32, 1.0, 1.0, 1.0], "huge", 1.0f32),
+        (vec![1e-30, 1e-30, 0.0, 0.0], "tiny", 1.0),
+        (vec![1e30, -1e30, 0.0, 0.0], "max", 1.0),
+        (vec![0.0, 0.0, 3e-45, 0.0], "sub", 1.0),
+    ] {
+        let hits = cos.search(&q, 4, None).expect("search");
+        assert_eq!(hits.len(), 4);
+        assert_eq!(hits[0].id, best, "{q:?}");
+        assert!((hits[0].score - score).abs() < 1e-5, "{q:?}: {}", hits[0].score);
+        assert!(hits.iter().all(|h| h.score.is_finite()), "{hits:?}");
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+    // Dot and L2 at the edges of the range: finite, correctly ordered scores.
+    for metric in [Metric::Dot, Metric::L2] {
+        let name = format!("{metric:?}").to_lowercase();
+        let c = db.create_collection(&name, CollectionConfig::new(3).with_metric(metric)).expect("create");
+        let m = MAX_VECTOR_COMPONENT;
+        let s = MIN_VECTOR_SCALE;
+        c.upsert(&[
+            doc("big", vec![m, m, m]),
+            doc("negbig", vec![-m, -m, -m]),
+            doc("half", vec![m / 2.0, m / 2.0, m / 2.0]),
+            doc("small", vec![s, 0.0, 0.0]),
+            doc("small2", vec![2.0 * s, 0.0, 0.0]),
+            doc("zero", vec![0.0; 3]),
+        ])
+        .expect("in range");
+        for q in [vec![m, m, m], vec![-m, -m, -m], vec![s, 0.0, 0.0], vec![m, -m, 0.0]] {
+            let hits = c.search(&q, 6, None).expect("search");
+            assert_eq!(hits.len(), 6);
+            assert!(hits.iter().all(|h| h.score.is_finite()), "{metric:?} {q:?}: {hits:?}");
+            let better = |a: f32, b: f32| if metric.higher_is_better() { a >= b } else { a <= b };
+            assert!(hits.windows(2).all(|w| better(w[0].score, w[1].score)), "{metric:?} {q:?}: {hits:?}");
+        }
+        // The two tiny vectors score apart (no underflow to a tie) against a tiny query.
+        let hits = c.search(&[s, 0.0, 0.0], 6, None).expect("search");
+        let score = |id: &str| hits.iter().find(|h| h.id == id).map(|h| h.score).expect("hit");
+        assert_ne!(score("small"), score("small2"), "{metric:?}: {hits:?}");
+        // Out of range: refused at insert (writing nothing) and at query, with the same error.
+        let before = c.count().expect("count");
+        for bad in [vec![f32::MAX, 0.0, 0.0], vec![1e30, 1.0, 1.0], vec![-1e16, 0.0, 0.0], vec![1e-20, 0.0, 0.0]] {
+            let err = c.upsert(&[doc("ok", vec![1.0; 3]), doc("bad", bad.clone())]).expect_err("refused");
+            assert!(matches!(err, Error::VectorOutOfRange { .. }), "{metric:?} {bad:?}: {err:?}");
+            assert!(err.to_string().contains("range"), "{err}");
+            let err = c.search(&bad, 1, None).expect_err("refused");
+            assert!(matches!(err, Error::VectorOutOfRange { .. }), "{metric:?} query {bad:?}: {err:?}");
+        }
+        assert_eq!(c.count().expect("count"), before);
+    }
+}
+
 #[test]
 fn collection_names_and_lifecycle() {
     let (_d, db) = db();

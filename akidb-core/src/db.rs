@@ -10,7 +10,7 @@ use akidb_index::{FlatIndex, HnswIndex, SearchParams, SearchPath, VectorInsert, 
 use akidb_storage::{CollectionEntry, DocumentWrite, Storage, StorageError, StorageOptions};
 use serde_json::{Map, Value};
 
-use crate::document::{check_id, check_metadata, check_text, check_vector, Document, Hit, Record};
+use crate::document::{check_id, check_metadata, check_stored_vector, check_text, check_vector, Document, Hit, Record};
 use crate::filter::Filter;
 use crate::limits::{MAX_BATCH, MAX_COLLECTION_NAME, MAX_DIMENSION, MAX_EF, MAX_K};
 use crate::schema::{CollectionConfig, StoredSchema};
@@ -323,7 +323,7 @@ impl CollectionState {
             let mut vectors: Vec<f32> = Vec::new();
             let mut failure = None;
             snap.scan(&state.entry, 0, |seq, doc, v| {
-                let prepared = check_vector(v, dim, metric, || format!("stored under sequence {seq}"));
+                let prepared = check_stored_vector(v, dim, metric, || format!("stored under sequence {seq}"));
                 let meta = serde_json::from_str::<Map<String, Value>>(&doc.metadata);
                 match (prepared, meta) {
                     (Ok(p), Ok(m)) => {

@@ -5,7 +5,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{IdProblem, LimitExceeded};
 use crate::filter::json_type_name;
-use crate::limits::{MAX_ID_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_TEXT_BYTES};
+use crate::limits::{
+    MAX_ID_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_TEXT_BYTES, MAX_VECTOR_COMPONENT, MIN_VECTOR_SCALE,
+};
 use crate::{Error, Metric, Result};
 
 /// A document to upsert: an id, a vector, optional text and a metadata object.
@@ -104,6 +106,30 @@ pub(crate) fn check_id(position: usize, id: &str) -> Result<()> {
 
 /// Checks a vector; for cosine returns the normalised copy used by the index.
 pub(crate) fn check_vector(
+    v: &[f32],
+    dimension: usize,
+    metric: Metric,
+    context: impl Fn() -> String,
+) -> Result<Vec<f32>> {
+    let prepared = check_stored_vector(v, dimension, metric, &context)?;
+    if metric != Metric::Cosine {
+        let magnitude = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        if magnitude > MAX_VECTOR_COMPONENT || (magnitude > 0.0 && magnitude < MIN_VECTOR_SCALE) {
+            return Err(Error::VectorOutOfRange {
+                context: context(),
+                magnitude,
+                metric: if metric == Metric::Dot { "dot" } else { "l2" },
+                min: MIN_VECTOR_SCALE,
+                max: MAX_VECTOR_COMPONENT,
+            });
+        }
+    }
+    Ok(prepared)
+}
+
+/// [`check_vector`] without the Dot/L2 range, for vectors already in storage: those written
+/// before the range was enforced stay readable.
+pub(crate) fn check_stored_vector(
     v: &[f32],
     dimension: usize,
     metric: Metric,

@@ -66,6 +66,24 @@ pub enum Error {
         /// First bad position.
         position: usize,
     },
+    /// A Dot or L2 vector outside the range whose scores f32 arithmetic keeps finite and ordered
+    /// ([`crate::limits::MAX_VECTOR_COMPONENT`], [`crate::limits::MIN_VECTOR_SCALE`]).
+    #[error(
+        "vector {context} has largest component magnitude {magnitude:e}, outside the {metric} \
+         range [{min:e}, {max:e}] (or all zeros) in which scores stay finite; scale it, or use cosine"
+    )]
+    VectorOutOfRange {
+        /// Which vector.
+        context: String,
+        /// Its largest component magnitude.
+        magnitude: f32,
+        /// The collection's metric.
+        metric: &'static str,
+        /// Smallest largest-component magnitude of a non-zero vector.
+        min: f32,
+        /// Largest component magnitude.
+        max: f32,
+    },
     /// The zero vector has no direction, so it has no cosine similarity.
     #[error("vector {context} is all zeros, which has no cosine similarity")]
     ZeroVector {

@@ -23,3 +23,11 @@ pub const MAX_FILTER_DEPTH: usize = 32;
 pub const MAX_FILTER_VALUES: usize = 10_000;
 /// Collection names: this many characters at most, of `[A-Za-z0-9_-]`.
 pub const MAX_COLLECTION_NAME: usize = 64;
+/// Dot and L2 collections: the largest magnitude of a vector component. Scores are computed in
+/// f32; within this bound every dot product and squared distance stays finite at every dimension
+/// up to [`MAX_DIMENSION`] (65,536 x (2 x 10^15)^2 < f32::MAX), so scores are finite and ranked.
+/// Cosine vectors are normalised (in f64) first and take any finite, non-zero vector.
+pub const MAX_VECTOR_COMPONENT: f32 = 1e15;
+/// Dot and L2 collections: a non-zero vector's largest component must be at least this in
+/// magnitude; below it, f32 products of two such vectors underflow to zero and scores tie.
+pub const MIN_VECTOR_SCALE: f32 = 1e-15;

@@ -319,13 +319,17 @@ mod simd {
 }
 
 /// L2-normalises in place. Returns `false` (and leaves `v` as is) for a zero or non-finite norm.
+///
+/// The norm is computed in f64, where the square of every finite f32 (from the smallest
+/// subnormal to `f32::MAX`) and their sum over any dimension are finite and non-zero: every
+/// finite, non-zero f32 vector normalises (in f32, `[1e20; 4]` overflows and `[1e-23, ...]`
+/// underflows to a zero norm).
 pub fn normalize(v: &mut [f32]) -> bool {
-    let n = dot(v, v).sqrt();
+    let n = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
     if !(n.is_finite() && n > 0.0) {
         return false;
     }
-    let inv = 1.0 / n;
-    v.iter_mut().for_each(|x| *x *= inv);
+    v.iter_mut().for_each(|x| *x = (f64::from(*x) / n) as f32);
     true
 }
 
@@ -379,5 +383,25 @@ mod tests {
         let mut v = vec![3.0f32, 4.0];
         assert!(normalize(&mut v));
         assert!((v[0] - 0.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn normalize_takes_every_finite_nonzero_vector() {
+        let smallest = f32::from_bits(1); // the smallest subnormal
+        let cases: [Vec<f32>; 6] = [
+            vec![1e20; 4],
+            vec![1e-23, 1e-23, 0.0, 0.0],
+            vec![f32::MAX, -f32::MAX, f32::MAX, 0.0],
+            vec![smallest, 0.0, 0.0],
+            vec![f32::MAX, smallest],
+            vec![1e-38; 65_536],
+        ];
+        for mut v in cases {
+            let before = v.clone();
+            assert!(normalize(&mut v), "{:?}", &before[..before.len().min(4)]);
+            let norm: f64 = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "norm {norm} for {:?}", &before[..before.len().min(4)]);
+            assert!(v.iter().all(|x| x.is_finite()));
+        }
     }
 }
