@@ -326,6 +326,120 @@ fn foreign_truncated_and_newer_files_are_refused_without_damage() {
     );
 }
 
+/// Child of `refused_files_are_left_byte_for_byte`: writes a file and dies with its redb handle
+/// open, so that redb must repair the file before it can be opened read-only.
+#[test]
+#[ignore = "child process of refused_files_are_left_byte_for_byte"]
+fn child_write_and_die() {
+    let Ok(path) = std::env::var("AKIDB_CHILD_UNCLEAN") else { return };
+    let path = std::path::Path::new(&path);
+    match std::env::var("AKIDB_CHILD_KIND").as_deref() {
+        Ok("foreign") => {
+            let other = redb::Database::create(path.join("akidb.redb")).expect("create");
+            let w = other.begin_write().expect("w");
+            {
+                let def: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("users");
+                w.open_table(def).expect("t").insert("x", 1).expect("i");
+            }
+            w.commit().expect("commit");
+            std::process::abort();
+        }
+        _ => {
+            let s = akidb_storage::Storage::open(path, &Default::default()).expect("open");
+            s.set_format_version_for_tests(akidb_storage::FORMAT_VERSION + 1).expect("set");
+            std::process::abort();
+        }
+    }
+}
+
+/// A file AkiDB refuses is never written: not a foreign redb file, not a newer AkiDB format,
+/// also when redb would have to repair them first (left unclean by a crash), not an empty file.
+#[test]
+fn refused_files_are_left_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unclean = |name: &str, kind: &str| {
+        let p = dir.path().join(name);
+        std::fs::create_dir(&p).expect("mkdir");
+        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["--exact", "child_write_and_die", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("AKIDB_CHILD_UNCLEAN", &p)
+            .env("AKIDB_CHILD_KIND", kind)
+            .output()
+            .expect("spawn child");
+        assert!(!out.status.success(), "the child must die with the file open");
+        // The case under test: redb cannot open it read-only without repairing it.
+        assert!(
+            matches!(redb::ReadOnlyDatabase::open(p.join("akidb.redb")), Err(redb::DatabaseError::RepairAborted)),
+            "{kind}: the file must need a repair"
+        );
+        p
+    };
+    let clean_foreign = dir.path().join("foreign-clean");
+    std::fs::create_dir(&clean_foreign).expect("mkdir");
+    {
+        let other = redb::Database::create(clean_foreign.join("akidb.redb")).expect("create");
+        let w = other.begin_write().expect("w");
+        {
+            let def: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("users");
+            w.open_table(def).expect("t").insert("x", 1).expect("i");
+        }
+        w.commit().expect("commit");
+    }
+    let clean_newer = dir.path().join("newer-clean");
+    {
+        let s = akidb_storage::Storage::open(&clean_newer, &Default::default()).expect("open");
+        s.set_format_version_for_tests(akidb_storage::FORMAT_VERSION + 1).expect("set");
+    }
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    std::fs::write(empty.join("akidb.redb"), b"").expect("empty file");
+    let cases = [
+        (clean_foreign, "foreign"),
+        (unclean("foreign-unclean", "foreign"), "foreign"),
+        (clean_newer, "newer"),
+        (unclean("newer-unclean", "newer"), "newer"),
+        (empty, "empty"),
+    ];
+    for (path, kind) in cases {
+        let file = path.join("akidb.redb");
+        let before = std::fs::read(&file).expect("read");
+        for _ in 0..2 {
+            let err = Database::open(&path).expect_err("refused");
+            let expected = match kind {
+                "foreign" => matches!(err, Error::Storage(StorageError::ForeignDatabase { .. })),
+                "newer" => matches!(err, Error::Storage(StorageError::UnsupportedFormatVersion { found: 2, .. })),
+                _ => matches!(err, Error::Storage(StorageError::EmptyFile { .. })),
+            };
+            assert!(expected, "{}: {err:?}", path.display());
+            assert_eq!(std::fs::read(&file).expect("read"), before, "{} was modified", path.display());
+        }
+        // Nothing else was left in the directory either.
+        let names: Vec<_> = std::fs::read_dir(&path).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names, ["akidb.redb"], "{}", path.display());
+    }
+}
+
+/// Each database has its own identity: kept across reopening and in copies, new when the file is
+/// created again. (Crashed databases reopening: `tests/crash.rs`, `tests/crash_loop.rs`.)
+#[test]
+fn database_identities_are_stable_and_distinct() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a");
+    let id_a = akidb_storage::Storage::open(&a, &Default::default()).expect("open").database_id();
+    let id_a2 = akidb_storage::Storage::open(&a, &Default::default()).expect("reopen").database_id();
+    assert_eq!(id_a, id_a2);
+    // Same path, file deleted and created again: a new database, a new identity.
+    std::fs::remove_file(a.join("akidb.redb")).expect("rm");
+    let id_a3 = akidb_storage::Storage::open(&a, &Default::default()).expect("recreate").database_id();
+    assert_ne!(id_a, id_a3);
+    // A copy keeps it (it is the same database).
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).expect("mkdir");
+    std::fs::copy(a.join("akidb.redb"), copy.join("akidb.redb")).expect("cp");
+    assert_eq!(akidb_storage::Storage::open(&copy, &Default::default()).expect("open").database_id(), id_a3);
+    assert_ne!(id_a3, [0; 16]);
+}
+
 #[test]
 fn a_symlinked_database_file_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().expect("tempdir");

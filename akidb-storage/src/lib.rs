@@ -9,7 +9,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `akidb_meta` | `&str` | `magic` = `akidb`, `format_version` = u32 LE, `next_collection_id` = u64 LE |
+//! | `akidb_meta` | `&str` | `magic` = `akidb`, `format_version` = u32 LE, `next_collection_id` = u64 LE, `database_id` = 16 random bytes |
 //! | `akidb_collections` | name | bincode [`CollectionEntry`] (id + schema bytes) |
 //! | `akidb_sequences` | collection id | last sequence number assigned |
 //! | `c{id}_keys` | user id | sequence number of the live version |
@@ -20,6 +20,20 @@
 //! internal ids of the vector index: an upsert retires the old number and the index tombstones it.
 //! An index that covers sequence numbers up to `S` is brought up to date by replaying
 //! `c{id}_vecs` after `S` and dropping every number it holds that is no longer in `c{id}_vecs`.
+//!
+//! # Opening
+//!
+//! An existing file is checked before anything writes to it: its redb header, then (read-only)
+//! the AkiDB magic and format version. A file that was not shut down cleanly cannot be opened
+//! read-only (redb must repair it first), so it is checked through a copy-on-write view whose
+//! writes stay in memory. Only a file that passes is opened for writing. A foreign file, a newer
+//! format, an empty file, or a symbolic link is refused and left byte for byte as it was. A new
+//! database file is initialised under a temporary name and linked into place complete, so a crash
+//! during creation never leaves a half-made `akidb.redb`.
+//!
+//! Each database has a random 128-bit identity ([`Storage::database_id`]), written at creation
+//! (and on the first open of files made before it existed). Caches derived from the database
+//! (index generations) record it and are used only by the database they were built from.
 //!
 //! # Durability
 //!
@@ -86,6 +100,13 @@ pub enum StorageError {
         path: PathBuf,
         /// What was wrong with it.
         reason: String,
+    },
+    /// The database file exists but is empty. AkiDB creates its file atomically (it never leaves
+    /// an empty one), so an empty file is someone else's: it is refused, not initialised.
+    #[error("{path} is an empty file: not an AkiDB database (remove it to create a new database there)")]
+    EmptyFile {
+        /// The redb file.
+        path: PathBuf,
     },
     /// The file is a redb database written by something else than AkiDB.
     #[error("{path} is a redb database but not an AkiDB one (no AkiDB metadata table)")]
@@ -285,6 +306,7 @@ pub struct Storage {
     db: RwLock<Option<Arc<redb::Database>>>,
     file: PathBuf,
     cache_size: usize,
+    database_id: [u8; 16],
 }
 
 impl fmt::Debug for Storage {
@@ -327,21 +349,33 @@ impl Storage {
             }
         }
         let file = dir.join(DB_FILE_NAME);
-        if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(StorageError::Symlink { path: file });
-        }
-        let exists = file.exists();
-        if !exists && !options.create_if_missing {
-            return Err(StorageError::NotFound { path: file });
+        match std::fs::symlink_metadata(&file) {
+            Ok(m) if m.file_type().is_symlink() => return Err(StorageError::Symlink { path: file }),
+            Ok(m) if m.len() == 0 => return Err(StorageError::EmptyFile { path: file }),
+            Ok(_) => verify_existing(&file)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !options.create_if_missing {
+                    return Err(StorageError::NotFound { path: file });
+                }
+                create_new(&file)?;
+            }
+            Err(source) => return Err(StorageError::Io { path: file, source }),
         }
         let db = open_redb(&file, options.cache_size)?;
-        let storage = Self {
+        let mut storage = Self {
             db: RwLock::new(Some(Arc::new(db))),
             file,
             cache_size: options.cache_size,
+            database_id: [0; 16],
         };
-        storage.check_or_init_meta()?;
+        storage.database_id = storage.check_meta_and_identity()?;
         Ok(storage)
+    }
+
+    /// The database's random identity: fixed at creation, different for every database file ever
+    /// created (a file deleted and created again gets a new one), the same in every copy of it.
+    pub fn database_id(&self) -> [u8; 16] {
+        self.database_id
     }
 
     /// The current redb handle, reopening the file first if a failed handle was dropped.
@@ -415,62 +449,22 @@ impl Storage {
         &self.file
     }
 
-    fn check_or_init_meta(&self) -> Result<()> {
+    /// Checks the metadata of the (already verified) file once more through the read-write
+    /// handle, and returns the database identity, adding one to files made before it existed.
+    fn check_meta_and_identity(&self) -> Result<[u8; 16]> {
         let txn = self.begin_read()?;
-        let meta = match txn.open_table(META) {
-            Ok(t) => Some(t),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(redb_err("open meta table")(e)),
-        };
-        match meta {
-            Some(meta) => {
-                let magic = meta.get("magic").map_err(redb_err("read meta"))?;
-                if magic.as_ref().map(|m| m.value()) != Some(MAGIC) {
-                    return Err(StorageError::ForeignDatabase {
-                        path: self.file.clone(),
-                    });
-                }
-                let version = meta
-                    .get("format_version")
-                    .map_err(redb_err("read meta"))?
-                    .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
-                    .map(u32::from_le_bytes)
-                    .ok_or_else(|| StorageError::Corrupt {
-                        table: "akidb_meta".into(),
-                        reason: "missing or malformed format_version".into(),
-                    })?;
-                if version > FORMAT_VERSION || version == 0 {
-                    return Err(StorageError::UnsupportedFormatVersion {
-                        path: self.file.clone(),
-                        found: version,
-                        supported: FORMAT_VERSION,
-                    });
-                }
-                Ok(())
-            }
-            None => {
-                let has_tables = txn.list_tables().map_err(redb_err("list tables"))?.next().is_some();
-                drop(txn);
-                if has_tables {
-                    return Err(StorageError::ForeignDatabase {
-                        path: self.file.clone(),
-                    });
-                }
-                let w = self.begin_write()?;
-                {
-                    let mut meta = w.open_table(META).map_err(redb_err("create meta"))?;
-                    meta.insert("magic", MAGIC).map_err(redb_err("write meta"))?;
-                    meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())
-                        .map_err(redb_err("write meta"))?;
-                    meta.insert("next_collection_id", 1u64.to_le_bytes().as_slice())
-                        .map_err(redb_err("write meta"))?;
-                    w.open_table(COLLECTIONS).map_err(redb_err("create collections"))?;
-                    w.open_table(SEQUENCES).map_err(redb_err("create sequences"))?;
-                }
-                w.commit().map_err(redb_err("commit init"))?;
-                Ok(())
-            }
+        if let Some(id) = check_meta(&txn, &self.file)? {
+            return Ok(id);
         }
+        drop(txn);
+        let id = random_id()?;
+        let w = self.begin_write()?;
+        {
+            let mut meta = w.open_table(META).map_err(redb_err("open meta"))?;
+            meta.insert("database_id", id.as_slice()).map_err(redb_err("write meta"))?;
+        }
+        w.commit().map_err(redb_err("commit database id"))?;
+        Ok(id)
     }
 
     /// Test and upgrade hook: overwrites the stored format version.
@@ -682,7 +676,238 @@ const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 fn open_redb(file: &Path, cache_size: usize) -> Result<redb::Database> {
     let mut builder = redb::Database::builder();
     builder.set_cache_size(cache_size);
-    builder.create(file).map_err(|e| map_open_error(file, e))
+    builder.open(file).map_err(|e| map_open_error(file, e))
+}
+
+/// redb's file header magic (the first bytes of every redb file).
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Checks an existing file without writing to it: redb header, then AkiDB's magic and format
+/// version read through a read-only handle, or, for a file redb must repair first, through a
+/// copy-on-write view whose writes stay in memory.
+fn verify_existing(file: &Path) -> Result<()> {
+    let io = |source| StorageError::Io { path: file.to_path_buf(), source };
+    let mut head = [0u8; REDB_MAGIC.len()];
+    let mut f = std::fs::File::open(file).map_err(io)?;
+    if let Err(e) = std::io::Read::read_exact(&mut f, &mut head) {
+        return Err(StorageError::NotADatabase { path: file.to_path_buf(), reason: e.to_string() });
+    }
+    if head != REDB_MAGIC {
+        return Err(StorageError::NotADatabase {
+            path: file.to_path_buf(),
+            reason: "no redb file header".into(),
+        });
+    }
+    match redb::Builder::new().open_read_only(file) {
+        Ok(ro) => {
+            let txn = ro.begin_read().map_err(redb_err("begin read"))?;
+            check_meta(&txn, file).map(drop)
+        }
+        Err(redb::DatabaseError::RepairAborted) => {
+            let db = redb::Builder::new()
+                .create_with_backend(CopyOnWrite::new(f))
+                .map_err(|e| map_open_error(file, e))?;
+            let txn = db.begin_read().map_err(redb_err("begin read"))?;
+            check_meta(&txn, file).map(drop)
+        }
+        Err(e) => Err(map_open_error(file, e)),
+    }
+}
+
+/// Checks AkiDB's metadata table; returns the database identity if the file has one yet.
+fn check_meta(txn: &redb::ReadTransaction, file: &Path) -> Result<Option<[u8; 16]>> {
+    let foreign = || StorageError::ForeignDatabase { path: file.to_path_buf() };
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Err(foreign()),
+        Err(e) => return Err(redb_err("open meta table")(e)),
+    };
+    let magic = meta.get("magic").map_err(redb_err("read meta"))?;
+    if magic.as_ref().map(|m| m.value()) != Some(MAGIC) {
+        return Err(foreign());
+    }
+    let version = meta
+        .get("format_version")
+        .map_err(redb_err("read meta"))?
+        .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| StorageError::Corrupt {
+            table: "akidb_meta".into(),
+            reason: "missing or malformed format_version".into(),
+        })?;
+    if version > FORMAT_VERSION || version == 0 {
+        return Err(StorageError::UnsupportedFormatVersion {
+            path: file.to_path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    match meta.get("database_id").map_err(redb_err("read meta"))? {
+        None => Ok(None),
+        Some(v) => <[u8; 16]>::try_from(v.value()).map(Some).map_err(|_| StorageError::Corrupt {
+            table: "akidb_meta".into(),
+            reason: "malformed database_id".into(),
+        }),
+    }
+}
+
+fn random_id() -> Result<[u8; 16]> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| StorageError::Io {
+        path: PathBuf::from("(system random source)"),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(id)
+}
+
+/// Creates a new database file: initialised under a temporary name, synced, then linked into
+/// place (never replacing a file another process created meanwhile), so `file` either does not
+/// exist or is a complete AkiDB database.
+fn create_new(file: &Path) -> Result<()> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StorageError::Io { path, source }
+    };
+    let tmp = dir.join(format!(".{DB_FILE_NAME}.creating-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| {
+        {
+            let db = redb::Database::create(&tmp).map_err(|e| map_open_error(&tmp, e))?;
+            let w = db.begin_write().map_err(redb_err("begin write"))?;
+            {
+                let mut meta = w.open_table(META).map_err(redb_err("create meta"))?;
+                meta.insert("magic", MAGIC).map_err(redb_err("write meta"))?;
+                meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())
+                    .map_err(redb_err("write meta"))?;
+                meta.insert("next_collection_id", 1u64.to_le_bytes().as_slice())
+                    .map_err(redb_err("write meta"))?;
+                meta.insert("database_id", random_id()?.as_slice()).map_err(redb_err("write meta"))?;
+                w.open_table(COLLECTIONS).map_err(redb_err("create collections"))?;
+                w.open_table(SEQUENCES).map_err(redb_err("create sequences"))?;
+            }
+            w.commit().map_err(redb_err("commit init"))?;
+            db.close().map_err(|e| map_open_error(&tmp, e))?;
+        }
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+        match std::fs::hard_link(&tmp, file) {
+            // Another process created it first: open theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            r => r.map_err(io(file)),
+        }?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+/// A view of a file for redb in which reads see the file and redb's own writes (a repair's),
+/// and writes never reach the file: they stay in memory and are dropped with the view.
+#[derive(Debug)]
+struct CopyOnWrite {
+    file: std::fs::File,
+    state: std::sync::Mutex<Overlay>,
+}
+
+#[derive(Debug, Default)]
+struct Overlay {
+    /// Written ranges by start offset (non-overlapping, merged on write).
+    writes: std::collections::BTreeMap<u64, Vec<u8>>,
+    len: Option<u64>,
+}
+
+impl CopyOnWrite {
+    fn new(file: std::fs::File) -> Self {
+        Self { file, state: std::sync::Mutex::new(Overlay::default()) }
+    }
+}
+
+impl redb::StorageBackend for CopyOnWrite {
+    fn len(&self) -> std::result::Result<u64, std::io::Error> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match state.len {
+            Some(len) => Ok(len),
+            None => Ok(self.file.metadata()?.len()),
+        }
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::result::Result<(), std::io::Error> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let file_len = self.file.metadata()?.len();
+        let end = offset + out.len() as u64;
+        // The file's bytes (zeros past its end, as after a set_len that grew it) ...
+        if offset < file_len {
+            let n = (file_len.min(end) - offset) as usize;
+            std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut out[..n], offset)?;
+            out[n..].fill(0);
+        } else {
+            out.fill(0);
+        }
+        // ... then every written range that overlaps, in offset order.
+        let first = state.writes.range(..offset).next_back().map_or(offset, |(k, _)| *k);
+        for (&start, data) in state.writes.range(first..end) {
+            let w_end = start + data.len() as u64;
+            if w_end <= offset {
+                continue;
+            }
+            let (from, to) = (start.max(offset), w_end.min(end));
+            out[(from - offset) as usize..(to - offset) as usize]
+                .copy_from_slice(&data[(from - start) as usize..(to - start) as usize]);
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> std::result::Result<(), std::io::Error> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.len = Some(len);
+        // Writes past the new end are cut off.
+        let cut: Vec<u64> = state.writes.range(..).filter(|(k, d)| **k + d.len() as u64 > len).map(|(k, _)| *k).collect();
+        for k in cut {
+            if let Some(mut d) = state.writes.remove(&k) {
+                if k < len {
+                    d.truncate((len - k) as usize);
+                    state.writes.insert(k, d);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_data(&self) -> std::result::Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> std::result::Result<(), std::io::Error> {
+        // Merge with every range it touches, so ranges never overlap.
+        let mut buf = Vec::new();
+        let mut start = offset;
+        let end = offset + data.len() as u64;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = state.writes.range(..offset).next_back().map_or(offset, |(k, _)| *k);
+        let touching: Vec<u64> = state
+            .writes
+            .range(first..=end)
+            .filter(|(k, d)| **k + d.len() as u64 >= offset)
+            .map(|(k, _)| *k)
+            .collect();
+        if let Some(&lo) = touching.first() {
+            start = start.min(lo);
+        }
+        let mut stop = end;
+        for k in &touching {
+            stop = stop.max(k + state.writes[k].len() as u64);
+        }
+        buf.resize((stop - start) as usize, 0);
+        for k in touching {
+            if let Some(d) = state.writes.remove(&k) {
+                buf[(k - start) as usize..(k - start) as usize + d.len()].copy_from_slice(&d);
+            }
+        }
+        // Every touching range meets [offset, end), so their union is one interval: no gaps.
+        buf[(offset - start) as usize..(end - start) as usize].copy_from_slice(data);
+        state.writes.insert(start, buf);
+        Ok(())
+    }
 }
 
 /// Whether redb refuses a transaction because the handle met an I/O error before.
