@@ -8,7 +8,7 @@ use std::path::Path;
 
 use akidb::embedding::InputKind;
 use akidb::index::persist::{self, IndexIdentity, LoadOutcome};
-use akidb::index::{FlatIndex, HnswParams, Metric, VectorInsert, VectorSearch};
+use akidb::index::{FlatIndex, HnswParams, Metric, SearchParams, VectorInsert, VectorSearch};
 use akidb::{Embedder, Filter, OnnxEmbeddingProvider};
 use serde_json::{json, Map, Value};
 
@@ -62,7 +62,13 @@ pub fn record_decode(data: &[u8]) {
 pub const INDEX_DIM: usize = 4;
 
 pub fn index_identity() -> IndexIdentity {
-    IndexIdentity { collection_id: 1, dimension: INDEX_DIM, metric: Metric::Cosine, params: HnswParams::new(8, 32) }
+    IndexIdentity {
+        database_id: [0xA5; 16],
+        collection_id: 1,
+        dimension: INDEX_DIM,
+        metric: Metric::Cosine,
+        params: HnswParams::new(8, 32),
+    }
 }
 
 /// Live vectors for [`index_load`]: ids 1..=40.
@@ -106,11 +112,24 @@ pub fn index_load_outcome(data: &[u8]) -> bool {
         "files": files,
     });
     std::fs::write(generation.join("MANIFEST.json"), manifest.to_string()).expect("manifest");
+    // Whatever the files hold, a generation is never used by another database or by another
+    // incarnation of the collection (its manifest names this one).
+    let mut foreign_db = index_identity();
+    foreign_db.database_id[0] ^= 1;
+    let mut other_collection = index_identity();
+    other_collection.collection_id += 1;
+    for other in [foreign_db, other_collection] {
+        let outcome = persist::load(dir.path(), &other, index_flat(), 40);
+        assert!(matches!(outcome, LoadOutcome::Rebuild { .. }), "a generation was used by another database or collection");
+    }
     match persist::load(dir.path(), &index_identity(), index_flat(), 40) {
         LoadOutcome::Loaded { index, .. } => {
-            // A graph that loaded must answer searches over the live vectors.
+            // A graph that loaded must answer searches over the live vectors, and it loaded only
+            // because its vectors are storage's (tampered vectors lead to a rebuild).
             let hits = index.search(&[1.0, 2.0, 3.0, 4.0], 5, None).expect("search");
             assert!(hits.len() <= 5);
+            let exact = index.search_with(&[1.0, 2.0, 3.0, 4.0], 5, None, SearchParams::exact()).expect("exact");
+            assert_eq!(hits, exact.0);
             true
         }
         LoadOutcome::Rebuild { flat, .. } => {

@@ -8,6 +8,11 @@
 //! harness derives the same operation from the same pair, so the harness's log is independent of
 //! the database: it holds what the writer acknowledged, never what the database says.
 //!
+//! Between runs the harness sometimes leaves the next writer hostile index files, as an accident
+//! or an attacker would: the generation of another database (same collection name, settings and
+//! ids, other vectors), or the current generation with its vectors negated and its checksums
+//! recomputed. The checks after the next kill must hold all the same (the index is a cache).
+//!
 //! Short form in the suite (20 s); run long with
 //! `AKIDB_CRASH_LOOP_SECS=600 cargo test --release --test crash_loop -- --nocapture`.
 
@@ -23,6 +28,9 @@ use akidb::{CollectionConfig, Database, Document, Embedder, OnnxEmbeddingProvide
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+
+#[path = "common/generations.rs"]
+mod generations;
 
 const DIM: usize = 16;
 /// Base documents loaded before the loop, enough for an HNSW graph (not only exact scans).
@@ -225,6 +233,17 @@ fn crash_loop_mixed_operations() {
         v.upsert(&base).expect("base");
         db.text_collection("t", embedder.clone()).expect("text collection");
     }
+    // Another database with the same collection (name, settings, ids) over other vectors, whose
+    // saved generation the harness plants in this one.
+    let foreign = dir.path().join("foreign");
+    {
+        let db = Database::open(&foreign).expect("open");
+        let v = db.create_collection("v", CollectionConfig::new(DIM)).expect("create");
+        let base: Vec<Document> =
+            (0..BASE as u64).map(|i| Document::new(format!("b{i}"), vector(u64::MAX >> 25, i, 0))).collect();
+        v.upsert(&base).expect("base");
+    }
+    let mut planted: HashMap<&'static str, u64> = HashMap::new();
     let mut model = Model::default();
     let mut rng = StdRng::seed_from_u64(0xC0FFEE);
     let (mut kills, mut mid_op, mut acked_ops, mut in_flight_applied, mut docs_checked) = (0u64, 0u64, 0u64, 0u64, 0usize);
@@ -348,10 +367,27 @@ fn crash_loop_mixed_operations() {
         }
         drop((v, t, db));
         run += 1;
+        // Hostile index files for the next writer, now and then.
+        match rng.gen_range(0..6) {
+            0 => {
+                let ours = path.join("index").join("c1");
+                let _ = std::fs::remove_dir_all(&ours);
+                generations::copy_dir(&foreign.join("index").join("c1"), &ours);
+                *planted.entry("another database's generation").or_default() += 1;
+            }
+            1 => {
+                if let Some(gen) = generations::find_generation(&path) {
+                    generations::rewrite_data(&gen, &|_, v| v.iter_mut().for_each(|x| *x = -*x));
+                    *planted.entry("tampered vectors").or_default() += 1;
+                }
+            }
+            _ => {}
+        }
     }
     eprintln!(
         "crash loop: {kills} kills ({mid_op} while running), {acked_ops} acknowledged operations verified \
-         ({op_counts:?}), {in_flight_applied} in-flight operations found whole, {docs_checked} document checks"
+         ({op_counts:?}), {in_flight_applied} in-flight operations found whole, {docs_checked} document checks; \
+         hostile index files planted: {planted:?}"
     );
     assert!(mid_op >= kills.saturating_sub(1), "the writer must be running when killed");
     assert!(op_counts.len() >= 4, "the mix must be exercised: {op_counts:?}");

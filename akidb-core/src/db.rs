@@ -151,7 +151,7 @@ impl Database {
             StorageError::CollectionExists { name } => Error::CollectionExists { name },
             e => e.into(),
         })?;
-        let state = Arc::new(CollectionState::empty(entry, config, &self.inner.path));
+        let state = Arc::new(CollectionState::empty(entry, config, &self.inner.store, &self.inner.path));
         map.insert(name.to_string(), state.clone());
         Ok(Collection { db: self.inner.clone(), state, embedder: None })
     }
@@ -245,6 +245,8 @@ pub(crate) struct CollectionState {
     dropped: AtomicBool,
     /// Where this collection's index generations live.
     index_dir: PathBuf,
+    /// The database's identity, recorded in index generations (see `akidb_index::persist`).
+    database_id: [u8; 16],
     /// Writes since the index was last saved.
     unsaved: std::sync::atomic::AtomicU64,
     /// An optimize (graph rebuild) is running.
@@ -269,7 +271,7 @@ impl Live {
 }
 
 impl CollectionState {
-    fn empty(entry: CollectionEntry, config: CollectionConfig, db_path: &Path) -> Self {
+    fn empty(entry: CollectionEntry, config: CollectionConfig, store: &Storage, db_path: &Path) -> Self {
         let index = HnswIndex::new(config.dimension, config.metric, config.hnsw);
         let index_dir = db_path.join("index").join(format!("c{}", entry.id));
         Self {
@@ -279,6 +281,7 @@ impl CollectionState {
             commit: std::sync::Mutex::new(()),
             dropped: AtomicBool::new(false),
             index_dir,
+            database_id: store.database_id(),
             unsaved: std::sync::atomic::AtomicU64::new(0),
             optimizing: AtomicBool::new(false),
         }
@@ -302,6 +305,7 @@ impl CollectionState {
 
     fn identity(&self) -> IndexIdentity {
         IndexIdentity {
+            database_id: self.database_id,
             collection_id: self.entry.id,
             dimension: self.config.dimension,
             metric: self.config.metric,
@@ -312,7 +316,7 @@ impl CollectionState {
     /// Loads vectors and metadata from storage, then the newest valid index generation (brought
     /// up to date), or rebuilds the graph when there is none.
     fn load(store: &Storage, entry: CollectionEntry, config: CollectionConfig, db_path: &Path) -> Result<Self> {
-        let state = Self::empty(entry, config, db_path);
+        let state = Self::empty(entry, config, store, db_path);
         {
             let mut live = write(&state.live);
             let snap = store.snapshot()?;

@@ -191,8 +191,11 @@ struct Link {
 
 /// Reads a dump of `points` points of `dimension` f32 with origin ids at most `max_id` into a
 /// graph of `metric` with parameters `m`, `ef_construction` (those of the collection: the
-/// dump's own are only checked for sanity). Any deviation from the format is an error.
-pub(crate) fn read(
+/// dump's own are only checked for sanity). Any deviation from the format is an error, and so
+/// is a vector that differs from `expected(id)` where that gives one (storage's vector of the
+/// id, prepared for the metric: the writer wrote it bit for bit).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read<'v>(
     graph: &[u8],
     data: &[u8],
     dimension: usize,
@@ -200,6 +203,7 @@ pub(crate) fn read(
     (m, ef_construction): (usize, usize),
     points: usize,
     max_id: u64,
+    expected: &dyn Fn(u64) -> Option<&'v [f32]>,
 ) -> Result<Graph, String> {
     let mut g = Cursor { bytes: graph, at: 0 };
     g.magic(MAGICDESCR_4, "the description")?;
@@ -314,6 +318,11 @@ pub(crate) fn read(
         }
         if v.iter().any(|x| !x.is_finite()) {
             return Err("a vector holds a non-finite value".into());
+        }
+        if let Some(want) = expected(id) {
+            if want.iter().zip(&v).any(|(a, b)| a.to_bits() != b.to_bits()) {
+                return Err(format!("the vector of id {id} differs from storage's"));
+            }
         }
         let node = match out.add_node(id, &v, Some(usize::from(layer_of[p]))) {
             Some(n) => n,

@@ -11,13 +11,35 @@
 //! ```
 //!
 //! A generation is written into `tmp-*` and renamed into place only when complete and synced,
-//! so a crash leaves either the old generation or the new one. Loading takes the newest
-//! generation whose manifest parses, matches the expected identity, and whose files (each read
-//! once) have the recorded sizes and checksums and are read by a strict parser of the format
-//! (`dump.rs`: every length, count, name and cross reference checked). Anything else is
-//! reported as [`LoadOutcome::Rebuild`] with the reason: a missing, stale, truncated or foreign
-//! index is rebuilt from storage, never a failed open. Nothing outside the directory is read:
-//! file names are fixed, and symbolic links are refused.
+//! so a crash leaves either the old generation or the new one.
+//!
+//! # What a generation must pass to be used
+//!
+//! Index files are a cache of storage, and any files may be found in their place: left by an
+//! accident (a database file deleted or restored from an older copy, an index folder copied
+//! from another database) or planted. Loading takes the newest generation that passes, in order:
+//!
+//! 1. **Identity**: the manifest names the exact database (its random identity, new for every
+//!    database file created) and collection (ids are never reused within a database) the
+//!    generation was built from, and the same dimension, metric and graph parameters.
+//! 2. **Size**: the manifest's node count is at most the sequence number covered and at most
+//!    twice the live vectors (plus 1,024; a generation mostly of deleted vectors is cheaper to
+//!    rebuild), and each file's size fits that count: the data file exactly, the graph file
+//!    under a bound of the links `m` allows. So nothing larger than what the live vectors justify
+//!    is read (a manifest claiming 6 GiB is refused before a byte of the files is read).
+//! 3. **Integrity**: sizes and CRC32s match; the files (each read once) pass a strict parser
+//!    (`dump.rs`: every length, count, name and cross reference checked).
+//! 4. **Content**: every vector of the generation whose id storage holds equals storage's
+//!    vector bit for bit (all of them, not a sample: they are in memory already). A generation
+//!    of another history (a restored older database file assigns the same ids to other
+//!    vectors) or with tampered vectors fails here.
+//! 5. **Links**: a sample of up to 64 live vectors, each walked to from the entry point, must
+//!    find itself (or an equally near vector) in at least 90% of cases; a graph whose links were
+//!    damaged or crafted (with recomputed checksums) fails here.
+//!
+//! Anything else is reported as [`LoadOutcome::Rebuild`] with the reason: the index is rebuilt
+//! from storage, never a failed open and never a wrong answer. Nothing outside the directory is
+//! read: file names are fixed, and symbolic links are refused.
 //!
 //! The files are hnsw_rs 0.3 dumps (`DumpMode::Full`): hnsw_rs's `HnswIo` loads a generation
 //! with [`crate::GraphDistance`], and generations hnsw_rs wrote for earlier AkiDB versions
@@ -29,11 +51,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FlatIndex, HnswIndex, HnswParams, Metric};
+use crate::{FlatIndex, HnswIndex, HnswParams, Metric, VectorSearch};
 
-/// Format version of index generations (2: inner-product graphs store order-preserving
-/// distances, see `hnsw.rs`; version-1 generations are rebuilt from storage on open).
-pub const INDEX_FORMAT_VERSION: u32 = 2;
+/// Format version of index generations (3: the manifest names the database; 2: inner-product
+/// graphs store order-preserving distances, see `hnsw.rs`). Older generations are rebuilt from
+/// storage on open.
+pub const INDEX_FORMAT_VERSION: u32 = 3;
+/// Live vectors walked to when checking a loaded graph's links.
+const LINK_SAMPLE: usize = 64;
+/// Share of the sample that must find itself.
+const LINK_SAMPLE_FLOOR: f64 = 0.9;
 /// Basename of the dump files in a generation (what hnsw_rs's `HnswIo::new` takes).
 pub const BASENAME: &str = "akidb";
 const FILES: [&str; 2] = ["akidb.hnsw.graph", "akidb.hnsw.data"];
@@ -56,7 +83,10 @@ pub enum PersistError {
 /// What an index generation must match to be used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexIdentity {
-    /// The owning collection's internal id.
+    /// The database's random identity (storage's `database_id`): a generation is used only by
+    /// the database it was built from.
+    pub database_id: [u8; 16],
+    /// The owning collection's internal id (never reused within a database).
     pub collection_id: u64,
     /// Vector dimension.
     pub dimension: usize,
@@ -225,8 +255,21 @@ fn generations(dir: &Path) -> Vec<(u64, PathBuf)> {
     out
 }
 
-/// Checks a generation and reads its graph.
-fn read_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Result<(Manifest, crate::graph::Graph), String> {
+/// Largest graph file a generation of `nodes` nodes can need: its header, per point the fixed
+/// fields and 16 list lengths, and links far beyond what `m` keeps (2m at layer 0, m above,
+/// about 1 in m nodes above layer 0), at 17 bytes each.
+fn graph_file_bound(nodes: u64, m: u64, dimension: u64) -> u64 {
+    let per_point = 17 + 16 * 8 + 4 * m.max(2) * 17;
+    4096 + dimension + nodes.saturating_mul(per_point) + 64 * 1024 * 17
+}
+
+/// Checks a generation (steps 1 to 4 of the module docs) and reads its graph.
+fn read_generation(
+    path: &Path,
+    identity: &IndexIdentity,
+    live: &FlatIndex,
+    last_seq: u64,
+) -> Result<(Manifest, crate::graph::Graph), String> {
     let meta = fs::symlink_metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_dir() {
         return Err("not a plain directory (symlinks are refused)".into());
@@ -241,6 +284,9 @@ fn read_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Resu
     if manifest.format_version != INDEX_FORMAT_VERSION {
         return Err(format!("format version {}", manifest.format_version));
     }
+    if manifest.identity.database_id != identity.database_id {
+        return Err("built from another database (or an earlier file at this path)".into());
+    }
     if &manifest.identity != identity {
         return Err(format!("built for {:?}, expected {:?}", manifest.identity, identity));
     }
@@ -250,6 +296,25 @@ fn read_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Resu
     let names: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
     if names != FILES {
         return Err(format!("unexpected files {names:?}"));
+    }
+    // Sizes before reading: what the live vectors justify, no more.
+    let nodes = manifest.nodes as u64;
+    let most_nodes = 2 * live.len() as u64 + 1024;
+    if nodes > manifest.covered_seq || nodes > most_nodes {
+        return Err(format!(
+            "claims {nodes} nodes: more than the {} sequence numbers covered or {most_nodes} (twice the {} live vectors + 1,024)",
+            manifest.covered_seq,
+            live.len()
+        ));
+    }
+    let dim = identity.dimension as u64;
+    let data_len = 12 + nodes * (20 + 4 * dim);
+    if manifest.files[1].len != data_len {
+        return Err(format!("data file of {} bytes, {data_len} expected for {nodes} nodes", manifest.files[1].len));
+    }
+    let graph_most = graph_file_bound(nodes, identity.params.m as u64, dim);
+    if manifest.files[0].len > graph_most {
+        return Err(format!("graph file of {} bytes, more than {graph_most} for {nodes} nodes", manifest.files[0].len));
     }
     // Each file is read once: its size and checksum, then its structure, from the same bytes.
     let mut contents = Vec::with_capacity(FILES.len());
@@ -263,7 +328,7 @@ fn read_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Resu
         if m.len() != f.len {
             return Err(mismatch());
         }
-        let bytes = fs::read(&p).map_err(|e| format!("{}: {e}", f.name))?;
+        let bytes = read_at_most(&p, f.len).map_err(|e| format!("{}: {e}", f.name))?;
         if bytes.len() as u64 != f.len || crc32fast::hash(&bytes) != f.crc32 {
             return Err(mismatch());
         }
@@ -278,8 +343,37 @@ fn read_generation(path: &Path, identity: &IndexIdentity, last_seq: u64) -> Resu
         params,
         manifest.nodes,
         manifest.covered_seq,
+        &|id| live.vector(id),
     )?;
     Ok((manifest, graph))
+}
+
+/// Reads a file, never more than `most` bytes (it may have grown since its size was checked).
+fn read_at_most(path: &Path, most: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(most as usize);
+    fs::File::open(path)?.take(most + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Step 5 of the module docs: a sample of live vectors must each find itself (or a vector as
+/// near) by a walk of the graph. Returns how many of how many did.
+fn check_links(graph: &crate::graph::Graph, live: &FlatIndex, ef: usize) -> (usize, usize) {
+    let ids: Vec<u64> = live.ids().iter().copied().filter(|id| graph.contains(*id)).collect();
+    let step = (ids.len() / LINK_SAMPLE).max(1);
+    let higher = live.metric().higher_is_better();
+    let (mut found, mut tried) = (0, 0);
+    for &id in ids.iter().step_by(step).take(LINK_SAMPLE) {
+        let Some(q) = live.vector(id) else { continue };
+        tried += 1;
+        let crate::graph::Walk::Found(hits) = graph.search(q, ef, None, usize::MAX) else { continue };
+        let hit_ids: Vec<u64> = hits.iter().map(|c| c.id).filter(|h| live.contains(*h)).collect();
+        let (Ok(own), Ok(best)) = (live.search_ids(q, 1, &[id]), live.search_ids(q, 1, &hit_ids)) else { continue };
+        let (Some(own), Some(best)) = (own.first(), best.first()) else { continue };
+        let tolerance = 1e-5 * own.score.abs().max(1.0);
+        let as_near = if higher { best.score >= own.score - tolerance } else { best.score <= own.score + tolerance };
+        found += usize::from(as_near);
+    }
+    (found, tried)
 }
 
 /// Loads the newest valid generation in `dir` and brings it up to date with `flat` (the live
@@ -291,13 +385,22 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
     }
     let mut reasons = Vec::new();
     for (_, path) in generations(dir) {
-        let (manifest, graph) = match read_generation(&path, identity, last_seq) {
+        let (manifest, graph) = match read_generation(&path, identity, &flat, last_seq) {
             Ok(m) => m,
             Err(r) => {
                 reasons.push(format!("{}: {r}", path.display()));
                 continue;
             }
         };
+        let ef = identity.params.ef_search.max(64);
+        let (found, tried) = check_links(&graph, &flat, ef);
+        if (found as f64) < LINK_SAMPLE_FLOOR * tried as f64 {
+            reasons.push(format!(
+                "{}: its links are damaged: {found} of {tried} sampled vectors found themselves",
+                path.display()
+            ));
+            continue;
+        }
         let (index, tombstoned, replayed) = HnswIndex::from_parts(identity.params, flat, graph);
         return LoadOutcome::Loaded {
             replayed,
@@ -313,7 +416,7 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{GraphDistance, HnswParams, VectorSearch};
+    use crate::{GraphDistance, HnswParams};
     use hnsw_rs::api::AnnT;
     use hnsw_rs::hnsw::Hnsw;
     use hnsw_rs::hnswio::HnswIo;
@@ -341,7 +444,13 @@ mod tests {
     }
 
     fn identity() -> IndexIdentity {
-        IndexIdentity { collection_id: 1, dimension: DIM, metric: Metric::Cosine, params: HnswParams::new(8, 64) }
+        IndexIdentity {
+            database_id: [7; 16],
+            collection_id: 1,
+            dimension: DIM,
+            metric: Metric::Cosine,
+            params: HnswParams::new(8, 64),
+        }
     }
 
     /// The graph walk's ids for `q`, re-scored exactly as the index does (the index itself
