@@ -8,9 +8,10 @@ use std::path::PathBuf;
 pub enum EmbedError {
     /// No ONNX Runtime shared library was found.
     #[error(
-        "ONNX Runtime shared library not found (looked at: {searched:?}). Install it with \
-         `bash scripts/setup.sh` (puts the PyPI `onnxruntime` wheel into .venv), or \
-         `pip install onnxruntime` and set ORT_DYLIB_PATH to its capi/libonnxruntime.so.1.*"
+        "ONNX Runtime shared library not found (looked at: {searched:?}). AkiDB loads it only from \
+         a path you name: set ORT_DYLIB_PATH to the library (in a checkout: `bash scripts/setup.sh`, \
+         then `source scripts/env.sh`), or AKIDB_ORT_VENV to a Python environment that has the \
+         `onnxruntime` wheel, or pass OnnxConfig::with_ort_library"
     )]
     RuntimeNotFound {
         /// Places looked at, in order.

@@ -1,9 +1,17 @@
 //! Finding and loading the ONNX Runtime shared library (`ort` with `load-dynamic`).
 //!
-//! Order: the path in the configuration, then `ORT_DYLIB_PATH`, then a project-local Python
-//! environment (`.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*`, as
-//! `scripts/setup.sh` installs it) in the current directory or one of its parents. A process
-//! loads one library; the first successful load wins.
+//! A shared library runs code the moment it is loaded, so AkiDB loads one only from a path the
+//! application or its environment names, never from a place it guesses (such as the working
+//! directory or its parents, where anyone who can write a folder could plant one). In order:
+//!
+//! 1. the path in the configuration ([`crate::OnnxConfig::with_ort_library`]);
+//! 2. `ORT_DYLIB_PATH`, the library itself (`scripts/env.sh` sets it to the checkout's);
+//! 3. `AKIDB_ORT_VENV`, a Python environment named explicitly, where the `onnxruntime` wheel
+//!    put its library (`lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*`);
+//!    also [`library_in_venv`] for applications that want to name one in code.
+//!
+//! Nothing else is searched: with none of these set, [`crate::EmbedError::RuntimeNotFound`]
+//! says what to set. A process loads one library; the first successful load wins.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -13,26 +21,26 @@ use crate::error::{ort_err, EmbedError};
 static LOADED: OnceLock<(PathBuf, ort::environment::Environment)> = OnceLock::new();
 static LOADING: Mutex<()> = Mutex::new(());
 
-/// Where to look for the library, in order.
+/// The library to load, in order (see the module docs): only paths the configuration or the
+/// environment names.
 pub fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
     if let Some(p) = explicit {
-        out.push(p.to_path_buf());
-        return out;
+        return vec![p.to_path_buf()];
     }
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-        out.push(PathBuf::from(p));
-        return out;
+        return vec![PathBuf::from(p)];
     }
-    if let Ok(mut dir) = std::env::current_dir() {
-        for _ in 0..5 {
-            out.extend(venv_libraries(&dir.join(".venv")));
-            if !dir.pop() {
-                break;
-            }
-        }
+    if let Some(venv) = std::env::var_os("AKIDB_ORT_VENV").filter(|p| !p.is_empty()) {
+        return venv_libraries(Path::new(&venv));
     }
-    out
+    Vec::new()
+}
+
+/// The ONNX Runtime library inside the Python environment `venv` (where the `onnxruntime` or
+/// `onnxruntime-gpu` wheel installs it), if there is one; for
+/// [`crate::OnnxConfig::with_ort_library`].
+pub fn library_in_venv(venv: &Path) -> Option<PathBuf> {
+    venv_libraries(venv).into_iter().next()
 }
 
 fn venv_libraries(venv: &Path) -> Vec<PathBuf> {

@@ -136,3 +136,61 @@ fn missing_or_broken_runtime_is_a_typed_error() {
     let out = child(not_a_lib.to_str().expect("utf8"));
     assert!(out.contains("RESULT load-error"), "{out}");
 }
+
+/// A Python environment at `venv` whose `onnxruntime` wheel holds `library` (a file, or a link
+/// to one), laid out as pip lays it out.
+fn fake_venv(venv: &std::path::Path, library: Result<&std::path::Path, &[u8]>) -> std::path::PathBuf {
+    let capi = venv.join("lib/python3.12/site-packages/onnxruntime/capi");
+    std::fs::create_dir_all(&capi).expect("mkdir");
+    let lib = capi.join("libonnxruntime.so.1.99.0");
+    match library {
+        Ok(real) => std::os::unix::fs::symlink(real, &lib).expect("link"),
+        Err(bytes) => std::fs::write(&lib, bytes).expect("write"),
+    }
+    lib
+}
+
+/// Runs `child_load_runtime` in `cwd` with `env` (and without the runtime variables otherwise).
+fn child_in(cwd: &std::path::Path, env: &[(&str, &std::path::Path)]) -> String {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("exe"));
+    cmd.args(["--exact", "child_load_runtime", "--ignored", "--nocapture"])
+        .env("AKIDB_CHILD", "1")
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("AKIDB_ORT_VENV")
+        .current_dir(cwd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    String::from_utf8_lossy(&cmd.output().expect("spawn").stdout).into_owned()
+}
+
+/// A library planted in the working directory or one of its parents is never loaded (a shared
+/// library runs code when loaded), not even a working one; a Python environment named
+/// explicitly by AKIDB_ORT_VENV is.
+#[test]
+fn libraries_load_only_from_paths_the_application_names() {
+    let real = std::env::var_os("ORT_DYLIB_PATH").map(std::path::PathBuf::from).expect(
+        "ORT_DYLIB_PATH must name the ONNX Runtime library for the tests (`source scripts/env.sh`)",
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let work = tmp.path().join("project/sub/dir");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    // Junk at the parent's .venv (a real attack would be a library with a constructor), and a
+    // working library at the grandparent's: neither is looked at.
+    let junk = fake_venv(&tmp.path().join("project/sub/.venv"), Err(b"\x7fELF planted"));
+    let working = fake_venv(&tmp.path().join("project/.venv"), Ok(&real));
+    let cwd_venv = fake_venv(&work.join(".venv"), Err(b"\x7fELF planted"));
+    let out = child_in(&work, &[]);
+    assert!(out.contains("RESULT not-found"), "{out}");
+    for planted in [&junk, &working, &cwd_venv] {
+        assert!(!out.contains(planted.to_str().expect("utf8")), "looked at {}: {out}", planted.display());
+    }
+    assert!(out.contains("ORT_DYLIB_PATH") && out.contains("AKIDB_ORT_VENV"), "the error says what to set: {out}");
+    // Named explicitly, a Python environment is searched.
+    let optin = tmp.path().join("named-venv");
+    fake_venv(&optin, Ok(&real));
+    let out = child_in(&work, &[("AKIDB_ORT_VENV", &optin)]);
+    assert!(out.contains("RESULT loaded"), "{out}");
+    assert_eq!(akidb_embedding::runtime::library_in_venv(&optin), Some(optin.join("lib/python3.12/site-packages/onnxruntime/capi/libonnxruntime.so.1.99.0")));
+    assert_eq!(akidb_embedding::runtime::library_in_venv(&tmp.path().join("nothing")), None);
+}
