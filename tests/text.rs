@@ -65,6 +65,131 @@ fn add_and_query_text_with_filters_survive_reopen() {
     assert_eq!(c.query_text("battery heat", 1, None).expect("query")[0].id, "b");
 }
 
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("ls").flatten() {
+        let name = e.file_name();
+        if name == akidb::embedding::identity::DIGEST_CACHE {
+            continue;
+        }
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).expect("copy");
+        }
+    }
+}
+
+fn load(dir: &std::path::Path) -> Arc<OnnxEmbeddingProvider> {
+    Arc::new(OnnxEmbeddingProvider::from_dir(dir).expect("load"))
+}
+
+/// Flips the lowest bit of the byte in the middle of `model.onnx` (inside the weights of the
+/// tiny fixture) and sets the file's modification time back, as a careless copy would.
+fn nudge_weights(dir: &std::path::Path) {
+    let f = dir.join("model.onnx");
+    let mtime = std::fs::metadata(&f).expect("meta").modified().expect("mtime");
+    let mut b = std::fs::read(&f).expect("read");
+    let i = b.len() / 2;
+    b[i] ^= 1;
+    std::fs::write(&f, b).expect("write");
+    std::fs::File::options().write(true).open(&f).expect("open").set_modified(mtime).expect("set mtime");
+}
+
+/// A model's identity is its content: the same folder name with other weights, another document
+/// prompt or another `max_seq_length` is another model; the same model reached through a
+/// symbolic link or a `..` path is the same. Collections made before digests adopt one once.
+#[test]
+fn model_identity_is_content_not_folder_name() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let original = tmp.path().join("a/qwen3-tiny");
+    copy_dir(&root().join("tests/fixtures/qwen3-tiny"), &original);
+    let (_d, db) = db();
+    let model = load(&original);
+    let c = db.text_collection("logs", model.clone()).expect("create");
+    c.add_texts(&[TextDocument::new("x", "lidar timeout at the loading dock")]).expect("add");
+    let probe = "lidar timeout at the loading dock";
+    let reference = model.embed(&[probe], InputKind::Document).expect("embed").vectors.remove(0);
+    // The same content elsewhere, by a symbolic link of another name, and through `..`.
+    let copy = tmp.path().join("b/qwen3-tiny");
+    copy_dir(&original, &copy);
+    let link = tmp.path().join("renamed");
+    std::os::unix::fs::symlink(&original, &link).expect("symlink");
+    for same in [copy.clone(), link, original.join("1_Pooling/..")] {
+        let m = load(&same);
+        assert_eq!(m.info().digest, model.info().digest, "{}", same.display());
+        db.text_collection("logs", m).unwrap_or_else(|e| panic!("{}: {e}", same.display()));
+    }
+    // Same folder name, other content: refused, each naming both models.
+    let variants: [(&str, &dyn Fn(&std::path::Path)); 3] = [
+        ("other weights", &nudge_weights),
+        ("another document prompt", &|d| {
+            let p = d.join("config_sentence_transformers.json");
+            let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("json");
+            v["prompts"]["document"] = json!("passage: ");
+            std::fs::write(&p, v.to_string()).expect("write");
+        }),
+        ("another max_seq_length", &|d| {
+            std::fs::write(d.join("sentence_bert_config.json"), r#"{"max_seq_length": 64}"#).expect("write");
+        }),
+    ];
+    for (i, (what, change)) in variants.iter().enumerate() {
+        let dir = tmp.path().join(format!("v{i}/qwen3-tiny"));
+        copy_dir(&original, &dir);
+        change(&dir);
+        let m = load(&dir);
+        assert_eq!(m.info().name, model.info().name, "{what}: same name");
+        assert_ne!(m.info().digest, model.info().digest, "{what}");
+        let err = db.text_collection("logs", m.clone()).expect_err(what);
+        assert!(matches!(err, Error::ModelMismatch { .. }), "{what}: {err:?}");
+        if *what == "other weights" {
+            let v = m.embed(&[probe], InputKind::Document).expect("embed").vectors.remove(0);
+            assert_ne!(v, reference, "the nudged weights change the vectors");
+        }
+    }
+    // The digest cache notices content changed under an unchanged modification time.
+    let cached = tmp.path().join("c/qwen3-tiny");
+    copy_dir(&original, &cached);
+    let before = load(&cached).info().digest.clone();
+    assert!(cached.join(akidb::embedding::identity::DIGEST_CACHE).is_file(), "digests are cached beside the model");
+    assert_eq!(load(&cached).info().digest, before, "from the cache");
+    nudge_weights(&cached);
+    assert_ne!(load(&cached).info().digest, before, "a rewritten file is hashed again");
+}
+
+/// A collection whose schema predates digests matches by name and settings once, records the
+/// digest, and from then on refuses other content under the same name.
+#[test]
+fn collections_without_a_model_digest_adopt_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let original = tmp.path().join("a/qwen3-tiny");
+    copy_dir(&root().join("tests/fixtures/qwen3-tiny"), &original);
+    let nudged = tmp.path().join("b/qwen3-tiny");
+    copy_dir(&original, &nudged);
+    nudge_weights(&nudged);
+    let path = tmp.path().join("db");
+    drop(Database::open(&path).expect("open").text_collection("logs", load(&original)).expect("create"));
+    // Strip the digest, as a database written before digests has it.
+    {
+        let store = akidb_storage::Storage::open(&path, &Default::default()).expect("open");
+        let entry = store.collection("logs").expect("read").expect("exists");
+        let mut schema: serde_json::Value = serde_json::from_slice(&entry.schema).expect("json");
+        assert!(schema["config"]["model"]["digest"].is_string());
+        schema["config"]["model"].as_object_mut().expect("model").remove("digest");
+        store.update_schema("logs", schema.to_string().as_bytes()).expect("update");
+    }
+    for reopen in [false, true] {
+        let db = Database::open(&path).expect("open");
+        db.text_collection("logs", load(&original)).expect("the same model");
+        let err = db.text_collection("logs", load(&nudged)).expect_err("other weights");
+        assert!(matches!(err, Error::ModelMismatch { .. }), "reopened {reopen}: {err:?}");
+    }
+    let store = akidb_storage::Storage::open(&path, &Default::default()).expect("open");
+    let schema: serde_json::Value =
+        serde_json::from_slice(&store.collection("logs").expect("read").expect("exists").schema).expect("json");
+    assert_eq!(schema["config"]["model"]["digest"].as_str(), Some(load(&original).info().digest.as_str()));
+}
+
 #[test]
 fn another_model_is_refused_naming_both() {
     let (_d, db) = db();

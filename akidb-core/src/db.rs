@@ -247,6 +247,8 @@ pub(crate) struct CollectionState {
     index_dir: PathBuf,
     /// The database's identity, recorded in index generations (see `akidb_index::persist`).
     database_id: [u8; 16],
+    /// The model digest recorded in this process for a collection whose schema had none.
+    adopted_digest: std::sync::OnceLock<String>,
     /// Writes since the index was last saved.
     unsaved: std::sync::atomic::AtomicU64,
     /// An optimize (graph rebuild) is running.
@@ -282,9 +284,20 @@ impl CollectionState {
             dropped: AtomicBool::new(false),
             index_dir,
             database_id: store.database_id(),
+            adopted_digest: std::sync::OnceLock::new(),
             unsaved: std::sync::atomic::AtomicU64::new(0),
             optimizing: AtomicBool::new(false),
         }
+    }
+
+    /// The bound model's identity, with a digest recorded in this process (see
+    /// [`Collection::adopt_model_digest`]).
+    pub(crate) fn model_identity(&self) -> Option<crate::ModelIdentity> {
+        let mut m = self.config.model.clone()?;
+        if m.digest.is_none() {
+            m.digest = self.adopted_digest.get().cloned();
+        }
+        Some(m)
     }
 
     /// Writes the index as a new generation covering the last committed write.
@@ -417,6 +430,26 @@ impl Collection {
     /// The configuration fixed at creation.
     pub fn config(&self) -> &CollectionConfig {
         &self.state.config
+    }
+
+    /// Records `model`'s digest in a collection whose schema predates digests (its model was
+    /// matched by name and settings), so that from now on only that content matches.
+    pub(crate) fn adopt_model_digest(&self, model: &crate::ModelIdentity) -> Result<()> {
+        let Some(digest) = model.digest.clone() else { return Ok(()) };
+        let mut config = self.state.config.clone();
+        let _commit = self.state.commit.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.state.adopted_digest.get().is_some() {
+            return Ok(());
+        }
+        if let Some(m) = config.model.as_mut() {
+            m.digest = Some(digest.clone());
+        }
+        let schema = serde_json::to_vec(&StoredSchema { schema_version: SCHEMA_VERSION, config })
+            .map_err(|source| Error::CorruptSchema { name: self.name().into(), source })?;
+        self.db.store.update_schema(self.name(), &schema).map_err(|e| self.storage_error(e))?;
+        let _ = self.state.adopted_digest.set(digest);
+        log::info!("collection {}: recorded the digest of its model {}", self.name(), model.name);
+        Ok(())
     }
 
     /// Checks what every search takes: a live collection, `k` in range, a valid filter and `ef`.

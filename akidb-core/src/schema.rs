@@ -6,11 +6,19 @@ pub use akidb_index::{HnswParams, Metric};
 
 /// Identity of the embedding model bound to a collection. Opening a collection with a model of
 /// another identity is an error, so vectors of different models never mix.
+///
+/// Identity is content: two identities are the same model when their digests (of weights,
+/// tokenizer and settings; see `akidb_embedding::identity`) are equal, whatever the name or
+/// folder. Collections made before digests were recorded carry none; they are matched by name,
+/// dimension, pooling and query prompt once, and record the digest of the model that matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ModelIdentity {
-    /// Model name, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    /// Model name, e.g. `sentence-transformers/all-MiniLM-L6-v2` (for messages).
     pub name: String,
+    /// Content digest (hex SHA-256), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// Output dimension after any Matryoshka truncation.
     pub dimension: usize,
     /// Pooling, e.g. `mean`, `cls`, `last_token`.
@@ -22,15 +30,29 @@ pub struct ModelIdentity {
 impl ModelIdentity {
     /// A model identity.
     pub fn new(name: impl Into<String>, dimension: usize, pooling: impl Into<String>) -> Self {
-        Self { name: name.into(), dimension, pooling: pooling.into(), query_instruction: None }
+        Self { name: name.into(), digest: None, dimension, pooling: pooling.into(), query_instruction: None }
     }
     /// The identity of a loaded model.
     pub fn of(info: &akidb_embedding::ModelInfo) -> Self {
         Self {
             name: info.name.clone(),
+            digest: Some(info.digest.clone()),
             dimension: info.dimension,
             pooling: info.pooling.as_str().to_string(),
             query_instruction: info.query_prompt.clone(),
+        }
+    }
+    /// Whether `other` is the same model: equal digests where both have one; otherwise (an
+    /// identity recorded before digests) equal name, dimension, pooling and query prompt.
+    pub fn same_model(&self, other: &ModelIdentity) -> bool {
+        match (&self.digest, &other.digest) {
+            (Some(a), Some(b)) => a == b && self.dimension == other.dimension,
+            _ => {
+                self.name == other.name
+                    && self.dimension == other.dimension
+                    && self.pooling == other.pooling
+                    && self.query_instruction == other.query_instruction
+            }
         }
     }
     /// Sets the query instruction.
@@ -91,6 +113,9 @@ pub(crate) struct StoredSchema {
 impl std::fmt::Display for ModelIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}-d, {} pooling", self.name, self.dimension, self.pooling)?;
+        if let Some(d) = &self.digest {
+            write!(f, ", digest {}", &d[..d.len().min(12)])?;
+        }
         match &self.query_instruction {
             Some(q) => write!(f, ", query prompt {q:?})"),
             None => write!(f, ", no query prompt)"),

@@ -40,13 +40,16 @@ impl Database {
             }
             Err(e) => return Err(e),
         };
-        let stored = collection.config().model.clone();
-        if stored.as_ref() != Some(&given) {
+        let stored = collection.state.model_identity();
+        if !stored.as_ref().is_some_and(|s| s.same_model(&given)) {
             return Err(Error::ModelMismatch {
                 collection: name.into(),
                 stored: stored.map_or_else(|| "none (a vector-only collection)".into(), |m| m.to_string()),
                 given: given.to_string(),
             });
+        }
+        if stored.is_some_and(|s| s.digest.is_none()) {
+            collection.adopt_model_digest(&given)?;
         }
         let batcher = self.batcher(model);
         Ok(Collection { embedder: Some(batcher), ..collection })

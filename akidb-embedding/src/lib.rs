@@ -45,6 +45,7 @@
 mod config;
 mod error;
 mod fixed;
+pub mod identity;
 mod provider;
 pub mod runtime;
 
@@ -65,8 +66,11 @@ pub enum InputKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ModelInfo {
-    /// Model name.
+    /// Model name (for messages; identity is [`ModelInfo::digest`]).
     pub name: String,
+    /// The model's identity: a digest of its weights, tokenizer and settings (see
+    /// [`identity`]). Two models with the same digest produce the same vectors.
+    pub digest: String,
     /// Output dimension (after Matryoshka truncation).
     pub dimension: usize,
     /// The model's hidden size.

@@ -114,6 +114,7 @@ impl OnnxEmbeddingProvider {
         if let ExecutionProviderConfig::TensorRT { fp8_enable: true, .. } = config.execution_provider {
             check_qdq(&config.model_path)?;
         }
+        let digest = crate::identity::model_digest(&config)?;
         let env = runtime::environment(config.ort_library_path.as_deref())?;
         let (session, active) = create_session(env, &config)?;
         let signature = read_signature(&session, &config)?;
@@ -121,6 +122,7 @@ impl OnnxEmbeddingProvider {
         let mut provider = Self {
             info: ModelInfo {
                 name: config.model_name.clone(),
+                digest,
                 dimension: config.dimension,
                 hidden_size: 0,
                 pooling: config.pooling,
