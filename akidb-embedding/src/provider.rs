@@ -55,6 +55,10 @@ struct Signature {
 /// Texts longer than `max_length` times this many bytes are tokenized from a prefix first
 /// (see `OnnxEmbeddingProvider::encode_long`).
 const BYTES_PER_TOKEN_BOUND: usize = 64;
+/// Prefix lengths tried for a long text: `limit`, twice that, ... (4: up to 8 x `limit`).
+const LONG_TEXT_PREFIX_STEPS: u32 = 4;
+/// Bytes of text tokenized at once (the tokenizer's output is ~100x its input).
+const TOKENIZE_CHUNK_BYTES: usize = 256 << 10;
 
 /// One tokenized text.
 struct Tokens {
@@ -241,74 +245,104 @@ impl OnnxEmbeddingProvider {
         &self.config
     }
 
+    /// Tokenizes texts into compact token ids, in bounded memory and time: a text longer than
+    /// [`BYTES_PER_TOKEN_BOUND`] x `max_length` bytes is tokenized from a prefix (see
+    /// [`Self::encode_long`]); the others in chunks of at most [`TOKENIZE_CHUNK_BYTES`], whose
+    /// tokenizer output (about 100x the text) is turned into ids and dropped before the next.
     fn tokenize(&self, texts: &[&str], kind: InputKind) -> Result<Vec<Tokens>, EmbedError> {
         let prompt = match kind {
             InputKind::Query => self.config.query_prompt.as_deref(),
             InputKind::Document => self.config.document_prompt.as_deref(),
         };
-        let inputs: Vec<Cow<'_, str>> = texts
-            .iter()
-            .map(|t| match prompt {
-                Some(p) => Cow::Owned(format!("{p}{t}")),
-                None => Cow::Borrowed(*t),
-            })
-            .collect();
-        // Long texts one at a time (each from a prefix, see `encode_long`), the rest in parallel.
         let limit = self.config.max_length.saturating_mul(BYTES_PER_TOKEN_BOUND);
-        let mut encodings: Vec<Option<Encoding>> = (0..inputs.len()).map(|_| None).collect();
-        for (i, text) in inputs.iter().enumerate() {
-            if text.len() > limit {
-                encodings[i] = Some(self.encode_long(text, limit)?);
+        let mut out: Vec<Option<Tokens>> = (0..texts.len()).map(|_| None).collect();
+        let mut chunk: Vec<(usize, Cow<'_, str>)> = Vec::new();
+        let mut chunk_bytes = 0;
+        for (i, &text) in texts.iter().enumerate() {
+            let input: Cow<'_, str> = match prompt {
+                Some(p) => Cow::Owned(format!("{p}{text}")),
+                None => Cow::Borrowed(text),
+            };
+            if input.len() > limit {
+                out[i] = Some(self.tokens(self.encode_long(&input, limit)?));
+                continue;
+            }
+            chunk_bytes += input.len();
+            chunk.push((i, input));
+            if chunk_bytes >= TOKENIZE_CHUNK_BYTES {
+                self.tokenize_chunk(std::mem::take(&mut chunk), &mut out)?;
+                chunk_bytes = 0;
             }
         }
-        let short: Vec<usize> = (0..inputs.len()).filter(|&i| encodings[i].is_none()).collect();
-        if let [one] = short.as_slice() {
+        self.tokenize_chunk(chunk, &mut out)?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Tokenizes `chunk` (in parallel when it holds several texts) into `out`.
+    fn tokenize_chunk(&self, chunk: Vec<(usize, Cow<'_, str>)>, out: &mut [Option<Tokens>]) -> Result<(), EmbedError> {
+        let encode_err = |source| EmbedError::Tokenize { source };
+        if let [(i, one)] = chunk.as_slice() {
             // One text: no thread-pool hop.
-            let e = self.tokenizer.encode(inputs[*one].as_ref(), true).map_err(|source| EmbedError::Tokenize { source })?;
-            encodings[*one] = Some(e);
-        } else if !short.is_empty() {
-            let refs: Vec<&str> = short.iter().map(|&i| inputs[i].as_ref()).collect();
-            let batch = self.tokenizer.encode_batch(refs, true).map_err(|source| EmbedError::Tokenize { source })?;
-            for (i, e) in short.into_iter().zip(batch) {
-                encodings[i] = Some(e);
+            out[*i] = Some(self.tokens(self.tokenizer.encode(one.as_ref(), true).map_err(encode_err)?));
+        } else if !chunk.is_empty() {
+            let refs: Vec<&str> = chunk.iter().map(|(_, t)| t.as_ref()).collect();
+            let encodings = self.tokenizer.encode_batch(refs, true).map_err(encode_err)?;
+            for ((i, _), e) in chunk.iter().zip(encodings) {
+                out[*i] = Some(self.tokens(e));
             }
         }
-        Ok(encodings
-            .into_iter()
-            .flatten()
-            .map(|e| {
-                let truncated = !e.get_overflowing().is_empty();
-                let mut ids: Vec<i64> = e.get_ids().iter().map(|&i| i64::from(i)).collect();
-                if let Some(eos) = self.eos_id {
-                    if ids.last() != Some(&i64::from(eos)) {
-                        ids.push(i64::from(eos));
-                    }
-                }
-                Tokens { ids, truncated }
-            })
-            .collect())
+        Ok(())
+    }
+
+    /// The ids the model takes (end-of-sequence token added where the model needs it).
+    fn tokens(&self, e: Encoding) -> Tokens {
+        let truncated = !e.get_overflowing().is_empty();
+        let mut ids: Vec<i64> = e.get_ids().iter().map(|&i| i64::from(i)).collect();
+        if let Some(eos) = self.eos_id {
+            if ids.last() != Some(&i64::from(eos)) {
+                ids.push(i64::from(eos));
+            }
+        }
+        Tokens { ids, truncated }
     }
 
     /// Tokenizes a text longer than `limit` bytes. Tokenizing all of it would build every token
-    /// of it (and a copy per `max_length` window: ~130x the text's size for MiniLM, measured),
-    /// only to keep the first `max_length`. So it tokenizes a prefix of `limit` bytes and keeps
-    /// that when the kept tokens provably do not depend on the cut: they end in an earlier word
-    /// (pre-tokenizer word) than the one the cut may split. Otherwise, the whole text.
+    /// of it (and a copy per `max_length` window: ~170x the text's size for MiniLM, measured),
+    /// only to keep the first `max_length`. So it tokenizes a prefix and keeps that when the
+    /// kept tokens provably do not depend on the cut: they end in an earlier word (pre-tokenizer
+    /// word) than the one the cut may split. A cut inside a word that is still being kept (one
+    /// very long word near the start) is retried at twice the length, up to
+    /// [`LONG_TEXT_PREFIX_STEPS`] times (`2^(steps-1) x limit` bytes); past that the last prefix
+    /// is used, which cuts that one word there. Work and memory stay bounded by the limit,
+    /// never by the text's length.
     fn encode_long(&self, text: &str, limit: usize) -> Result<Encoding, EmbedError> {
-        let mut cut = limit;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
+        let mut size = limit;
+        let mut last = None;
+        for _ in 0..LONG_TEXT_PREFIX_STEPS {
+            if size >= text.len() {
+                return self.tokenizer.encode(text, true).map_err(|source| EmbedError::Tokenize { source });
+            }
+            let mut cut = size;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let e = self.tokenizer.encode(&text[..cut], true).map_err(|source| EmbedError::Tokenize { source })?;
+            let last_kept = e.get_word_ids().iter().rev().find_map(|w| *w);
+            let last_cut = e.get_overflowing().last().and_then(|o| o.get_word_ids().iter().rev().find_map(|w| *w));
+            if let (Some(kept), Some(cut_word)) = (last_kept, last_cut) {
+                if kept < cut_word {
+                    return Ok(e);
+                }
+            }
+            last = Some(e);
+            size = size.saturating_mul(2);
         }
-        let e = self.tokenizer.encode(&text[..cut], true).map_err(|source| EmbedError::Tokenize { source })?;
-        let last_kept = e.get_word_ids().iter().rev().find_map(|w| *w);
-        let last_cut = e
-            .get_overflowing()
-            .last()
-            .and_then(|o| o.get_word_ids().iter().rev().find_map(|w| *w));
-        match (last_kept, last_cut) {
-            (Some(kept), Some(cut_word)) if kept < cut_word => Ok(e),
-            _ => self.tokenizer.encode(text, true).map_err(|source| EmbedError::Tokenize { source }),
-        }
+        log::debug!("a word longer than {} bytes was cut before tokenization", size / 2);
+        last.ok_or_else(|| EmbedError::InvalidConfig {
+            field: "max_length",
+            value: self.config.max_length.to_string(),
+            expected: "a positive number of tokens",
+        })
     }
 
     /// The model inputs for `batch` padded to `s` tokens, in the model's input order, and the
