@@ -15,7 +15,9 @@
 //!
 //! `--logs` takes plain ROS 2 console lines (`[LEVEL] [secs.nanos] [robot.node]: message`) or
 //! JSONL (`{"ts":..,"level":..,"robot":..,"node":..,"msg":..}`), one event per line.
-//! TIME is ISO 8601 (`2026-11-20T08:00:00Z`, `2026-11-20`) or unix seconds.
+//! TIME is RFC 3339 / ISO 8601 (`2026-11-20T08:00:00Z`, `2026-11-20T10:00:00+02:00`), a UTC
+//! date and time (`2026-11-20T08:00`) or date, or unix seconds. Every argument is checked
+//! before any work (`--help` lists them); a bad one exits with status 2 and says why.
 
 #[path = "common/fleet.rs"]
 mod fleet;
@@ -28,65 +30,97 @@ use std::time::Instant;
 use akidb::{Database, Filter, Hit, IngestOptions, OnnxEmbeddingProvider, TextDocument};
 use fleet::{LogEvent, Question};
 
+/// Semantic search over robot fleet logs with AkiDB: ingest (generated or your own), then ask.
+#[derive(clap::Parser)]
+#[command(name = "robot_logs", version)]
 struct Args {
+    /// Log file: ROS 2 console lines or JSON Lines (default: a generated fleet day).
+    #[arg(long, value_name = "PATH")]
     logs: Option<PathBuf>,
+    /// Database directory (created if missing; reused by later runs).
+    #[arg(long, value_name = "PATH", default_value = "target/robot_logs.akidb")]
     db: PathBuf,
+    /// Sentence-transformers model folder (converted to ONNX by scripts/setup.sh).
+    #[arg(long, value_name = "DIR", default_value = "models/all-MiniLM-L6-v2")]
     model_dir: PathBuf,
+    /// A question to ask (repeatable; default: a showcase set over the generated logs).
+    #[arg(long = "query", value_name = "TEXT", value_parser = non_empty)]
     queries: Vec<String>,
+    /// Only this robot (`3`, `robot3` and `robot_3` are the same).
+    #[arg(long, value_name = "NAME", value_parser = robot_name)]
     robot: Option<String>,
+    /// Only this level (DEBUG, INFO, WARN, ERROR, FATAL).
+    #[arg(long, value_name = "LEVEL", value_parser = level)]
     level: Option<String>,
+    /// Only lines at or after TIME (2026-11-20T08:00:00Z, 2026-11-20T08:00 UTC, 2026-11-20, unix seconds).
+    #[arg(long, value_name = "TIME", value_parser = fleet::parse_time, allow_hyphen_values = true)]
     since: Option<i64>,
+    /// Only lines before TIME (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = fleet::parse_time, allow_hyphen_values = true)]
     until: Option<i64>,
-    k: usize,
+    /// Hits per question.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=akidb::limits::MAX_K as i64))]
+    k: u32,
+    /// One JSON object per question on stdout.
+    #[arg(long)]
     json: bool,
-    lines: usize,
+    /// Lines of the generated fleet day.
+    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    lines: u32,
+    /// Score the labelled question set (recall@10, MRR@10; generated logs only).
+    #[arg(long)]
     eval: bool,
 }
 
-const USAGE: &str = "usage: robot_logs [--logs PATH] [--db PATH] [--model-dir DIR] [--query TEXT]... \
-[--robot NAME] [--level LEVEL] [--since TIME] [--until TIME] [--k N] [--json] [--lines N] [--eval]";
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("a question cannot be empty".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        logs: None,
-        db: PathBuf::from("target/robot_logs.akidb"),
-        model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
-        queries: Vec::new(),
-        robot: None,
-        level: None,
-        since: None,
-        until: None,
-        k: 5,
-        json: false,
-        lines: 5000,
-        eval: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
-        match flag.as_str() {
-            "--logs" => a.logs = Some(val()?.into()),
-            "--db" => a.db = val()?.into(),
-            "--model-dir" => a.model_dir = val()?.into(),
-            "--query" => a.queries.push(val()?),
-            "--robot" => {
-                let r = val()?;
-                // "3" and "robot3" mean robot_3.
-                let digits: String = r.chars().filter(char::is_ascii_digit).collect();
-                a.robot = Some(if !digits.is_empty() && r.len() <= 8 { format!("robot_{digits}") } else { r });
-            }
-            "--level" => a.level = Some(val()?.to_uppercase()),
-            "--since" => a.since = Some(fleet::parse_time(&val()?).ok_or("--since: not a time")?),
-            "--until" => a.until = Some(fleet::parse_time(&val()?).ok_or("--until: not a time")?),
-            "--k" => a.k = val()?.parse().map_err(|_| "--k: not a number")?,
-            "--lines" => a.lines = val()?.parse().map_err(|_| "--lines: not a number")?,
-            "--json" => a.json = true,
-            "--eval" => a.eval = true,
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+fn robot_name(r: &str) -> Result<String, String> {
+    // "3" and "robot3" mean robot_3.
+    let digits: String = r.chars().filter(char::is_ascii_digit).collect();
+    match r.trim() {
+        "" => Err("a robot name cannot be empty".into()),
+        _ if !digits.is_empty() && r.len() <= 8 => Ok(format!("robot_{digits}")),
+        t => Ok(t.to_string()),
+    }
+}
+
+fn level(l: &str) -> Result<String, String> {
+    let up = l.trim().to_uppercase();
+    match up.as_str() {
+        "DEBUG" | "INFO" | "WARN" | "ERROR" | "FATAL" => Ok(up),
+        "WARNING" => Ok("WARN".into()),
+        _ => Err(format!("{l:?} is not a level: DEBUG, INFO, WARN, ERROR or FATAL")),
+    }
+}
+
+/// Parses and checks every argument before any work.
+fn parse_args() -> Args {
+    use clap::{CommandFactory, Parser};
+    let a = Args::parse();
+    let fail = |msg: String| -> ! { Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg).exit() };
+    if let (Some(s), Some(u)) = (a.since, a.until) {
+        if s >= u {
+            fail(format!("--since ({}) must be before --until ({})", fleet::iso8601(s), fleet::iso8601(u)));
         }
     }
-    Ok(a)
+    if a.eval && a.logs.is_some() {
+        fail("--eval scores the generated logs: leave out --logs".into());
+    }
+    if a.logs.is_some() && a.queries.is_empty() {
+        fail("with --logs, ask at least one --query".into());
+    }
+    if let Some(p) = &a.logs {
+        if !p.is_file() {
+            fail(format!("--logs {}: no such file", p.display()));
+        }
+    }
+    a
 }
 
 fn read_logs(path: &PathBuf) -> Result<Vec<LogEvent>, String> {
@@ -179,7 +213,7 @@ fn print_hits(query: &str, filter_desc: &str, hits: &[Hit]) {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
+    let args = parse_args();
     if !args.model_dir.join("model.onnx").is_file() {
         return Err(format!(
             "model not found in {}: run `bash scripts/setup.sh` (converts all-MiniLM-L6-v2 to ONNX), or pass --model-dir",
@@ -203,7 +237,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let generated = args.logs.is_none();
     let (events, questions): (Vec<LogEvent>, Vec<Question>) = match &args.logs {
         Some(p) => (read_logs(p)?, Vec::new()),
-        None => fleet::generate(args.lines, 42),
+        None => fleet::generate(args.lines as usize, 42),
     };
     let stored = logs.count()?;
     if stored == 0 || args.logs.is_some() {
@@ -255,11 +289,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             ("someone hit the emergency stop".into(), Some(Filter::gte("ts", fleet::T0 + 6 * 3600)), format!("   [since {}]", fleet::iso8601(fleet::T0 + 6 * 3600))),
         ]
     } else {
-        return Err("give at least one --query".into());
+        unreachable!("parse_args requires --query with --logs")
     };
     for (q, f, d) in &showcase {
         let t = Instant::now();
-        let hits = logs.query_text(q, args.k, f.as_ref())?;
+        let hits = logs.query_text(q, args.k as usize, f.as_ref())?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         if args.json {
             println!("{}", serde_json::json!({"query": q, "filter": d.trim(), "ms": ms, "hits": hits}));
@@ -270,9 +304,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     if args.eval {
-        if !generated {
-            return Err("--eval needs the generated corpus (no --logs)".into());
-        }
         let (mut recall, mut mrr) = (0.0, 0.0);
         for q in &questions {
             let f = q.robot.map(|r| Filter::eq("robot", r));

@@ -330,9 +330,14 @@ fn robot_log_questions_meet_the_relevance_floor() {
 #[test]
 fn fleet_time_helpers_round_trip() {
     assert_eq!(fleet::iso8601(fleet::T0), "2026-11-20T06:00:00Z");
-    assert_eq!(fleet::parse_time("2026-11-20T06:00:00Z"), Some(fleet::T0));
-    assert_eq!(fleet::parse_time("2026-11-20"), Some(fleet::T0 - 6 * 3600));
-    assert_eq!(fleet::parse_time("not a time"), None);
+    assert_eq!(fleet::parse_time("2026-11-20T06:00:00Z"), Ok(fleet::T0));
+    assert_eq!(fleet::parse_time("2026-11-20T08:00:00+02:00"), Ok(fleet::T0));
+    assert_eq!(fleet::parse_time("2026-11-20T06:00"), Ok(fleet::T0));
+    assert_eq!(fleet::parse_time("2026-11-20"), Ok(fleet::T0 - 6 * 3600));
+    assert_eq!(fleet::parse_time(&fleet::T0.to_string()), Ok(fleet::T0));
+    for bad in ["not a time", "NaN", "2026-02-31", "2026-11-20T25:00", "10000-01-01", "99999999999999", "", "1e9"] {
+        assert!(fleet::parse_time(bad).is_err(), "{bad:?}");
+    }
     let (events, _) = fleet::generate(50, 1);
     let e = &events[0];
     let parsed = fleet::LogEvent::parse_line(e.id.clone(), &e.line()).expect("parse");

@@ -94,7 +94,7 @@ impl LogEvent {
     pub fn parse_json(id: String, v: &Value) -> Option<LogEvent> {
         let ts = match &v["ts"] {
             Value::Number(n) => n.as_f64()?,
-            Value::String(s) => parse_time(s)? as f64,
+            Value::String(s) => parse_time(s).ok()? as f64,
             _ => return None,
         };
         let message = v.get("msg").or_else(|| v.get("message"))?.as_str()?.to_string();
@@ -454,46 +454,37 @@ pub fn score(ranked: &[String], relevant: &[String], k: usize) -> (f64, f64) {
 
 /// Unix seconds -> `2026-11-20T08:14:03Z`.
 pub fn iso8601(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
-/// `2026-11-20T08:14:03Z`, `2026-11-20T08:14`, `2026-11-20` or unix seconds -> unix seconds.
-pub fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(n) = s.parse::<f64>() {
-        return Some(n as i64);
+    match jiff::Timestamp::from_second(t) {
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => format!("@{t}"),
     }
-    let s = s.trim_end_matches('Z');
-    let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, "00:00:00"));
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.split(':').map(|x| x.split('.').next().and_then(|x| x.parse::<i64>().ok()));
-    let (hh, mm, ss) = (t.next().flatten().unwrap_or(0), t.next().flatten().unwrap_or(0), t.next().flatten().unwrap_or(0));
-    if !(1..=12).contains(&m) || !(1..=31).contains(&dd) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
+}
+
+/// A point in time -> unix seconds. Takes an RFC 3339 / ISO 8601 timestamp with any offset
+/// (`2026-11-20T08:14:03Z`, `2026-11-20T10:14:03+02:00`), a date and time without offset (taken
+/// as UTC: `2026-11-20T08:14`, `2026-11-20 08:14:03`), a date (midnight UTC), or whole unix
+/// seconds. Dates are checked by the calendar (`2026-02-31` is refused) and must lie in the
+/// years 1 to 9999.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let in_range = |t: i64| {
+        let ok = jiff::Timestamp::from_second(t).is_ok_and(|ts| (1..=9999).contains(&ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).year()));
+        if ok { Ok(t) } else { Err(format!("{s:?} is outside the years 1 to 9999")) }
+    };
+    if !s.is_empty() && s.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
+        let t: i64 = s.parse().map_err(|_| format!("{s:?} is out of range"))?;
+        return in_range(t);
     }
-    Some(days_from_civil(y, m, dd) * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-// Howard Hinnant's civil-date algorithms.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return in_range(ts.as_second());
+    }
+    if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+        return dt.to_zoned_datetime(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second()).map_err(|e| e.to_string());
+    }
+    match s.parse::<jiff::civil::Date>() {
+        Ok(d) => d.to_zoned_datetime(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second()).map_err(|e| e.to_string()),
+        Err(e) => Err(format!(
+            "{s:?} is not a time ({e}); use 2026-11-20T08:00:00Z, 2026-11-20T08:00, 2026-11-20 or unix seconds"
+        )),
+    }
 }
