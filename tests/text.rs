@@ -121,7 +121,8 @@ fn model_identity_is_content_not_folder_name() {
         db.text_collection("logs", m).unwrap_or_else(|e| panic!("{}: {e}", same.display()));
     }
     // Same folder name, other content: refused, each naming both models.
-    let variants: [(&str, &dyn Fn(&std::path::Path)); 3] = [
+    type Change<'a> = &'a dyn Fn(&std::path::Path);
+    let variants: [(&str, Change<'_>); 3] = [
         ("other weights", &nudge_weights),
         ("another document prompt", &|d| {
             let p = d.join("config_sentence_transformers.json");
