@@ -438,8 +438,18 @@ impl Collection {
         let Some(digest) = model.digest.clone() else { return Ok(()) };
         let mut config = self.state.config.clone();
         let _commit = self.state.commit.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.state.adopted_digest.get().is_some() {
-            return Ok(());
+        if let Some(adopted) = self.state.adopted_digest.get() {
+            // Another caller recorded a digest since this one was matched by name.
+            if *adopted == digest {
+                return Ok(());
+            }
+            let mut recorded = model.clone();
+            recorded.digest = Some(adopted.clone());
+            return Err(Error::ModelMismatch {
+                collection: self.name().into(),
+                stored: recorded.to_string(),
+                given: model.to_string(),
+            });
         }
         if let Some(m) = config.model.as_mut() {
             m.digest = Some(digest.clone());

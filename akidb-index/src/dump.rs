@@ -320,7 +320,9 @@ pub(crate) fn read<'v>(
             return Err("a vector holds a non-finite value".into());
         }
         if let Some(want) = expected(id) {
-            if want.iter().zip(&v).any(|(a, b)| a.to_bits() != b.to_bits()) {
+            // Branch-free over the whole vector (it vectorises; an early exit would not).
+            let differs = want.iter().zip(&v).fold(0u32, |acc, (a, b)| acc | (a.to_bits() ^ b.to_bits()));
+            if differs != 0 || want.len() != v.len() {
                 return Err(format!("the vector of id {id} differs from storage's"));
             }
         }

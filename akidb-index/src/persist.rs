@@ -350,7 +350,9 @@ fn read_generation(
 
 /// Reads a file, never more than `most` bytes (it may have grown since its size was checked).
 fn read_at_most(path: &Path, most: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(most as usize);
+    // Room for the one byte past `most` that tells a grown file: without it, `read_to_end`
+    // would reallocate (and copy) the whole buffer to look for more.
+    let mut bytes = Vec::with_capacity(most as usize + 1);
     fs::File::open(path)?.take(most + 1).read_to_end(&mut bytes)?;
     Ok(bytes)
 }

@@ -791,9 +791,12 @@ fn create_new(file: &Path) -> Result<()> {
         }
         std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
         match std::fs::hard_link(&tmp, file) {
+            Ok(()) => Ok(()),
             // Another process created it first: open theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            r => r.map_err(io(file)),
+            // A file system without hard links (vfat, some FUSE mounts): rename, which is
+            // atomic too but would replace a file created meanwhile by another process.
+            Err(_) => std::fs::rename(&tmp, file).map_err(io(file)),
         }?;
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
     })();
