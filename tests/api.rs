@@ -114,7 +114,8 @@ fn bad_vectors_are_typed_errors_and_write_nothing() {
     assert!(matches!(c.search(&[1.0; 3], 10_001, None), Err(Error::InvalidK { .. })));
     for ef in [0, 10_001] {
         let p = akidb::SearchParams::with_ef(ef);
-        assert!(matches!(c.search_with(&[1.0; 3], 1, None, p), Err(Error::InvalidIndexParams { .. })), "ef {ef}");
+        let err = c.search_with(&[1.0; 3], 1, None, p).expect_err("ef out of range");
+        assert!(matches!(err, Error::InvalidEf { ef: e, max: 10_000 } if e == ef), "ef {ef}: {err:?}");
     }
     assert!(matches!(c.get(&[""]), Err(Error::InvalidId { .. })));
     let huge: Vec<Document> = (0..65_537).map(|i| doc(&i.to_string(), vec![1.0; 3])).collect();

@@ -172,7 +172,12 @@ impl Database {
             .collection(name)?
             .ok_or_else(|| Error::CollectionNotFound { name: name.into() })?;
         let config = decode_schema(&entry)?;
-        let state = Arc::new(CollectionState::load(&self.inner.store, entry, config, &self.inner.path)?);
+        let state = CollectionState::load(&self.inner.store, entry, config, &self.inner.path).map_err(|e| match e {
+            // Dropped by another handle while it loaded.
+            Error::Storage(StorageError::CollectionNotFound { name }) => Error::CollectionNotFound { name },
+            e => e,
+        })?;
+        let state = Arc::new(state);
         map.insert(name.to_string(), state.clone());
         Ok(Collection { db: self.inner.clone(), state, embedder: None })
     }
@@ -357,7 +362,7 @@ impl CollectionState {
                     }
                     (_, Err(e)) => {
                         failure = Some(Error::Storage(StorageError::Corrupt {
-                            table: format!("c{}_docs", state.entry.id),
+                            table: docs_table(&state.entry),
                             reason: format!("metadata of sequence {seq}: {e}"),
                         }));
                         false
@@ -469,8 +474,7 @@ impl Collection {
             return Err(Error::InvalidK { k, max: MAX_K });
         }
         if let Some(ef) = params.ef.filter(|ef| *ef == 0 || *ef > MAX_EF) {
-            let h = self.state.config.hnsw;
-            return Err(Error::InvalidIndexParams { m: h.m, ef_construction: h.ef_construction, ef_search: ef });
+            return Err(Error::InvalidEf { ef, max: MAX_EF });
         }
         if let Some(f) = filter {
             f.validate()?;
@@ -674,7 +678,7 @@ impl Collection {
         got.into_iter()
             .map(|o| {
                 o.map(|(_, doc, vector)| {
-                    Ok(Record { id: doc.id, vector, text: doc.text, metadata: parse_meta(&doc.metadata)? })
+                    Ok(Record { id: doc.id, vector, text: doc.text, metadata: parse_meta(&doc.metadata, &self.state.entry)? })
                 })
                 .transpose()
             })
@@ -735,21 +739,26 @@ impl Collection {
                     continue;
                 }
                 return Err(Error::Storage(StorageError::Corrupt {
-                    table: format!("c{}_docs", self.state.entry.id),
+                    table: docs_table(&self.state.entry),
                     reason: format!("indexed sequence {} has no document", neighbors[missing].id),
                 }));
             }
             let mut hits = Vec::with_capacity(docs.len());
             for (n, doc) in neighbors.into_iter().zip(docs.into_iter().flatten()) {
-                hits.push(Hit { id: doc.id, score: n.score, text: doc.text, metadata: parse_meta(&doc.metadata)? });
+                hits.push(Hit { id: doc.id, score: n.score, text: doc.text, metadata: parse_meta(&doc.metadata, &self.state.entry)? });
             }
             return Ok((hits, path));
         }
     }
 }
 
-fn parse_meta(text: &str) -> Result<Value> {
+/// The table a collection's documents live in (as `akidb_storage` names it), for errors.
+fn docs_table(entry: &CollectionEntry) -> String {
+    format!("c{}_docs", entry.id)
+}
+
+fn parse_meta(text: &str, entry: &CollectionEntry) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| {
-        Error::Storage(StorageError::Corrupt { table: "docs".into(), reason: format!("metadata: {e}") })
+        Error::Storage(StorageError::Corrupt { table: docs_table(entry), reason: format!("metadata: {e}") })
     })
 }

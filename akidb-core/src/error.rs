@@ -133,6 +133,14 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A per-query `ef` must be between 1 and [`crate::limits::MAX_EF`].
+    #[error("ef = {ef} is out of range 1..={max} (a per-query search beam)")]
+    InvalidEf {
+        /// The `ef` given.
+        ef: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// `k` must be between 1 and [`crate::limits::MAX_K`].
     #[error("k = {k} is out of range 1..={max}")]
     InvalidK {

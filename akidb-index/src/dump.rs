@@ -7,7 +7,8 @@
 //! manifest and the collection say, before anything is allocated from it (hnsw_rs's own
 //! loader panics, aborts or exits the process on malformed files; fuzzing found all three).
 //!
-//! Format (native endian, as hnsw_rs writes it):
+//! Format (little-endian, explicitly: hnsw_rs writes native endianness, which is little-endian
+//! on every platform AkiDB runs on, x86-64 and aarch64, so the files stay hnsw_rs's):
 //! graph: description (magic 4, mode 1, max_nb_connection 1, level_scale 8, nb_layer 1, ef 8,
 //! nb_point 8, dimension 8, distance name (len 8 + bytes), type name (len 8 + bytes)), then the
 //! number of layers (1) and per layer: magic 4, count 8, points (magic 4, origin id 8, layer 1,
@@ -27,6 +28,13 @@ use crate::graph::{Graph, MAX_LEVEL};
 use crate::{GraphDistance, Metric};
 use hnsw_rs::anndists::dist::Distance;
 
+/// The distance type name recorded in a dump and checked by hnsw_rs's loader against
+/// `std::any::type_name` of the distance it is given. A literal, so that the format does not
+/// depend on where the type lives (`type_name` is not stable across moves or compilers); the test
+/// `distance_name_is_the_type_name_hnsw_rs_checks` says when a move would break hnsw_rs's load.
+pub(crate) const GRAPH_DISTANCE_NAME: &str = "akidb_index::hnsw::GraphDistance";
+/// The element type name recorded in a dump (`type_name::<f32>()`).
+const ELEMENT_NAME: &str = "f32";
 const MAGICDESCR_4: u32 = 0x002a_6779;
 const MAGICLAYER: u32 = 0x000a_676f;
 const MAGICPOINT: u32 = 0x000a_678f;
@@ -62,24 +70,24 @@ pub(crate) fn write(
     }
     let distance = GraphDistance::new(graph.metric());
     let w = graph_out;
-    w.write_all(&MAGICDESCR_4.to_ne_bytes())?;
+    w.write_all(&MAGICDESCR_4.to_le_bytes())?;
     w.write_all(&[1u8, graph.m() as u8])?;
-    w.write_all(&(1.0 / (graph.m() as f64).ln()).to_ne_bytes())?;
+    w.write_all(&(1.0 / (graph.m() as f64).ln()).to_le_bytes())?;
     w.write_all(&[NB_LAYER_MAX])?;
     for v in [graph.ef_construction(), graph.id_count(), dim] {
-        w.write_all(&(v as u64).to_ne_bytes())?;
+        w.write_all(&(v as u64).to_le_bytes())?;
     }
-    for name in [std::any::type_name::<GraphDistance>(), std::any::type_name::<f32>()] {
-        w.write_all(&(name.len() as u64).to_ne_bytes())?;
+    for name in [GRAPH_DISTANCE_NAME, ELEMENT_NAME] {
+        w.write_all(&(name.len() as u64).to_le_bytes())?;
         w.write_all(name.as_bytes())?;
     }
-    data_out.write_all(&MAGICDATAP.to_ne_bytes())?;
-    data_out.write_all(&(dim as u64).to_ne_bytes())?;
+    data_out.write_all(&MAGICDATAP.to_le_bytes())?;
+    data_out.write_all(&(dim as u64).to_le_bytes())?;
     w.write_all(&[NB_LAYER_MAX])?;
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for layer in 0..usize::from(NB_LAYER_MAX) {
-        w.write_all(&MAGICLAYER.to_ne_bytes())?;
-        w.write_all(&(counts.get(layer).copied().unwrap_or(0) as u64).to_ne_bytes())?;
+        w.write_all(&MAGICLAYER.to_le_bytes())?;
+        w.write_all(&(counts.get(layer).copied().unwrap_or(0) as u64).to_le_bytes())?;
         for node in (0..nodes).filter(|n| graph.level(*n) == layer) {
             graph.decode(node, &mut a);
             // The node's lists, each as (id, layer, rank, distance).
@@ -94,34 +102,34 @@ pub(crate) fn write(
                 lists.push(list);
             }
             for (k, id) in graph.node_ids(node).enumerate() {
-                w.write_all(&MAGICPOINT.to_ne_bytes())?;
-                w.write_all(&id.to_ne_bytes())?;
+                w.write_all(&MAGICPOINT.to_le_bytes())?;
+                w.write_all(&id.to_le_bytes())?;
                 w.write_all(&[layer as u8])?;
-                w.write_all(&(rank[node as usize] + k as i32).to_ne_bytes())?;
+                w.write_all(&(rank[node as usize] + k as i32).to_le_bytes())?;
                 for l in 0..usize::from(NB_LAYER_MAX) {
                     let list = lists.get(l).map(Vec::as_slice).unwrap_or_default();
-                    w.write_all(&(list.len() as u64).to_ne_bytes())?;
+                    w.write_all(&(list.len() as u64).to_le_bytes())?;
                     for (nid, nl, nr, nd) in list {
-                        w.write_all(&nid.to_ne_bytes())?;
+                        w.write_all(&nid.to_le_bytes())?;
                         w.write_all(&[*nl])?;
-                        w.write_all(&nr.to_ne_bytes())?;
-                        w.write_all(&nd.to_ne_bytes())?;
+                        w.write_all(&nr.to_le_bytes())?;
+                        w.write_all(&nd.to_le_bytes())?;
                     }
                 }
                 let v = exact(id).unwrap_or_else(|| a.clone());
-                data_out.write_all(&MAGICDATAP.to_ne_bytes())?;
-                data_out.write_all(&id.to_ne_bytes())?;
-                data_out.write_all(&((4 * dim) as u64).to_ne_bytes())?;
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
+                data_out.write_all(&MAGICDATAP.to_le_bytes())?;
+                data_out.write_all(&id.to_le_bytes())?;
+                data_out.write_all(&((4 * dim) as u64).to_le_bytes())?;
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 data_out.write_all(&bytes)?;
             }
         }
     }
     let (entry, top) = graph.entry().unwrap_or((0, 0));
     let entry_id = graph.node_ids(entry).next().unwrap_or_default();
-    w.write_all(&entry_id.to_ne_bytes())?;
+    w.write_all(&entry_id.to_le_bytes())?;
     w.write_all(&[top as u8])?;
-    w.write_all(&rank[entry as usize].to_ne_bytes())?;
+    w.write_all(&rank[entry as usize].to_le_bytes())?;
     Ok(())
 }
 
@@ -146,16 +154,16 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_ne_bytes(self.array()?))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_ne_bytes(self.array()?))
+        Ok(i32::from_le_bytes(self.array()?))
     }
     fn f32(&mut self) -> Result<f32, String> {
-        Ok(f32::from_ne_bytes(self.array()?))
+        Ok(f32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_ne_bytes(self.array()?))
+        Ok(u64::from_le_bytes(self.array()?))
     }
     fn usize(&mut self) -> Result<usize, String> {
         usize::try_from(self.u64()?).map_err(|_| "length out of range".to_string())
@@ -211,7 +219,7 @@ pub(crate) fn read<'v>(
         return Err("not a full dump".into());
     }
     let max_nb_connection = g.u8()?;
-    let level_scale = f64::from_ne_bytes(g.array()?);
+    let level_scale = f64::from_le_bytes(g.array()?);
     if max_nb_connection == 0 || !level_scale.is_finite() {
         return Err("bad graph parameters".into());
     }
@@ -227,8 +235,8 @@ pub(crate) fn read<'v>(
         return Err("dimension differs from the collection's".into());
     }
     // The names hnsw_rs records and checks on load.
-    g.name(std::any::type_name::<GraphDistance>())?;
-    g.name(std::any::type_name::<f32>())?;
+    g.name(GRAPH_DISTANCE_NAME)?;
+    g.name(ELEMENT_NAME)?;
     let layers = g.u8()?;
     if layers == 0 || layers > NB_LAYER_MAX {
         return Err("bad number of layers".into());
@@ -314,7 +322,7 @@ pub(crate) fn read<'v>(
     for (p, &id) in ids.iter().enumerate() {
         let at = body + p * record_len(dimension) + 20;
         for (x, b) in v.iter_mut().zip(data[at..at + len].chunks_exact(4)) {
-            *x = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+            *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
         if v.iter().any(|x| !x.is_finite()) {
             return Err("a vector holds a non-finite value".into());
@@ -366,4 +374,18 @@ pub(crate) fn read<'v>(
     }
     out.finish_load(entry);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// hnsw_rs's loader compares the recorded names with `type_name` of the types it is given:
+    /// if `GraphDistance` moves, this fails, and the move must keep the literal (and hnsw_rs's
+    /// load of AkiDB's generations, tested in `persist.rs`) in step.
+    #[test]
+    fn distance_name_is_the_type_name_hnsw_rs_checks() {
+        assert_eq!(GRAPH_DISTANCE_NAME, std::any::type_name::<GraphDistance>());
+        assert_eq!(ELEMENT_NAME, std::any::type_name::<f32>());
+    }
 }

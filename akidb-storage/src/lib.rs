@@ -101,6 +101,12 @@ pub enum StorageError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A record could not be encoded (nothing was written).
+    #[error("cannot encode a record: {reason}")]
+    Encode {
+        /// The encoder's message.
+        reason: String,
+    },
     /// The database file exists but is empty. AkiDB creates its file atomically (it never leaves
     /// an empty one), so an empty file is someone else's: it is refused, not initialised.
     #[error("{path} is an empty file: not an AkiDB database (remove it to create a new database there)")]
@@ -961,8 +967,7 @@ struct StoredDocumentRef<'a> {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    let bytes = bincode::serde::encode_to_vec(value, BINCODE).map_err(|e| StorageError::Corrupt {
-        table: "(encode)".into(),
+    let bytes = bincode::serde::encode_to_vec(value, BINCODE).map_err(|e| StorageError::Encode {
         reason: e.to_string(),
     })?;
     if bytes.len() > MAX_RECORD_BYTES {
