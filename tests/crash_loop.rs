@@ -244,6 +244,7 @@ fn crash_loop_mixed_operations() {
         v.upsert(&base).expect("base");
     }
     let mut planted: HashMap<&'static str, u64> = HashMap::new();
+    let mut graph_misses = 0usize;
     let mut model = Model::default();
     let mut rng = StdRng::seed_from_u64(0xC0FFEE);
     let (mut kills, mut mid_op, mut acked_ops, mut in_flight_applied, mut docs_checked) = (0u64, 0u64, 0u64, 0u64, 0usize);
@@ -349,15 +350,23 @@ fn crash_loop_mixed_operations() {
         // The index agrees with storage: the same live count, and every live vector found.
         let stats = v.index_stats().expect("stats");
         assert_eq!(stats.live as u64, v.count().expect("count"), "index and storage disagree on the live count");
+        // Every sampled live vector is in the index's exact store (an exact search finds it
+        // first). The graph walk is approximate: on a freshly built graph of this data (13k
+        // uniform 16-d vectors) it misses a vector's own document at ef 64 about once in 50,000
+        // queries (measured: 1 in 52,548), so one miss among the 40 is allowed; a lost or
+        // misplaced batch misses many, as do the recall checks below.
+        let mut misses = Vec::new();
         for (id, ver) in model.vectors.iter().take(40) {
-            let hits = v.search(&vector(ver.run, ver.n, ver.j), 5, None).expect("search");
+            let q = vector(ver.run, ver.n, ver.j);
+            let (exact, _) = v.search_with(&q, 5, None, SearchParams::exact()).expect("exact");
+            assert_eq!(exact.first().map(|h| h.id.as_str()), Some(id.as_str()), "run {run}: {id} {ver:?} is not in the index");
+            let hits = v.search(&q, 5, None).expect("search");
             if !hits.iter().any(|h| h.id == *id) {
-                let q = vector(ver.run, ver.n, ver.j);
-                let (exact, _) = v.search_with(&q, 5, None, SearchParams::exact()).expect("exact");
-                let (wide, path) = v.search_with(&q, 5, None, SearchParams::with_ef(2000)).expect("wide");
-                panic!("run {run}: index lost or misplaced {id} {ver:?}: graph {hits:?}\nexact {exact:?}\nef2000 ({path:?}) {wide:?}\nstats {stats:?}");
+                misses.push(format!("{id} {ver:?}: graph {hits:?}\nexact {exact:?}"));
             }
         }
+        graph_misses += misses.len();
+        assert!(misses.len() <= 1, "run {run}: the graph misses {} of 40 live vectors:\n{}\nstats {stats:?}", misses.len(), misses.join("\n"));
         for _ in 0..5 {
             let q: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
             let (exact, _) = v.search_with(&q, 10, None, SearchParams::exact()).expect("exact");
@@ -387,7 +396,7 @@ fn crash_loop_mixed_operations() {
     eprintln!(
         "crash loop: {kills} kills ({mid_op} while running), {acked_ops} acknowledged operations verified \
          ({op_counts:?}), {in_flight_applied} in-flight operations found whole, {docs_checked} document checks; \
-         hostile index files planted: {planted:?}"
+         hostile index files planted: {planted:?}; single graph misses at ef 64: {graph_misses}"
     );
     assert!(mid_op >= kills.saturating_sub(1), "the writer must be running when killed");
     assert!(op_counts.len() >= 4, "the mix must be exercised: {op_counts:?}");
