@@ -278,6 +278,69 @@ impl Embedder for Counting {
     }
 }
 
+/// An embedder that misbehaves as told: one vector short, one value short, or a panic.
+struct Faulty {
+    inner: Arc<OnnxEmbeddingProvider>,
+    fault: std::sync::Mutex<&'static str>,
+}
+
+impl Embedder for Faulty {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
+        let mut out = self.inner.embed(texts, kind)?;
+        let fault = *self.fault.lock().expect("lock");
+        match fault {
+            "short" => {
+                out.vectors.pop();
+            }
+            "dimension" => {
+                if let Some(v) = out.vectors.last_mut() {
+                    v.pop();
+                }
+            }
+            "panic" => panic!("deliberate failure in the test embedder"),
+            _ => {}
+        }
+        Ok(out)
+    }
+}
+
+/// What an embedder returns is checked: a wrong number of vectors or a wrong dimension is a
+/// typed error naming the model (nothing is written, no document silently dropped), a panic is
+/// a typed error with its message, and the shared worker keeps serving afterwards.
+#[test]
+fn a_wrong_embedder_is_a_typed_error_and_the_worker_survives() {
+    let (_d, db) = db();
+    let faulty = Arc::new(Faulty { inner: minilm(), fault: std::sync::Mutex::new("") });
+    let c = db.text_collection("logs", faulty.clone()).expect("create");
+    let docs = [TextDocument::new("a", "lidar timeout at the dock"), TextDocument::new("b", "battery hot")];
+    c.add_texts(&docs).expect("a correct run");
+    for fault in ["short", "dimension", "panic"] {
+        *faulty.fault.lock().expect("lock") = fault;
+        let more = [TextDocument::new("c", "gripper failed"), TextDocument::new("d", "e-stop pressed")];
+        let err = c.add_texts(&more).expect_err(fault);
+        let expected = match fault {
+            "short" => matches!(err, Error::Embedding(EmbedError::BadOutput { what: "vectors", expected: 2, got: 1, .. })),
+            "dimension" => {
+                matches!(err, Error::Embedding(EmbedError::BadOutput { what: "values in a vector", expected: 384, got: 383, .. }))
+            }
+            _ => matches!(&err, Error::Embedding(EmbedError::Panicked { message, .. }) if message.contains("deliberate")),
+        };
+        assert!(expected, "{fault}: {err:?}");
+        assert!(err.to_string().contains("all-MiniLM-L6-v2"), "{fault}: the error names the model: {err}");
+        let q = c.query_text("why did it stop?", 1, None).expect_err("queries go through the same check");
+        assert!(matches!(q, Error::Embedding(_)), "{fault}: {q:?}");
+        assert_eq!(c.count().expect("count"), 2, "{fault}: nothing written");
+        // The same worker serves correct calls again.
+        *faulty.fault.lock().expect("lock") = "";
+        assert_eq!(c.query_text("battery temperature", 1, None).expect("query")[0].id, "b", "{fault}");
+    }
+    c.add_texts(&[TextDocument::new("c", "gripper failed")]).expect("and writes");
+    assert_eq!(c.count().expect("count"), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_async_queries_share_model_runs() {
     let dir = tempfile::tempdir().expect("tempdir");

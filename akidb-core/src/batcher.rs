@@ -51,10 +51,22 @@ struct Request {
 }
 
 /// An [`Embedder`] that merges concurrent requests into shared runs of an inner embedder.
+///
+/// The inner embedder's output is checked ([`akidb_embedding::check_output`]) before it is
+/// split among callers, so a wrong count or dimension is [`EmbedError::BadOutput`] for the
+/// callers of that run, never a panic of the worker. A panic of the inner embedder is caught and
+/// answered as [`EmbedError::Panicked`]; the worker keeps serving. A worker that is gone anyway
+/// (it could not be started) is started again by the next call.
 pub struct BatchingEmbedder {
     info: ModelInfo,
-    tx: Mutex<Option<Sender<Request>>>,
-    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    inner: Arc<dyn Embedder>,
+    options: BatchOptions,
+    worker: Mutex<Option<Worker>>,
+}
+
+struct Worker {
+    tx: Sender<Request>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for BatchingEmbedder {
@@ -64,23 +76,42 @@ impl std::fmt::Debug for BatchingEmbedder {
 }
 
 impl BatchingEmbedder {
-    /// Starts the worker thread for `inner`.
+    /// Starts the worker thread for `inner` (or, if the system refuses a thread now, at the
+    /// first call).
     pub fn new(inner: Arc<dyn Embedder>, options: BatchOptions) -> Self {
-        let (tx, rx) = mpsc::channel::<Request>();
         let info = inner.info().clone();
-        let worker = std::thread::Builder::new()
+        let b = Self { info, inner, options, worker: Mutex::new(None) };
+        if let Err(e) = b.sender() {
+            log::warn!("{e}; retrying at the first call");
+        }
+        b
+    }
+
+    /// The running worker's queue, starting a worker first if there is none or it is gone.
+    fn sender(&self) -> Result<Sender<Request>, EmbedError> {
+        let mut slot = self.worker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(w) = slot.as_ref().filter(|w| !w.thread.is_finished()) {
+            return Ok(w.tx.clone());
+        }
+        let (tx, rx) = mpsc::channel::<Request>();
+        let (inner, options) = (self.inner.clone(), self.options);
+        let thread = std::thread::Builder::new()
             .name("akidb-embed".into())
             .spawn(move || worker(inner, rx, options))
-            .ok();
-        Self { info, tx: Mutex::new(Some(tx)), worker: Mutex::new(worker) }
+            .map_err(|source| EmbedError::Worker { model: self.info.name.clone(), source })?;
+        if slot.is_some() {
+            log::warn!("the embedding worker of {} was gone; started a new one", self.info.name);
+        }
+        *slot = Some(Worker { tx: tx.clone(), thread });
+        Ok(tx)
     }
 }
 
 impl Drop for BatchingEmbedder {
     fn drop(&mut self) {
-        self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(w) = self.worker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
-            let _ = w.join();
+            drop(w.tx);
+            let _ = w.thread.join();
         }
     }
 }
@@ -94,23 +125,23 @@ impl Embedder for BatchingEmbedder {
         if texts.is_empty() {
             return Ok(Embeddings::default());
         }
-        let (reply, rx) = mpsc::sync_channel(1);
-        let req = Request { texts: texts.iter().map(|t| t.to_string()).collect(), kind, reply };
-        let sent = self
-            .tx
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|tx| tx.send(req).is_ok());
-        if !sent {
-            return Err(EmbedError::InvalidConfig {
-                field: "batcher",
-                value: "stopped".into(),
-                expected: "a running embedding worker",
-            });
+        // Two tries: a worker found gone (its queue closed) is replaced once.
+        let mut last = None;
+        for _ in 0..2 {
+            let (reply, rx) = mpsc::sync_channel(1);
+            let req = Request { texts: texts.iter().map(|t| t.to_string()).collect(), kind, reply };
+            if self.sender()?.send(req).is_err() {
+                last = Some("its queue closed");
+                continue;
+            }
+            match rx.recv() {
+                Ok(answer) => return answer,
+                Err(_) => last = Some("it stopped without answering"),
+            }
         }
-        rx.recv().unwrap_or_else(|_| {
-            Err(EmbedError::InvalidConfig { field: "batcher", value: "worker exited".into(), expected: "a reply" })
+        Err(EmbedError::Panicked {
+            model: self.info.name.clone(),
+            message: format!("the embedding worker is gone ({})", last.unwrap_or("unknown")),
         })
     }
 }
@@ -143,13 +174,28 @@ fn worker(inner: Arc<dyn Embedder>, rx: Receiver<Request>, options: BatchOptions
     }
 }
 
+/// Runs the inner embedder, turning a panic into [`EmbedError::Panicked`] and checking the
+/// output's shape.
+fn embed_checked(inner: &dyn Embedder, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.embed(texts, kind))).map_err(|p| {
+        let message = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        EmbedError::Panicked { model: inner.info().name.clone(), message }
+    })??;
+    akidb_embedding::check_output(inner.info(), texts.len(), &out)?;
+    Ok(out)
+}
+
 fn run_group(inner: &dyn Embedder, kind: InputKind, group: Vec<Request>) {
     let all: Vec<&str> = group.iter().flat_map(|r| r.texts.iter().map(String::as_str)).collect();
-    match inner.embed(&all, kind) {
+    match embed_checked(inner, &all, kind) {
         Ok(mut out) => {
+            // Checked: one row per text, so each caller's rows are at the end in turn.
             for r in group.iter().rev() {
-                let n = r.texts.len();
-                let at = out.vectors.len() - n;
+                let at = out.vectors.len() - r.texts.len();
                 let part = Embeddings {
                     vectors: out.vectors.split_off(at),
                     token_counts: out.token_counts.split_off(at),
@@ -159,10 +205,15 @@ fn run_group(inner: &dyn Embedder, kind: InputKind, group: Vec<Request>) {
             }
         }
         // A merged run failed: give every caller its own answer.
-        Err(_) => {
+        Err(_) if group.len() > 1 => {
             for r in group {
                 let texts: Vec<&str> = r.texts.iter().map(String::as_str).collect();
-                let _ = r.reply.send(inner.embed(&texts, kind));
+                let _ = r.reply.send(embed_checked(inner, &texts, kind));
+            }
+        }
+        Err(e) => {
+            if let Some(r) = group.into_iter().next() {
+                let _ = r.reply.send(Err(e));
             }
         }
     }

@@ -146,7 +146,9 @@ impl Collection {
     fn embed_batch(&self, docs: Vec<TextDocument>) -> Result<(Vec<Document>, usize)> {
         Self::check_text_docs(&docs)?;
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-        let out = self.embedder()?.embed(&texts, InputKind::Document)?;
+        let embedder = self.embedder()?;
+        let out = embedder.embed(&texts, InputKind::Document)?;
+        akidb_embedding::check_output(embedder.info(), texts.len(), &out)?;
         let truncated = out.truncated.iter().filter(|t| **t).count();
         let docs = docs
             .into_iter()
@@ -185,7 +187,9 @@ impl Collection {
         if query.len() > MAX_TEXT_BYTES {
             return Err(Error::TextTooLong { id: "(query)".into(), bytes: query.len(), max: MAX_TEXT_BYTES });
         }
-        let out = self.embedder()?.embed(&[query], InputKind::Query)?;
+        let embedder = self.embedder()?;
+        let out = embedder.embed(&[query], InputKind::Query)?;
+        akidb_embedding::check_output(embedder.info(), 1, &out)?;
         let v = out.vectors.into_iter().next().unwrap_or_default();
         self.search_with(&v, k, filter, params)
     }

@@ -141,6 +141,36 @@ pub enum EmbedError {
         #[source]
         source: ort::Error,
     },
+    /// An embedder returned something other than one vector of its dimension per text.
+    #[error("model {model} returned {got} {what} for {expected} texts")]
+    BadOutput {
+        /// The model's name.
+        model: String,
+        /// What was wrong: `vectors`, `token counts`, `truncation flags`, or `values in a vector`
+        /// (then `expected` is the model's dimension and `got` the vector's length).
+        what: &'static str,
+        /// What was due.
+        expected: usize,
+        /// What came.
+        got: usize,
+    },
+    /// An embedder panicked; the embedding worker caught it and keeps serving.
+    #[error("model {model} panicked while embedding: {message}")]
+    Panicked {
+        /// The model's name.
+        model: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// The embedding worker thread could not be started.
+    #[error("cannot start the embedding worker of model {model}: {source}")]
+    Worker {
+        /// The model's name.
+        model: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The async constructor's background task failed.
     #[error("background task failed: {source}")]
     Task {

@@ -98,6 +98,26 @@ pub struct Embeddings {
     pub truncated: Vec<bool>,
 }
 
+/// Checks what an [`Embedder`] returned for `texts` texts: one vector of `info.dimension` values,
+/// one token count and one truncation flag per text, or [`EmbedError::BadOutput`] naming the
+/// model. Everything that consumes an embedder's output checks it with this first.
+pub fn check_output(info: &ModelInfo, texts: usize, out: &Embeddings) -> Result<(), EmbedError> {
+    let bad = |what, expected, got| EmbedError::BadOutput { model: info.name.clone(), what, expected, got };
+    if out.vectors.len() != texts {
+        return Err(bad("vectors", texts, out.vectors.len()));
+    }
+    if out.token_counts.len() != texts {
+        return Err(bad("token counts", texts, out.token_counts.len()));
+    }
+    if out.truncated.len() != texts {
+        return Err(bad("truncation flags", texts, out.truncated.len()));
+    }
+    if let Some(v) = out.vectors.iter().find(|v| v.len() != info.dimension) {
+        return Err(bad("values in a vector", info.dimension, v.len()));
+    }
+    Ok(())
+}
+
 /// A text embedding backend: small, synchronous, shareable.
 pub trait Embedder: Send + Sync {
     /// What the model is.
