@@ -675,3 +675,44 @@ fn dot_and_l2_vectors_far_outside_half_float_range_search_like_exact() {
         assert!(recall >= 0.9, "{metric:?} at magnitude {mag}: recall@10 {recall}");
     }
 }
+
+/// A collection that loads slowly (its graph is rebuilt) does not hold up opening another one,
+/// and a drop during the load leaves the collection gone.
+#[test]
+fn opening_a_collection_does_not_wait_for_another_ones_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let (db, _) = open_loaded(&path);
+        let small = db.create_collection("small", CollectionConfig::new(DIM)).expect("create");
+        small.upsert(&dataset(10, 5)).expect("upsert");
+    }
+    for drop_during_load in [false, true] {
+        std::fs::remove_dir_all(path.join("index")).ok(); // the next open of "v" rebuilds its graph
+        let db = Database::open(&path).expect("open");
+        let started = std::sync::Barrier::new(2);
+        let (big_done, small_done) = std::thread::scope(|s| {
+            let big = s.spawn(|| {
+                started.wait();
+                let r = db.collection("v");
+                (std::time::Instant::now(), r.map(|c| c.count().expect("count")))
+            });
+            started.wait();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let small = db.collection("small").expect("small opens");
+            assert_eq!(small.count().expect("count"), 10);
+            let small_done = std::time::Instant::now();
+            if drop_during_load {
+                db.drop_collection("v").expect("drop");
+            }
+            (big.join().expect("join"), small_done)
+        });
+        assert!(small_done < big_done.0, "opening \"small\" waited for the load of \"v\"");
+        if drop_during_load {
+            assert!(matches!(big_done.1, Ok(_) | Err(akidb::Error::CollectionNotFound { .. })), "{:?}", big_done.1);
+            assert!(matches!(db.collection("v"), Err(akidb::Error::CollectionNotFound { .. })), "dropped stays dropped");
+        } else {
+            assert_eq!(big_done.1.expect("v opens"), N as u64);
+        }
+    }
+}

@@ -63,6 +63,7 @@ impl DatabaseBuilder {
                 path: path.to_path_buf(),
                 store,
                 collections: RwLock::new(HashMap::new()),
+                loading: std::sync::Mutex::new(HashMap::new()),
                 batchers: std::sync::Mutex::new(Vec::new()),
             }),
         })
@@ -89,6 +90,8 @@ pub(crate) struct DbInner {
     path: PathBuf,
     pub(crate) store: Storage,
     collections: RwLock<HashMap<String, Arc<CollectionState>>>,
+    /// One lock per collection being loaded (see [`Database::collection`]).
+    loading: std::sync::Mutex<HashMap<String, Arc<std::sync::Mutex<()>>>>,
     /// One micro-batching worker per embedding model handed in (keyed by the `Arc`'s address).
     pub(crate) batchers: std::sync::Mutex<Vec<Batcher>>,
 }
@@ -159,27 +162,45 @@ impl Database {
     /// Opens an existing collection. The first open in a process loads its vectors into memory.
     pub fn collection(&self, name: &str) -> Result<Collection> {
         validate_collection_name(name)?;
+        let open = |state: &Arc<CollectionState>| Collection { db: self.inner.clone(), state: state.clone(), embedder: None };
         if let Some(state) = read(&self.inner.collections).get(name) {
-            return Ok(Collection { db: self.inner.clone(), state: state.clone(), embedder: None });
+            return Ok(open(state));
         }
-        let mut map = write(&self.inner.collections);
-        if let Some(state) = map.get(name) {
-            return Ok(Collection { db: self.inner.clone(), state: state.clone(), embedder: None });
+        // The load (a scan of the collection, maybe a graph rebuild) runs outside the registry
+        // lock, so other collections open meanwhile; one load per name at a time.
+        let loading = {
+            let mut l = self.inner.loading.lock().unwrap_or_else(PoisonError::into_inner);
+            l.entry(name.to_string()).or_default().clone()
+        };
+        let one_loader = loading.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = self.load_collection(name);
+        drop(one_loader);
+        self.inner.loading.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+        result.map(|state| open(&state))
+    }
+
+    /// [`Database::collection`]'s load, under the collection's loading lock.
+    fn load_collection(&self, name: &str) -> Result<Arc<CollectionState>> {
+        if let Some(state) = read(&self.inner.collections).get(name) {
+            return Ok(state.clone());
         }
-        let entry = self
-            .inner
-            .store
-            .collection(name)?
-            .ok_or_else(|| Error::CollectionNotFound { name: name.into() })?;
+        let not_found = || Error::CollectionNotFound { name: name.into() };
+        let entry = self.inner.store.collection(name)?.ok_or_else(not_found)?;
+        let id = entry.id;
         let config = decode_schema(&entry)?;
         let state = CollectionState::load(&self.inner.store, entry, config, &self.inner.path).map_err(|e| match e {
             // Dropped by another handle while it loaded.
             Error::Storage(StorageError::CollectionNotFound { name }) => Error::CollectionNotFound { name },
             e => e,
         })?;
-        let state = Arc::new(state);
-        map.insert(name.to_string(), state.clone());
-        Ok(Collection { db: self.inner.clone(), state, embedder: None })
+        // A drop holds the registry lock, so under it the same incarnation still being in
+        // storage means no drop has happened since the load began (a later drop finds this
+        // state in the registry and marks it dropped).
+        let mut map = write(&self.inner.collections);
+        if self.inner.store.collection(name)?.is_none_or(|e| e.id != id) {
+            return Err(not_found());
+        }
+        Ok(map.entry(name.to_string()).or_insert_with(|| Arc::new(state)).clone())
     }
 
     /// Names and configurations of all collections, ordered by name.
