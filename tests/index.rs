@@ -716,3 +716,30 @@ fn opening_a_collection_does_not_wait_for_another_ones_load() {
         }
     }
 }
+
+/// Automatic optimizes run on a worker the database owns: dropping the database cancels and
+/// joins it, so the database can be reopened at once (a detached optimize thread used to keep
+/// it open, and locked, until its rebuild finished).
+#[test]
+fn dropping_the_database_stops_its_background_optimize() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    drop(open_loaded(&path));
+    for round in 0..3 {
+        let (db, c) = open_loaded(&path);
+        let live = c.count().expect("count") as usize;
+        // Over a quarter of the graph tombstoned (and over 1,000): an automatic optimize starts.
+        let gone: Vec<String> = (0..N).filter(|i| i % 3 == round).map(|i| format!("d{i}")).collect();
+        c.delete(&gone).expect("delete");
+        let kept = c.count().expect("count") as usize;
+        assert!(kept < live);
+        drop(c);
+        drop(db);
+        let reopened = Database::open(&path).expect("reopens at once: no thread keeps it open");
+        let c = reopened.collection("v").expect("v");
+        assert_eq!(c.count().expect("count") as usize, kept);
+        // Put the deleted ones back for the next round.
+        let back: Vec<Document> = dataset(N, 1).into_iter().filter(|d| gone.contains(&d.id)).collect();
+        c.upsert(&back).expect("upsert");
+    }
+}

@@ -64,6 +64,7 @@ impl DatabaseBuilder {
                 store,
                 collections: RwLock::new(HashMap::new()),
                 loading: std::sync::Mutex::new(HashMap::new()),
+                maintenance: crate::maintenance::Maintenance::new(),
                 batchers: std::sync::Mutex::new(Vec::new()),
             }),
         })
@@ -90,6 +91,8 @@ pub(crate) struct DbInner {
     path: PathBuf,
     pub(crate) store: Storage,
     collections: RwLock<HashMap<String, Arc<CollectionState>>>,
+    /// The background worker of automatic optimizes (see `maintenance.rs`).
+    pub(crate) maintenance: crate::maintenance::Maintenance,
     /// One lock per collection being loaded (see [`Database::collection`]).
     loading: std::sync::Mutex<HashMap<String, Arc<std::sync::Mutex<()>>>>,
     /// One micro-batching worker per embedding model handed in (keyed by the `Arc`'s address).
@@ -241,6 +244,8 @@ impl Drop for DbInner {
     /// Saves the index of every loaded collection with unsaved changes, so the next open loads
     /// the graph instead of rebuilding it. Failures are logged: the index is derived data.
     fn drop(&mut self) {
+        // No optimize may run on (or keep open) a database being closed.
+        self.maintenance.shutdown();
         let map = self.collections.get_mut().unwrap_or_else(PoisonError::into_inner);
         for state in map.values() {
             if state.dropped.load(Ordering::Relaxed) || state.unsaved.load(Ordering::Relaxed) == 0 {
@@ -279,6 +284,8 @@ pub(crate) struct CollectionState {
     unsaved: std::sync::atomic::AtomicU64,
     /// An optimize (graph rebuild) is running.
     optimizing: AtomicBool,
+    /// An automatic optimize is queued for the maintenance worker.
+    pub(crate) optimize_queued: AtomicBool,
 }
 
 /// What searches read: the index and the metadata of every live document, keyed by sequence
@@ -313,6 +320,7 @@ impl CollectionState {
             adopted_digest: std::sync::OnceLock::new(),
             unsaved: std::sync::atomic::AtomicU64::new(0),
             optimizing: AtomicBool::new(false),
+            optimize_queued: AtomicBool::new(false),
         }
     }
 
@@ -324,6 +332,59 @@ impl CollectionState {
             m.digest = self.adopted_digest.get().cloned();
         }
         Some(m)
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.entry.name
+    }
+
+    fn not_found(&self) -> Error {
+        Error::CollectionNotFound { name: self.name().into() }
+    }
+
+    /// See [`Collection::optimize`]; stops early (an error) once `cancel` is set or the
+    /// collection is dropped.
+    pub(crate) fn optimize(&self, cancel: &AtomicBool) -> Result<usize> {
+        if self.optimizing.swap(true, Ordering::AcqRel) {
+            return Ok(0); // one at a time; the running one does the work
+        }
+        struct Reset<'a>(&'a AtomicBool);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _reset = Reset(&self.optimizing);
+        let (snapshot, before) = {
+            let live = read(&self.live);
+            (live.index.flat().clone(), live.index.tombstones())
+        };
+        let snapshot_ids: std::collections::HashSet<u64> = snapshot.ids().iter().copied().collect();
+        let stop = || self.dropped.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed);
+        let Some(mut fresh) = HnswIndex::rebuild_from(snapshot, self.config.hnsw, &stop, &mut |_, _| {}) else {
+            // Stopped: the collection was dropped, or the database is closing (nothing to do).
+            return if self.dropped.load(Ordering::Acquire) { Err(self.not_found()) } else { Ok(0) };
+        };
+        {
+            let mut live = write(&self.live);
+            if self.dropped.load(Ordering::Acquire) {
+                return Err(self.not_found());
+            }
+            // Catch up with writes made while building.
+            let current = live.index.flat();
+            let removed: Vec<u64> = snapshot_ids.iter().copied().filter(|id| !current.contains(*id)).collect();
+            let added: Vec<(u64, Vec<f32>)> =
+                current.items().filter(|(id, _)| !snapshot_ids.contains(id)).map(|(id, v)| (id, v.to_vec())).collect();
+            fresh.remove(&removed);
+            let refs: Vec<(u64, &[f32])> = added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+            fresh.insert(&refs)?;
+            live.index = fresh;
+        }
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(self.not_found());
+        }
+        self.save()?;
+        Ok(before)
     }
 
     /// Writes the index as a new generation covering the last committed write.
@@ -612,12 +673,7 @@ impl Collection {
         drop(live);
         drop(commit);
         if needs_optimize && !self.state.optimizing.load(Ordering::Relaxed) {
-            let c = self.clone();
-            let _ = std::thread::Builder::new().name("akidb-optimize".into()).spawn(move || {
-                if let Err(e) = c.optimize() {
-                    log::warn!("automatic optimize of {} failed: {e}", c.name());
-                }
-            });
+            self.db.maintenance.request_optimize(&self.state);
         }
         Ok(receipt.deleted)
     }
@@ -629,40 +685,7 @@ impl Collection {
     /// Saves the new index generation afterwards. Returns the number of tombstones cleared.
     pub fn optimize(&self) -> Result<usize> {
         self.check_live()?;
-        if self.state.optimizing.swap(true, Ordering::AcqRel) {
-            return Ok(0); // one at a time; the running one does the work
-        }
-        struct Reset<'a>(&'a AtomicBool);
-        impl Drop for Reset<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _reset = Reset(&self.state.optimizing);
-        let (snapshot, before) = {
-            let live = read(&self.state.live);
-            (live.index.flat().clone(), live.index.tombstones())
-        };
-        let snapshot_ids: std::collections::HashSet<u64> = snapshot.ids().iter().copied().collect();
-        let dropped = || self.state.dropped.load(Ordering::Relaxed);
-        let Some(mut fresh) = HnswIndex::rebuild_from(snapshot, self.state.config.hnsw, &dropped, &mut |_, _| {}) else {
-            return Err(Error::CollectionNotFound { name: self.name().into() });
-        };
-        {
-            let mut live = write(&self.state.live);
-            self.check_live()?;
-            // Catch up with writes made while building.
-            let current = live.index.flat();
-            let removed: Vec<u64> = snapshot_ids.iter().copied().filter(|id| !current.contains(*id)).collect();
-            let added: Vec<(u64, Vec<f32>)> =
-                current.items().filter(|(id, _)| !snapshot_ids.contains(id)).map(|(id, v)| (id, v.to_vec())).collect();
-            fresh.remove(&removed);
-            let refs: Vec<(u64, &[f32])> = added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
-            fresh.insert(&refs)?;
-            live.index = fresh;
-        }
-        self.save_index()?;
-        Ok(before)
+        self.state.optimize(self.db.maintenance.stopping())
     }
 
     /// Writes the index as a new generation beside the database (temp + fsync + rename), so the

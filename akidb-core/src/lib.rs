@@ -18,6 +18,7 @@ mod document;
 mod error;
 pub mod filter;
 pub mod limits;
+mod maintenance;
 mod schema;
 mod text;
 
