@@ -14,8 +14,11 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::db::CollectionState;
 
+/// The worker's queue and thread.
+type Worker = (Sender<Weak<CollectionState>>, std::thread::JoinHandle<()>);
+
 pub(crate) struct Maintenance {
-    worker: Mutex<Option<(Sender<Weak<CollectionState>>, std::thread::JoinHandle<()>)>>,
+    worker: Mutex<Option<Worker>>,
     /// Set when the database is dropped: optimizes stop at their next check.
     stop: Arc<AtomicBool>,
 }
