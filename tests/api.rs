@@ -557,3 +557,46 @@ async fn async_facade_round_trip() {
     db.drop_collection("c").await.expect("drop");
     assert!(matches!(db.collection("c").await, Err(Error::CollectionNotFound { .. })));
 }
+
+/// The lock policy: a panic while a write publishes its batch (a bug; here a fail point) leaves
+/// that collection refusing index work with `Error::Poisoned` until the database is reopened,
+/// never searching an index out of step with storage. Storage reads go on, other collections are
+/// unaffected, and reopening finds every committed write, the interrupted one included.
+#[test]
+fn a_panic_while_publishing_stops_the_collection_until_reopened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let db = Database::open(&path).expect("open");
+        let c = db.create_collection("c", CollectionConfig::new(3)).expect("create");
+        let other = db.create_collection("other", CollectionConfig::new(3)).expect("create");
+        c.upsert(&[doc("a", vec![1.0, 0.0, 0.0]), doc("b", vec![0.0, 1.0, 0.0])]).expect("upsert");
+        c.fail_next_publish_for_tests();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.upsert(&[doc("x", vec![0.0, 0.0, 1.0])])
+        }));
+        assert!(panicked.is_err(), "the fail point panics");
+        let poisoned = |r: Result<(), Error>, what: &str| {
+            assert!(matches!(r, Err(Error::Poisoned { ref collection }) if collection == "c"), "{what}: {r:?}");
+        };
+        poisoned(c.search(&[1.0, 0.0, 0.0], 2, None).map(drop), "search");
+        poisoned(c.upsert(&[doc("d", vec![1.0, 1.0, 0.0])]), "upsert");
+        poisoned(c.delete(&["a"]).map(drop), "delete");
+        poisoned(c.index_stats().map(drop), "index_stats");
+        poisoned(c.optimize().map(drop), "optimize");
+        poisoned(c.save_index(), "save_index");
+        let err = c.search(&[1.0, 0.0, 0.0], 2, None).expect_err("poisoned");
+        assert!(err.to_string().contains("reopen"), "{err}");
+        // Storage reads go on and see the committed write; other collections are unaffected.
+        assert_eq!(c.count().expect("count"), 3);
+        assert!(c.get(&["x"]).expect("get")[0].is_some());
+        other.upsert(&[doc("o", vec![1.0, 0.0, 0.0])]).expect("other collection writes");
+        assert_eq!(other.search(&[1.0, 0.0, 0.0], 1, None).expect("other searches")[0].id, "o");
+    }
+    let db = Database::open(&path).expect("reopen");
+    let c = db.collection("c").expect("c");
+    let hits = c.search(&[0.0, 0.0, 1.0], 3, None).expect("search after reopen");
+    assert_eq!(hits[0].id, "x", "the interrupted write was committed and is found");
+    c.upsert(&[doc("d", vec![1.0, 1.0, 0.0])]).expect("writes again");
+    assert_eq!(c.count().expect("count"), 4);
+}

@@ -251,6 +251,10 @@ impl Drop for DbInner {
             if state.dropped.load(Ordering::Relaxed) || state.unsaved.load(Ordering::Relaxed) == 0 {
                 continue;
             }
+            if state.is_poisoned() {
+                log::warn!("not saving the index of {}: a panic interrupted an update of it", state.entry.name);
+                continue;
+            }
             if let Err(e) = state.save() {
                 log::warn!("saving the index of {} failed (it will be rebuilt on open): {e}", state.entry.name);
             }
@@ -286,6 +290,8 @@ pub(crate) struct CollectionState {
     optimizing: AtomicBool,
     /// An automatic optimize is queued for the maintenance worker.
     pub(crate) optimize_queued: AtomicBool,
+    /// Fail point for the lock-poisoning test: the next write panics while publishing.
+    fail_next_publish: AtomicBool,
 }
 
 /// What searches read: the index and the metadata of every live document, keyed by sequence
@@ -321,6 +327,7 @@ impl CollectionState {
             unsaved: std::sync::atomic::AtomicU64::new(0),
             optimizing: AtomicBool::new(false),
             optimize_queued: AtomicBool::new(false),
+            fail_next_publish: AtomicBool::new(false),
         }
     }
 
@@ -336,6 +343,40 @@ impl CollectionState {
 
     pub(crate) fn name(&self) -> &str {
         &self.entry.name
+    }
+
+    /// Whether a panic interrupted an update of the index state (the lock policy in
+    /// ARCHITECTURE.md: the collection then refuses index work until the database is reopened).
+    fn is_poisoned(&self) -> bool {
+        self.live.is_poisoned() || self.commit.is_poisoned()
+    }
+
+    fn poisoned(&self) -> Error {
+        Error::Poisoned { collection: self.name().into() }
+    }
+
+    /// The index state for reading, unless poisoned.
+    fn live(&self) -> Result<RwLockReadGuard<'_, Live>> {
+        if self.commit.is_poisoned() {
+            return Err(self.poisoned());
+        }
+        self.live.read().map_err(|_| self.poisoned())
+    }
+
+    /// The index state for updating, unless poisoned.
+    fn live_mut(&self) -> Result<RwLockWriteGuard<'_, Live>> {
+        if self.commit.is_poisoned() {
+            return Err(self.poisoned());
+        }
+        self.live.write().map_err(|_| self.poisoned())
+    }
+
+    /// The commit lock (see [`CollectionState::commit`]), unless poisoned.
+    fn commit_lock(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        if self.live.is_poisoned() {
+            return Err(self.poisoned());
+        }
+        self.commit.lock().map_err(|_| self.poisoned())
     }
 
     fn not_found(&self) -> Error {
@@ -356,7 +397,7 @@ impl CollectionState {
         }
         let _reset = Reset(&self.optimizing);
         let (snapshot, before) = {
-            let live = read(&self.live);
+            let live = self.live()?;
             (live.index.flat().clone(), live.index.tombstones())
         };
         let snapshot_ids: std::collections::HashSet<u64> = snapshot.ids().iter().copied().collect();
@@ -366,7 +407,7 @@ impl CollectionState {
             return if self.dropped.load(Ordering::Acquire) { Err(self.not_found()) } else { Ok(0) };
         };
         {
-            let mut live = write(&self.live);
+            let mut live = self.live_mut()?;
             if self.dropped.load(Ordering::Acquire) {
                 return Err(self.not_found());
             }
@@ -392,8 +433,8 @@ impl CollectionState {
         // The commit lock keeps out writes, whose batches sit in the graph unlinked or half
         // linked while they are being linked; the read lock pins the index at the write it
         // last applied.
-        let _commit = self.commit.lock().unwrap_or_else(PoisonError::into_inner);
-        let live = read(&self.live);
+        let _commit = self.commit_lock()?;
+        let live = self.live()?;
         let covered = live.applied_seq;
         let unsaved = self.unsaved.swap(0, Ordering::AcqRel);
         if let Err(e) = persist::save(&live.index, &self.index_dir, &self.identity(), covered) {
@@ -524,7 +565,7 @@ impl Collection {
     pub(crate) fn adopt_model_digest(&self, model: &crate::ModelIdentity) -> Result<()> {
         let Some(digest) = model.digest.clone() else { return Ok(()) };
         let mut config = self.state.config.clone();
-        let _commit = self.state.commit.lock().unwrap_or_else(PoisonError::into_inner);
+        let _commit = self.state.commit_lock()?;
         if let Some(adopted) = self.state.adopted_digest.get() {
             // Another caller recorded a digest since this one was matched by name.
             if *adopted == digest {
@@ -630,7 +671,7 @@ impl Collection {
                 vector: &d.vector,
             })
             .collect();
-        let commit = self.state.commit.lock().unwrap_or_else(PoisonError::into_inner);
+        let commit = self.state.commit_lock()?;
         self.check_live()?;
         let receipt = self
             .db
@@ -657,9 +698,12 @@ impl Collection {
         // searches run, never returning the new ids), published together with the removals
         // (write lock, brief). Readers see the state before the write or after it, never
         // between. The commit lock, held throughout, keeps out other writes and index saves.
-        let staged = write(&self.state.live).index.stage(items)?;
-        read(&self.state.live).index.link(&staged);
-        let mut live = write(&self.state.live);
+        let staged = self.state.live_mut()?.index.stage(items)?;
+        self.state.live()?.index.link(&staged);
+        let mut live = self.state.live_mut()?;
+        if self.state.fail_next_publish.swap(false, Ordering::AcqRel) {
+            panic!("fail point: a panic while publishing a batch");
+        }
         live.applied_seq = live.applied_seq.max(receipt.last_seq);
         live.index.remove(&receipt.removed);
         for seq in &receipt.removed {
@@ -696,10 +740,17 @@ impl Collection {
         self.state.save()
     }
 
+    /// Fail point for tests of the lock policy: the next write of this collection panics while
+    /// publishing its batch to the index (after its commit).
+    #[doc(hidden)]
+    pub fn fail_next_publish_for_tests(&self) {
+        self.state.fail_next_publish.store(true, Ordering::Release);
+    }
+
     /// Index statistics: live vectors, graph tombstones.
     pub fn index_stats(&self) -> Result<IndexStats> {
         self.check_live()?;
-        let live = read(&self.state.live);
+        let live = self.state.live()?;
         Ok(IndexStats {
             live: live.index.len(),
             tombstones: live.index.tombstones(),
@@ -763,7 +814,7 @@ impl Collection {
         let mut attempts = 0;
         loop {
             let (neighbors, snap) = {
-                let live = read(&self.state.live);
+                let live = self.state.live()?;
                 let pred = |seq: u64| filter.is_none_or(|f| f.matches(live.metadata(seq)));
                 let n = match filter {
                     Some(_) => live.index.search_with(&query, k, Some(&pred), params)?,
@@ -779,7 +830,7 @@ impl Collection {
                 attempts += 1;
                 if attempts < 8 {
                     // The write that retired it holds the commit lock until the index has it.
-                    drop(self.state.commit.lock().unwrap_or_else(PoisonError::into_inner));
+                    drop(self.state.commit_lock()?);
                     continue;
                 }
                 return Err(Error::Storage(StorageError::Corrupt {

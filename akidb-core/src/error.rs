@@ -133,6 +133,15 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A panic interrupted an update of this collection's index in this process (a bug): its
+    /// index may be out of step with storage, so it refuses index work (searches, writes,
+    /// optimize, saves) until the database is reopened. Storage is intact: every acknowledged
+    /// write is there, and reopening rebuilds or replays the index from it.
+    #[error("collection {collection:?} stopped after a panic in an earlier call; its data is safe: reopen the database")]
+    Poisoned {
+        /// The collection.
+        collection: String,
+    },
     /// A per-query `ef` must be between 1 and [`crate::limits::MAX_EF`].
     #[error("ef = {ef} is out of range 1..={max} (a per-query search beam)")]
     InvalidEf {
