@@ -8,8 +8,9 @@
 //! - `--reference`: embeds the texts of a reference file (tests/fixtures/*/reference.json) and
 //!   prints the worst cosine against it (batch 1 and batch 32, documents and, for Qwen3, queries).
 //! - `--bench`: batch 1 x 32 tokens latency p50/p95 over `--runs` runs; throughput (texts/s,
-//!   tokens/s) at batch 32 x 128 and 64 x 256 tokens. Inputs are calibrated to the exact token
-//!   counts. Output: one JSON line.
+//!   tokens/s) at batch 32 x 128 and 64 x 256 tokens. Inputs are distinct texts (identical texts
+//!   in a call are embedded once, so copies would measure one text), each calibrated to the
+//!   exact token count. Output: one JSON line.
 //!
 //! - `--profile PREFIX`: ONNX Runtime profiling on; runs only 3 batches of 64 x 256 tokens (after
 //!   one warm-up) and leaves the trace in `PREFIX_*.json` (summarise it with
@@ -67,18 +68,60 @@ fn check(model: &OnnxEmbeddingProvider, texts: &[String], want: &[Vec<f64>], kin
     Ok((worst1, worst32))
 }
 
-/// A text that tokenizes to exactly `tokens` tokens (special tokens included).
-fn text_of(model: &OnnxEmbeddingProvider, tokens: usize) -> Result<String, String> {
-    let mut words = tokens;
-    for _ in 0..64 {
-        let t = vec!["robot"; words.max(1)].join(" ");
-        let n = model.embed(&[&t], InputKind::Document).map_err(|e| e.to_string())?.token_counts[0];
-        if n == tokens {
-            return Ok(t);
-        }
-        words = (words as i64 + tokens as i64 - n as i64).max(1) as usize;
+/// Token counts of `texts` (special tokens included), from one model call.
+fn counts(model: &OnnxEmbeddingProvider, texts: &[String]) -> Result<Vec<usize>, String> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    Ok(model.embed(&refs, InputKind::Document).map_err(|e| e.to_string())?.token_counts)
+}
+
+/// `count` distinct texts that each tokenize to exactly `tokens` tokens (special tokens
+/// included). Distinct, because identical texts in one call are embedded once: a batch of copies
+/// would measure one text. One word list is calibrated (whole words while they fit, then a
+/// filler that is one token in this tokenizer), and each text is a seeded shuffle of it (the first
+/// word kept in place): the tokenizers split on whitespace first, so the order of the words does
+/// not change the count. Every text's count is checked.
+fn texts_of(model: &OnnxEmbeddingProvider, count: usize, tokens: usize) -> Result<Vec<String>, String> {
+    const WORDS: [&str; 8] = ["robot", "dock", "lidar", "battery", "aisle", "tote", "gripper", "sensor"];
+    let join = |w: &[&str]| w.join(" ");
+    let prefixes: Vec<Vec<&str>> = (0..=tokens).map(|n| (0..n).map(|k| WORDS[k % WORDS.len()]).collect()).collect();
+    let lens = counts(model, &prefixes.iter().map(|p| join(p)).collect::<Vec<_>>())?;
+    let n = lens.iter().rposition(|&l| l <= tokens).ok_or("even an empty text is too long")?;
+    let mut words = prefixes[n].clone();
+    let base = lens[n];
+    if base < tokens {
+        let fillers = ["a", "the", "robot", "x", "."];
+        let with: Vec<String> = fillers.iter().map(|f| join(&[words.as_slice(), &[f]].concat())).collect();
+        let f = counts(model, &with)?
+            .iter()
+            .position(|&l| l == base + 1)
+            .map(|j| fillers[j])
+            .ok_or("no one-token filler word in this tokenizer")?;
+        words.extend(std::iter::repeat_n(f, tokens - base));
     }
-    Err(format!("could not make a text of exactly {tokens} tokens"))
+    let mut out = Vec::with_capacity(count);
+    let mut seen = std::collections::HashSet::new();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    while out.len() < count {
+        // A seeded Fisher-Yates shuffle (xorshift) of all words but the first (byte-level BPE
+        // tokenizes a word at the start of a text, without a space before it, differently).
+        let mut w = words.clone();
+        for k in (2..w.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            w.swap(k, 1 + (seed % k as u64) as usize);
+        }
+        let t = join(&w);
+        if seen.insert(t.clone()) {
+            out.push(t);
+        } else if seen.len() > 1_000 * count.max(1) {
+            return Err(format!("cannot make {count} distinct texts of {tokens} tokens"));
+        }
+    }
+    if let Some(bad) = counts(model, &out)?.iter().find(|&&l| l != tokens) {
+        return Err(format!("a shuffled text has {bad} tokens, not {tokens}"));
+    }
+    Ok(out)
 }
 
 fn main() {
@@ -145,8 +188,8 @@ fn run() -> Result<(), String> {
         }
     }
     if profile.is_some() {
-        let text = text_of(&model, 256)?;
-        let batch: Vec<&str> = vec![text.as_str(); 64];
+        let texts = texts_of(&model, 64, 256)?;
+        let batch: Vec<&str> = texts.iter().map(String::as_str).collect();
         model.embed(&batch, InputKind::Document).map_err(|e| e.to_string())?;
         let s = Instant::now();
         for _ in 0..3 {
@@ -155,7 +198,7 @@ fn run() -> Result<(), String> {
         out["profiled_b64_l256_tokens_per_s"] = json!((3 * 64 * 256) as f64 / s.elapsed().as_secs_f64());
     }
     if bench {
-        let t32 = text_of(&model, 32)?;
+        let t32 = texts_of(&model, 1, 32)?.remove(0);
         for _ in 0..10 {
             model.embed(&[&t32], InputKind::Document).map_err(|e| e.to_string())?;
         }
@@ -168,8 +211,8 @@ fn run() -> Result<(), String> {
         out["b1_l32_p50_ms"] = json!(percentile(&mut lat, 0.5));
         out["b1_l32_p95_ms"] = json!(percentile(&mut lat, 0.95));
         for (b, l) in [(32usize, 128usize), (64, 256)] {
-            let text = text_of(&model, l)?;
-            let batch: Vec<&str> = vec![text.as_str(); b];
+            let texts = texts_of(&model, b, l)?;
+            let batch: Vec<&str> = texts.iter().map(String::as_str).collect();
             for _ in 0..3 {
                 model.embed(&batch, InputKind::Document).map_err(|e| e.to_string())?;
             }

@@ -58,7 +58,6 @@
 //! in 0.66x to 0.84x hnswlib's time on the same data (docs/benchmarks.md). The files stay
 //! hnsw_rs dumps (`dump.rs`): hnsw_rs loads what AkiDB writes, and AkiDB what hnsw_rs wrote.
 
-use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -113,7 +112,7 @@ pub(crate) enum Walk {
     OverBudget,
 }
 
-/// Per-thread working memory of walks and inserts, reused across calls.
+/// Working memory of walks and inserts, reused across calls (from a bounded pool).
 #[derive(Default)]
 struct Scratch {
     /// Visited marks: `marks[node] == generation` means visited in the current walk.
@@ -144,8 +143,16 @@ impl Scratch {
     }
 }
 
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+/// Scratches not in use. A walk or link takes one and gives it back; at most
+/// [`scratches_kept`] are kept, so the memory they hold (visited marks: 4 bytes per node of the
+/// largest graph each walked) is bounded by the cores, not by the threads that ever searched
+/// (tokio's blocking pool alone may run 512).
+static SCRATCHES: Mutex<Vec<Scratch>> = Mutex::new(Vec::new());
+
+/// Twice the cores (enough that walks on every core and links beside them never allocate).
+fn scratches_kept() -> usize {
+    static KEPT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *KEPT.get_or_init(|| 2 * std::thread::available_parallelism().map_or(4, usize::from))
 }
 
 /// The pool graph links run on (see the module docs); `None` if it could not be made (then
@@ -163,7 +170,13 @@ fn link_pool() -> Option<&'static rayon::ThreadPool> {
 }
 
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-    SCRATCH.with(|cell| f(&mut cell.borrow_mut()))
+    let mut s = SCRATCHES.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default();
+    let out = f(&mut s);
+    let mut kept = SCRATCHES.lock().unwrap_or_else(PoisonError::into_inner);
+    if kept.len() < scratches_kept() {
+        kept.push(s);
+    }
+    out
 }
 
 fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
