@@ -15,12 +15,17 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 
 fn e2e(c: &mut Criterion) {
     let n: usize = std::env::var("AKIDB_E2E_N").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let model = Arc::new(OnnxEmbeddingProvider::from_dir("models/all-MiniLM-L6-v2").expect("run scripts/setup.sh first"));
+    let model = Arc::new(
+        OnnxEmbeddingProvider::from_dir("models/all-MiniLM-L6-v2")
+            .expect("run scripts/setup.sh first"),
+    );
     let (events, questions) = fleet::generate(n, 5);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(dir.path().join("db")).expect("open");
     let col = db.text_collection("logs", model).expect("collection");
-    let docs = events.iter().map(|e| TextDocument::new(e.id.clone(), e.text()).with_metadata(e.metadata()));
+    let docs = events
+        .iter()
+        .map(|e| TextDocument::new(e.id.clone(), e.text()).with_metadata(e.metadata()));
     col.ingest(docs, &IngestOptions::default()).expect("ingest");
 
     let mut g = c.benchmark_group(format!("e2e_{n}"));
@@ -33,7 +38,10 @@ fn e2e(c: &mut Criterion) {
                 let batch: Vec<TextDocument> = events
                     .iter()
                     .take(256)
-                    .map(|e| TextDocument::new(format!("extra-{next}-{}", e.id), e.text()).with_metadata(e.metadata()))
+                    .map(|e| {
+                        TextDocument::new(format!("extra-{next}-{}", e.id), e.text())
+                            .with_metadata(e.metadata())
+                    })
                     .collect();
                 next += 1;
                 batch

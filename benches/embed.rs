@@ -11,7 +11,8 @@ use akidb::{Embedder, InputKind, OnnxEmbeddingProvider};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn embed(c: &mut Criterion) {
-    let model = OnnxEmbeddingProvider::from_dir("models/all-MiniLM-L6-v2").expect("run scripts/setup.sh first");
+    let model = OnnxEmbeddingProvider::from_dir("models/all-MiniLM-L6-v2")
+        .expect("run scripts/setup.sh first");
     let (events, _) = fleet::generate(2_000, 3);
     let texts: Vec<String> = events.iter().map(|e| e.text()).collect();
     let mut g = c.benchmark_group("minilm_cpu");
@@ -21,7 +22,8 @@ fn embed(c: &mut Criterion) {
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_with_input(BenchmarkId::new("batch", batch), &batch, |b, &batch| {
             b.iter(|| {
-                let chunk: Vec<&str> = (0..batch).map(|i| texts[(at + i) % texts.len()].as_str()).collect();
+                let chunk: Vec<&str> =
+                    (0..batch).map(|i| texts[(at + i) % texts.len()].as_str()).collect();
                 at += batch;
                 model.embed(&chunk, InputKind::Document).expect("embed")
             })

@@ -39,7 +39,9 @@ fn fvecs(path: &PathBuf) -> Result<(usize, Vec<Vec<f32>>), String> {
     let (d, b) = read_vecs(path, "fvecs")?;
     let rows = b
         .chunks_exact(4 * (d + 1))
-        .map(|r| r[4..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        .map(|r| {
+            r[4..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        })
         .collect();
     Ok((d, rows))
 }
@@ -47,7 +49,12 @@ fn fvecs(path: &PathBuf) -> Result<(usize, Vec<Vec<f32>>), String> {
 fn ivecs(path: &PathBuf) -> Result<Vec<Vec<u64>>, String> {
     let (d, b) = read_vecs(path, "ivecs")?;
     Ok(b.chunks_exact(4 * (d + 1))
-        .map(|r| r[4..].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64).collect())
+        .map(|r| {
+            r[4..]
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64)
+                .collect()
+        })
         .collect())
 }
 
@@ -104,22 +111,38 @@ fn parse() -> Result<Args, String> {
             }
             "--m" => a.m = v()?.parse().map_err(|_| "--m")?,
             "--ef-construction" => a.efc = v()?.parse().map_err(|_| "--ef-construction")?,
-            "--ef" => a.efs = v()?.split(',').map(|s| s.parse().map_err(|_| "--ef")).collect::<Result<_, _>>()?,
+            "--ef" => {
+                a.efs = v()?
+                    .split(',')
+                    .map(|s| s.parse().map_err(|_| "--ef"))
+                    .collect::<Result<_, _>>()?
+            }
             "--k" => a.k = v()?.parse().map_err(|_| "--k")?,
             "--threads" => a.threads = v()?.parse().map_err(|_| "--threads")?,
             "--reps" => a.reps = v()?.parse::<usize>().map_err(|_| "--reps")?.max(1),
-            "--filter" => a.filters = v()?.split(',').map(|s| s.parse().map_err(|_| "--filter")).collect::<Result<_, _>>()?,
+            "--filter" => {
+                a.filters = v()?
+                    .split(',')
+                    .map(|s| s.parse().map_err(|_| "--filter"))
+                    .collect::<Result<_, _>>()?
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if a.base.as_os_str().is_empty() || a.query.as_os_str().is_empty() || a.gt.as_os_str().is_empty() {
+    if a.base.as_os_str().is_empty()
+        || a.query.as_os_str().is_empty()
+        || a.gt.as_os_str().is_empty()
+    {
         return Err("--base, --query and --groundtruth are required".into());
     }
     Ok(a)
 }
 
 /// Runs `pass` `reps` times; returns its last result and the median and best passes per second.
-fn timed<T>(reps: usize, mut pass: impl FnMut() -> Result<T, String>) -> Result<(T, f64, f64), String> {
+fn timed<T>(
+    reps: usize,
+    mut pass: impl FnMut() -> Result<T, String>,
+) -> Result<(T, f64, f64), String> {
     let mut rates = Vec::with_capacity(reps);
     let mut last = None;
     for _ in 0..reps {
@@ -151,7 +174,8 @@ fn main() -> Result<(), String> {
     let rss0 = rss_bytes();
     let t = Instant::now();
     let mut index = HnswIndex::new(dim, a.metric, HnswParams::new(a.m, a.efc));
-    let items: Vec<(u64, &[f32])> = base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
+    let items: Vec<(u64, &[f32])> =
+        base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
     index.insert(&items).map_err(|e| e.to_string())?;
     let build_s = t.elapsed().as_secs_f64();
     let rss = rss_bytes();
@@ -161,7 +185,10 @@ fn main() -> Result<(), String> {
                "rss_bytes": rss, "index_bytes_per_vector": (rss.saturating_sub(rss0)) as f64 / base.len() as f64,
                "graph_bytes_per_vector": index.graph_bytes() as f64 / base.len() as f64})
     );
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build().map_err(|e| e.to_string())?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()
+        .map_err(|e| e.to_string())?;
     let k = a.k;
     pool.install(|| -> Result<(), String> {
         for &ef in &a.efs {

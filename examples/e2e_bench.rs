@@ -42,8 +42,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let lines: Vec<String> = events.iter().map(|e| e.text()).collect();
         std::fs::write(&corpus, lines.join("\n"))?;
     }
-    let docs: Vec<String> =
-        std::fs::read_to_string(&corpus)?.lines().filter(|l| !l.trim().is_empty()).take(n).map(str::to_string).collect();
+    let docs: Vec<String> = std::fs::read_to_string(&corpus)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+        .map(str::to_string)
+        .collect();
     let model = Arc::new(OnnxEmbeddingProvider::from_dir(dir.ok_or("--model-dir is required")?)?);
     let tmp = tempfile::tempdir()?;
     let db = Database::open(tmp.path().join("bench.akidb"))?;

@@ -29,7 +29,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--query" => kind = InputKind::Query,
             "--provider" => cuda = args.next().as_deref() == Some("cuda"),
             "--dim" => dim = Some(args.next().ok_or("--dim needs a value")?.parse::<usize>()?),
-            _ => return Err(format!("unknown argument {a}; usage: embed --model-dir DIR [--query] [--dim D]").into()),
+            _ => {
+                return Err(format!(
+                    "unknown argument {a}; usage: embed --model-dir DIR [--query] [--dim D]"
+                )
+                .into())
+            }
         }
     }
     let mut config = OnnxConfig::from_dir(dir.ok_or("--model-dir is required")?)?;
@@ -37,7 +42,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         config = config.with_dimension(d);
     }
     if cuda {
-        config = config.with_execution_provider(akidb::ExecutionProviderConfig::Cuda { device_id: 0 });
+        config =
+            config.with_execution_provider(akidb::ExecutionProviderConfig::Cuda { device_id: 0 });
     }
     let model = OnnxEmbeddingProvider::new(config)?;
     let stdin = std::io::stdin();

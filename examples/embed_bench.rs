@@ -34,7 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--threads" => threads = args.next().ok_or("--threads")?.parse()?,
             "--write-corpus" => write = true,
             "--max-batch" => max_batch = Some(args.next().ok_or("--max-batch")?.parse::<usize>()?),
-            "--max-batch-tokens" => max_tokens = Some(args.next().ok_or("--max-batch-tokens")?.parse::<usize>()?),
+            "--max-batch-tokens" => {
+                max_tokens = Some(args.next().ok_or("--max-batch-tokens")?.parse::<usize>()?)
+            }
             _ => return Err(format!("unknown argument {a}").into()),
         }
     }
@@ -44,7 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let text: Vec<String> = events.iter().map(|e| e.message.clone()).collect();
         std::fs::write(&corpus, text.join("\n"))?;
     }
-    let words: Vec<String> = std::fs::read_to_string(&corpus)?.split_whitespace().map(str::to_string).collect();
+    let words: Vec<String> =
+        std::fs::read_to_string(&corpus)?.split_whitespace().map(str::to_string).collect();
     let mut rng = fleet::Rng::new(0);
     let texts: Vec<String> = (0..2048)
         .map(|_| {
@@ -53,7 +56,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             words[start..start + len].join(" ")
         })
         .collect();
-    let mut config = OnnxConfig::from_dir(dir.ok_or("--model-dir is required")?)?.with_intra_threads(threads);
+    let mut config =
+        OnnxConfig::from_dir(dir.ok_or("--model-dir is required")?)?.with_intra_threads(threads);
     if let Some(b) = max_batch {
         config = config.with_max_batch(b);
     }

@@ -28,7 +28,9 @@ use stats::percentile;
 
 use std::time::Instant;
 
-use akidb::embedding::{Embedder, ExecutionProviderConfig, InputKind, OnnxConfig, OnnxEmbeddingProvider};
+use akidb::embedding::{
+    Embedder, ExecutionProviderConfig, InputKind, OnnxConfig, OnnxEmbeddingProvider,
+};
 use serde_json::{json, Value};
 
 fn cosine(a: &[f32], b: &[f64]) -> f64 {
@@ -39,16 +41,32 @@ fn cosine(a: &[f32], b: &[f64]) -> f64 {
 }
 
 fn texts_and_vectors(v: &Value) -> (Vec<String>, Vec<Vec<f64>>) {
-    let t = v["texts"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let t = v["texts"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
     let e = v["embeddings"]
         .as_array()
-        .map(|a| a.iter().map(|r| r.as_array().map(|r| r.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    r.as_array()
+                        .map(|r| r.iter().filter_map(Value::as_f64).collect())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
         .unwrap_or_default();
     (t, e)
 }
 
 /// Worst cosine of `kind` embeddings against the reference, at batch 1 and at batch 32.
-fn check(model: &OnnxEmbeddingProvider, texts: &[String], want: &[Vec<f64>], kind: InputKind) -> Result<(f64, f64), String> {
+fn check(
+    model: &OnnxEmbeddingProvider,
+    texts: &[String],
+    want: &[Vec<f64>],
+    kind: InputKind,
+) -> Result<(f64, f64), String> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut worst1 = 1.0f64;
     for (t, w) in refs.iter().zip(want) {
@@ -80,17 +98,24 @@ fn counts(model: &OnnxEmbeddingProvider, texts: &[String]) -> Result<Vec<usize>,
 /// filler that is one token in this tokenizer), and each text is a seeded shuffle of it (the first
 /// word kept in place): the tokenizers split on whitespace first, so the order of the words does
 /// not change the count. Every text's count is checked.
-fn texts_of(model: &OnnxEmbeddingProvider, count: usize, tokens: usize) -> Result<Vec<String>, String> {
-    const WORDS: [&str; 8] = ["robot", "dock", "lidar", "battery", "aisle", "tote", "gripper", "sensor"];
+fn texts_of(
+    model: &OnnxEmbeddingProvider,
+    count: usize,
+    tokens: usize,
+) -> Result<Vec<String>, String> {
+    const WORDS: [&str; 8] =
+        ["robot", "dock", "lidar", "battery", "aisle", "tote", "gripper", "sensor"];
     let join = |w: &[&str]| w.join(" ");
-    let prefixes: Vec<Vec<&str>> = (0..=tokens).map(|n| (0..n).map(|k| WORDS[k % WORDS.len()]).collect()).collect();
+    let prefixes: Vec<Vec<&str>> =
+        (0..=tokens).map(|n| (0..n).map(|k| WORDS[k % WORDS.len()]).collect()).collect();
     let lens = counts(model, &prefixes.iter().map(|p| join(p)).collect::<Vec<_>>())?;
     let n = lens.iter().rposition(|&l| l <= tokens).ok_or("even an empty text is too long")?;
     let mut words = prefixes[n].clone();
     let base = lens[n];
     if base < tokens {
         let fillers = ["a", "the", "robot", "x", "."];
-        let with: Vec<String> = fillers.iter().map(|f| join(&[words.as_slice(), &[f]].concat())).collect();
+        let with: Vec<String> =
+            fillers.iter().map(|f| join(&[words.as_slice(), &[f]].concat())).collect();
         let f = counts(model, &with)?
             .iter()
             .position(|&l| l == base + 1)
@@ -133,7 +158,8 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let (mut dir, mut provider, mut device, mut runs) = (None, "cuda".to_string(), 0i32, 100usize);
-    let (mut reference, mut bench, mut max_length, mut fixed, mut profile) = (None, false, None, None, None);
+    let (mut reference, mut bench, mut max_length, mut fixed, mut profile) =
+        (None, false, None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut v = || args.next().ok_or(format!("{a} needs a value"));
@@ -163,7 +189,9 @@ fn run() -> Result<(), String> {
     }
     config = config.with_execution_provider(match provider.as_str() {
         "cuda" => ExecutionProviderConfig::Cuda { device_id: device },
-        "tensorrt" => ExecutionProviderConfig::tensorrt(device, std::env::temp_dir().join("akidb-trt")),
+        "tensorrt" => {
+            ExecutionProviderConfig::tensorrt(device, std::env::temp_dir().join("akidb-trt"))
+        }
         "cpu" => ExecutionProviderConfig::Cpu,
         p => return Err(format!("unknown provider {p}")),
     });
@@ -174,7 +202,8 @@ fn run() -> Result<(), String> {
     let mut out = json!({"model_dir": dir, "provider": info.execution_provider, "dimension": info.dimension,
                          "hidden_size": info.hidden_size, "load_s": load_s});
     if let Some(r) = reference {
-        let r: Value = serde_json::from_slice(&std::fs::read(&r).map_err(|e| format!("{r}: {e}"))?).map_err(|e| e.to_string())?;
+        let r: Value = serde_json::from_slice(&std::fs::read(&r).map_err(|e| format!("{r}: {e}"))?)
+            .map_err(|e| e.to_string())?;
         if r.get("documents").is_some() {
             let (t, e) = texts_and_vectors(&r["documents"]);
             let (d1, d32) = check(&model, &t, &e, InputKind::Document)?;
@@ -195,7 +224,8 @@ fn run() -> Result<(), String> {
         for _ in 0..3 {
             model.embed(&batch, InputKind::Document).map_err(|e| e.to_string())?;
         }
-        out["profiled_b64_l256_tokens_per_s"] = json!((3 * 64 * 256) as f64 / s.elapsed().as_secs_f64());
+        out["profiled_b64_l256_tokens_per_s"] =
+            json!((3 * 64 * 256) as f64 / s.elapsed().as_secs_f64());
     }
     if bench {
         let t32 = texts_of(&model, 1, 32)?.remove(0);

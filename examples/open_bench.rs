@@ -41,7 +41,8 @@ struct Args {
 
 fn vectors(n: usize, dim: usize, seed: u64) -> Vec<Document> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let centers: Vec<Vec<f32>> = (0..64).map(|_| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect()).collect();
+    let centers: Vec<Vec<f32>> =
+        (0..64).map(|_| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect()).collect();
     (0..n)
         .map(|i| {
             let c = &centers[rng.gen_range(0..centers.len())];
@@ -103,7 +104,11 @@ fn main() {
             .spawn()
             .expect("spawn");
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut line).expect("read");
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("read");
         child.kill().expect("kill");
         child.wait().expect("wait");
         let (open, load, rebuilt) = open_timed(&a.db);
@@ -117,7 +122,10 @@ fn main() {
         for which in ["first", "second"] {
             let t = Instant::now();
             let m = akidb::OnnxEmbeddingProvider::from_dir(dir).expect("model");
-            println!("{}", serde_json::json!({"case": "model-load", "which": which, "s": t.elapsed().as_secs_f64()}));
+            println!(
+                "{}",
+                serde_json::json!({"case": "model-load", "which": which, "s": t.elapsed().as_secs_f64()})
+            );
             drop(m);
         }
     }

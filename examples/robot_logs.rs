@@ -103,10 +103,16 @@ fn level(l: &str) -> Result<String, String> {
 fn parse_args() -> Args {
     use clap::{CommandFactory, Parser};
     let a = Args::parse();
-    let fail = |msg: String| -> ! { Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg).exit() };
+    let fail = |msg: String| -> ! {
+        Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg).exit()
+    };
     if let (Some(s), Some(u)) = (a.since, a.until) {
         if s >= u {
-            fail(format!("--since ({}) must be before --until ({})", fleet::iso8601(s), fleet::iso8601(u)));
+            fail(format!(
+                "--since ({}) must be before --until ({})",
+                fleet::iso8601(s),
+                fleet::iso8601(u)
+            ));
         }
     }
     if a.eval && a.logs.is_some() {
@@ -124,7 +130,8 @@ fn parse_args() -> Args {
 }
 
 fn read_logs(path: &PathBuf) -> Result<Vec<LogEvent>, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut out = Vec::new();
     let mut skipped = 0usize;
     for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
@@ -144,7 +151,9 @@ fn read_logs(path: &PathBuf) -> Result<Vec<LogEvent>, String> {
         }
     }
     if skipped > 0 {
-        eprintln!("note: skipped {skipped} lines that are neither ROS 2 console lines nor JSON events");
+        eprintln!(
+            "note: skipped {skipped} lines that are neither ROS 2 console lines nor JSON events"
+        );
     }
     Ok(out)
 }
@@ -196,7 +205,8 @@ fn print_hits(query: &str, filter_desc: &str, hits: &[Hit]) {
     }
     for (i, h) in hits.iter().enumerate() {
         let m = &h.metadata;
-        let time = m["time"].as_str().unwrap_or("?").replace('T', " ").trim_end_matches('Z').to_string();
+        let time =
+            m["time"].as_str().unwrap_or("?").replace('T', " ").trim_end_matches('Z').to_string();
         let text = h.text.as_deref().unwrap_or("");
         let message = text.split_once(": ").map_or(text, |(_, msg)| msg);
         println!(
@@ -248,8 +258,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             args.db.display()
         );
         let total = events.len();
-        let progress = move |p: akidb::IngestProgress| progress_bar(p.written, total, p.elapsed.as_secs_f64());
-        let docs = events.iter().map(|e| TextDocument::new(e.id.clone(), e.text()).with_metadata(e.metadata()));
+        let progress =
+            move |p: akidb::IngestProgress| progress_bar(p.written, total, p.elapsed.as_secs_f64());
+        let docs = events
+            .iter()
+            .map(|e| TextDocument::new(e.id.clone(), e.text()).with_metadata(e.metadata()));
         let report = logs.ingest(docs, &IngestOptions::default().with_progress(&progress))?;
         eprintln!(
             "{}  {} lines in {:.1} s ({:.0} lines/s, {} truncated), durable on disk",
@@ -260,7 +273,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             report.truncated
         );
     } else {
-        eprintln!("reusing {} stored lines in {} (delete it to re-ingest)", stored, args.db.display());
+        eprintln!(
+            "reusing {} stored lines in {} (delete it to re-ingest)",
+            stored,
+            args.db.display()
+        );
     }
 
     let filter = build_filter(&args);
@@ -277,16 +294,29 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(u) = args.until {
         desc.push(format!("until {}", fleet::iso8601(u)));
     }
-    let filter_desc = if desc.is_empty() { String::new() } else { format!("   [{}]", desc.join(", ")) };
+    let filter_desc =
+        if desc.is_empty() { String::new() } else { format!("   [{}]", desc.join(", ")) };
 
     let showcase: Vec<(String, Option<Filter>, String)> = if !args.queries.is_empty() {
         args.queries.iter().map(|q| (q.clone(), filter.clone(), filter_desc.clone())).collect()
     } else if generated {
         vec![
-            ("why did robot 3 stop near the loading dock?".into(), Some(Filter::eq("robot", "robot_3")), "   [robot=robot_3]".into()),
+            (
+                "why did robot 3 stop near the loading dock?".into(),
+                Some(Filter::eq("robot", "robot_3")),
+                "   [robot=robot_3]".into(),
+            ),
             ("battery overheating".into(), None, String::new()),
-            ("gripper could not pick up the tote".into(), Some(Filter::is_in("level", ["WARN", "ERROR"])), "   [level in WARN, ERROR]".into()),
-            ("someone hit the emergency stop".into(), Some(Filter::gte("ts", fleet::T0 + 6 * 3600)), format!("   [since {}]", fleet::iso8601(fleet::T0 + 6 * 3600))),
+            (
+                "gripper could not pick up the tote".into(),
+                Some(Filter::is_in("level", ["WARN", "ERROR"])),
+                "   [level in WARN, ERROR]".into(),
+            ),
+            (
+                "someone hit the emergency stop".into(),
+                Some(Filter::gte("ts", fleet::T0 + 6 * 3600)),
+                format!("   [since {}]", fleet::iso8601(fleet::T0 + 6 * 3600)),
+            ),
         ]
     } else {
         unreachable!("parse_args requires --query with --logs")
@@ -296,7 +326,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let hits = logs.query_text(q, args.k as usize, f.as_ref())?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         if args.json {
-            println!("{}", serde_json::json!({"query": q, "filter": d.trim(), "ms": ms, "hits": hits}));
+            println!(
+                "{}",
+                serde_json::json!({"query": q, "filter": d.trim(), "ms": ms, "hits": hits})
+            );
         } else {
             print_hits(q, d, &hits);
             println!("     ({ms:.1} ms)");

@@ -35,7 +35,8 @@ struct Clusters {
 impl Clusters {
     fn new(seed: u64) -> Self {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let centres = (0..50).map(|_| (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect()).collect();
+        let centres =
+            (0..50).map(|_| (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect()).collect();
         Self { centres, rng }
     }
     fn next(&mut self) -> Vec<f32> {
@@ -58,14 +59,17 @@ impl Clusters {
 
 fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
     match args.iter().position(|a| a == name) {
-        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).ok_or(format!("{name} takes a number")),
+        Some(i) => {
+            args.get(i + 1).and_then(|v| v.parse().ok()).ok_or(format!("{name} takes a number"))
+        }
         None => Ok(default),
     }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let (n, batch, seconds) = (arg(&args, "--n", 20_000)?, arg(&args, "--batch", 1_000)?, arg(&args, "--seconds", 20)?);
+    let (n, batch, seconds) =
+        (arg(&args, "--n", 20_000)?, arg(&args, "--batch", 1_000)?, arg(&args, "--seconds", 20)?);
     let pct = arg(&args, "--filter", 0)?;
     let filter = (pct > 0).then(|| Filter::lt("bucket", pct as f64));
     let buckets = filter.is_some();

@@ -74,8 +74,9 @@ pub fn index_identity() -> IndexIdentity {
 /// Live vectors for [`index_load`]: ids 1..=40.
 pub fn index_flat() -> FlatIndex {
     let mut flat = FlatIndex::new(INDEX_DIM, Metric::Cosine);
-    let vs: Vec<(u64, Vec<f32>)> =
-        (1..=40u64).map(|i| (i, (0..INDEX_DIM).map(|d| ((i * 7 + d as u64 * 3) % 11) as f32 + 1.0).collect())).collect();
+    let vs: Vec<(u64, Vec<f32>)> = (1..=40u64)
+        .map(|i| (i, (0..INDEX_DIM).map(|d| ((i * 7 + d as u64 * 3) % 11) as f32 + 1.0).collect()))
+        .collect();
     let refs: Vec<(u64, &[f32])> = vs.iter().map(|(i, v)| (*i, v.as_slice())).collect();
     flat.insert(&refs).expect("flat");
     flat
@@ -94,7 +95,8 @@ pub fn index_load_outcome(data: &[u8]) -> bool {
     if data.len() < 4 {
         return false;
     }
-    let glen = (u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize).min(data.len() - 4);
+    let glen =
+        (u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize).min(data.len() - 4);
     let (graph, file_data) = data[4..].split_at(glen);
     let dir = tempfile::tempdir().expect("tempdir");
     let generation = dir.path().join("gen-00000000000000000040");
@@ -120,7 +122,10 @@ pub fn index_load_outcome(data: &[u8]) -> bool {
     other_collection.collection_id += 1;
     for other in [foreign_db, other_collection] {
         let outcome = persist::load(dir.path(), &other, index_flat(), 40);
-        assert!(matches!(outcome, LoadOutcome::Rebuild { .. }), "a generation was used by another database or collection");
+        assert!(
+            matches!(outcome, LoadOutcome::Rebuild { .. }),
+            "a generation was used by another database or collection"
+        );
     }
     match persist::load(dir.path(), &index_identity(), index_flat(), 40) {
         LoadOutcome::Loaded { index, .. } => {
@@ -128,7 +133,9 @@ pub fn index_load_outcome(data: &[u8]) -> bool {
             // because its vectors are storage's (tampered vectors lead to a rebuild).
             let hits = index.search(&[1.0, 2.0, 3.0, 4.0], 5, None).expect("search");
             assert!(hits.len() <= 5);
-            let exact = index.search_with(&[1.0, 2.0, 3.0, 4.0], 5, None, SearchParams::exact()).expect("exact");
+            let exact = index
+                .search_with(&[1.0, 2.0, 3.0, 4.0], 5, None, SearchParams::exact())
+                .expect("exact");
             assert_eq!(hits, exact.0);
             true
         }
@@ -141,7 +148,8 @@ pub fn index_load_outcome(data: &[u8]) -> bool {
 
 /// The tiny Qwen3 fixture model (real tokenizer, real ONNX Runtime); `root` is the repository.
 pub fn tiny_qwen3(root: &Path) -> OnnxEmbeddingProvider {
-    OnnxEmbeddingProvider::from_dir(root.join("tests/fixtures/qwen3-tiny")).expect("load tests/fixtures/qwen3-tiny")
+    OnnxEmbeddingProvider::from_dir(root.join("tests/fixtures/qwen3-tiny"))
+        .expect("load tests/fixtures/qwen3-tiny")
 }
 
 /// Any text a user might send, valid UTF-8 or not (lossily converted, as an application reading

@@ -21,7 +21,9 @@ fn upsert_get_delete_search_and_reopen() {
         let db = Database::open(&path).expect("open");
         let c = db.create_collection("logs", CollectionConfig::new(2)).expect("create");
         c.upsert(&[
-            doc("a", vec![1.0, 0.0]).with_text("alpha").with_metadata(json!({"robot": "r1", "ts": 5})),
+            doc("a", vec![1.0, 0.0])
+                .with_text("alpha")
+                .with_metadata(json!({"robot": "r1", "ts": 5})),
             doc("b", vec![0.0, 1.0]).with_metadata(json!({"robot": "r2", "ts": 7})),
             doc("c", vec![0.7, 0.7]).with_metadata(json!({"robot": "r1", "ts": 9})),
         ])
@@ -52,8 +54,10 @@ fn upsert_get_delete_search_and_reopen() {
 #[test]
 fn metrics_order_and_scores() {
     let (_d, db) = db();
-    let dot = db.create_collection("dot", CollectionConfig::new(2).with_metric(Metric::Dot)).expect("c");
-    let l2 = db.create_collection("l2", CollectionConfig::new(2).with_metric(Metric::L2)).expect("c");
+    let dot =
+        db.create_collection("dot", CollectionConfig::new(2).with_metric(Metric::Dot)).expect("c");
+    let l2 =
+        db.create_collection("l2", CollectionConfig::new(2).with_metric(Metric::L2)).expect("c");
     let docs = [doc("near", vec![1.0, 1.0]), doc("far", vec![10.0, 10.0])];
     dot.upsert(&docs).expect("u");
     l2.upsert(&docs).expect("u");
@@ -73,22 +77,37 @@ fn bad_vectors_are_typed_errors_and_write_nothing() {
     let good = doc("new", vec![1.0, 1.0, 1.0]);
     type Check = fn(&Error) -> bool;
     let cases: Vec<(Document, Check)> = vec![
-        (doc("x", vec![1.0, 2.0]), |e| matches!(e, Error::WrongDimension { expected: 3, got: 2, .. })),
-        (doc("x", vec![1.0, f32::NAN, 0.0]), |e| matches!(e, Error::NonFiniteVector { position: 1, .. })),
-        (doc("x", vec![f32::INFINITY, 0.0, 0.0]), |e| matches!(e, Error::NonFiniteVector { position: 0, .. })),
+        (doc("x", vec![1.0, 2.0]), |e| {
+            matches!(e, Error::WrongDimension { expected: 3, got: 2, .. })
+        }),
+        (doc("x", vec![1.0, f32::NAN, 0.0]), |e| {
+            matches!(e, Error::NonFiniteVector { position: 1, .. })
+        }),
+        (doc("x", vec![f32::INFINITY, 0.0, 0.0]), |e| {
+            matches!(e, Error::NonFiniteVector { position: 0, .. })
+        }),
         (doc("x", vec![0.0; 3]), |e| matches!(e, Error::ZeroVector { .. })),
-        (doc("", vec![1.0; 3]), |e| matches!(e, Error::InvalidId { position: 1, reason: IdProblem::Empty })),
+        (doc("", vec![1.0; 3]), |e| {
+            matches!(e, Error::InvalidId { position: 1, reason: IdProblem::Empty })
+        }),
         (doc(&"x".repeat(513), vec![1.0; 3]), |e| {
-            matches!(e, Error::InvalidId { reason: IdProblem::TooLong { bytes: 513, max: 512 }, .. })
+            matches!(
+                e,
+                Error::InvalidId { reason: IdProblem::TooLong { bytes: 513, max: 512 }, .. }
+            )
         }),
         (doc("x", vec![1.0; 3]).with_metadata(json!([1, 2])), |e| {
             matches!(e, Error::MetadataNotObject { found: "an array", .. })
         }),
-        (doc("x", vec![1.0; 3]).with_metadata(json!("str")), |e| matches!(e, Error::MetadataNotObject { .. })),
+        (doc("x", vec![1.0; 3]).with_metadata(json!("str")), |e| {
+            matches!(e, Error::MetadataNotObject { .. })
+        }),
         (doc("x", vec![1.0; 3]).with_metadata(json!({"big": "y".repeat(70_000)})), |e| {
             matches!(e, Error::MetadataTooLarge { .. })
         }),
-        (doc("x", vec![1.0; 3]).with_text("t".repeat((4 << 20) + 1)), |e| matches!(e, Error::TextTooLong { .. })),
+        (doc("x", vec![1.0; 3]).with_text("t".repeat((4 << 20) + 1)), |e| {
+            matches!(e, Error::TextTooLong { .. })
+        }),
     ];
     for (bad, is_expected) in cases {
         // The bad document comes second: the good first one must not be written either.
@@ -115,7 +134,10 @@ fn bad_vectors_are_typed_errors_and_write_nothing() {
     for ef in [0, 10_001] {
         let p = akidb::SearchParams::with_ef(ef);
         let err = c.search_with(&[1.0; 3], 1, None, p).expect_err("ef out of range");
-        assert!(matches!(err, Error::InvalidEf { ef: e, max: 10_000 } if e == ef), "ef {ef}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidEf { ef: e, max: 10_000 } if e == ef),
+            "ef {ef}: {err:?}"
+        );
     }
     assert!(matches!(c.get(&[""]), Err(Error::InvalidId { .. })));
     let huge: Vec<Document> = (0..65_537).map(|i| doc(&i.to_string(), vec![1.0; 3])).collect();
@@ -156,7 +178,9 @@ fn finite_vectors_score_finite_and_ordered_or_are_refused() {
     // Dot and L2 at the edges of the range: finite, correctly ordered scores.
     for metric in [Metric::Dot, Metric::L2] {
         let name = format!("{metric:?}").to_lowercase();
-        let c = db.create_collection(&name, CollectionConfig::new(3).with_metric(metric)).expect("create");
+        let c = db
+            .create_collection(&name, CollectionConfig::new(3).with_metric(metric))
+            .expect("create");
         let m = MAX_VECTOR_COMPONENT;
         let s = MIN_VECTOR_SCALE;
         c.upsert(&[
@@ -173,7 +197,10 @@ fn finite_vectors_score_finite_and_ordered_or_are_refused() {
             assert_eq!(hits.len(), 6);
             assert!(hits.iter().all(|h| h.score.is_finite()), "{metric:?} {q:?}: {hits:?}");
             let better = |a: f32, b: f32| if metric.higher_is_better() { a >= b } else { a <= b };
-            assert!(hits.windows(2).all(|w| better(w[0].score, w[1].score)), "{metric:?} {q:?}: {hits:?}");
+            assert!(
+                hits.windows(2).all(|w| better(w[0].score, w[1].score)),
+                "{metric:?} {q:?}: {hits:?}"
+            );
         }
         // The two tiny vectors score apart (no underflow to a tie) against a tiny query.
         let hits = c.search(&[s, 0.0, 0.0], 6, None).expect("search");
@@ -181,12 +208,21 @@ fn finite_vectors_score_finite_and_ordered_or_are_refused() {
         assert_ne!(score("small"), score("small2"), "{metric:?}: {hits:?}");
         // Out of range: refused at insert (writing nothing) and at query, with the same error.
         let before = c.count().expect("count");
-        for bad in [vec![f32::MAX, 0.0, 0.0], vec![1e30, 1.0, 1.0], vec![-1e16, 0.0, 0.0], vec![1e-20, 0.0, 0.0]] {
-            let err = c.upsert(&[doc("ok", vec![1.0; 3]), doc("bad", bad.clone())]).expect_err("refused");
+        for bad in [
+            vec![f32::MAX, 0.0, 0.0],
+            vec![1e30, 1.0, 1.0],
+            vec![-1e16, 0.0, 0.0],
+            vec![1e-20, 0.0, 0.0],
+        ] {
+            let err =
+                c.upsert(&[doc("ok", vec![1.0; 3]), doc("bad", bad.clone())]).expect_err("refused");
             assert!(matches!(err, Error::VectorOutOfRange { .. }), "{metric:?} {bad:?}: {err:?}");
             assert!(err.to_string().contains("range"), "{err}");
             let err = c.search(&bad, 1, None).expect_err("refused");
-            assert!(matches!(err, Error::VectorOutOfRange { .. }), "{metric:?} query {bad:?}: {err:?}");
+            assert!(
+                matches!(err, Error::VectorOutOfRange { .. }),
+                "{metric:?} query {bad:?}: {err:?}"
+            );
         }
         assert_eq!(c.count().expect("count"), before);
     }
@@ -197,13 +233,20 @@ fn collection_names_and_lifecycle() {
     let (_d, db) = db();
     for bad in ["", "a/b", "..", "a b", "ü", &"x".repeat(65), "a.b"] {
         assert!(
-            matches!(db.create_collection(bad, CollectionConfig::new(2)), Err(Error::InvalidCollectionName { .. })),
+            matches!(
+                db.create_collection(bad, CollectionConfig::new(2)),
+                Err(Error::InvalidCollectionName { .. })
+            ),
             "{bad:?}"
         );
         assert!(matches!(db.collection(bad), Err(Error::InvalidCollectionName { .. })));
     }
-    assert!(matches!(db.create_collection("z", CollectionConfig::new(0)), Err(Error::InvalidDimension { .. })));
-    for (m, efc, ef) in [(1, 200, 64), (256, 200, 64), (16, 0, 64), (16, 200, 0), (16, 10_001, 64)] {
+    assert!(matches!(
+        db.create_collection("z", CollectionConfig::new(0)),
+        Err(Error::InvalidDimension { .. })
+    ));
+    for (m, efc, ef) in [(1, 200, 64), (256, 200, 64), (16, 0, 64), (16, 200, 0), (16, 10_001, 64)]
+    {
         let mut params = akidb::HnswParams::new(m, efc);
         params.ef_search = ef;
         let cfg = CollectionConfig::new(2).with_hnsw(params);
@@ -212,7 +255,10 @@ fn collection_names_and_lifecycle() {
             "m {m} efc {efc} ef {ef}"
         );
     }
-    assert!(matches!(db.collection("z"), Err(Error::CollectionNotFound { .. })), "nothing was created");
+    assert!(
+        matches!(db.collection("z"), Err(Error::CollectionNotFound { .. })),
+        "nothing was created"
+    );
     let c = db.create_collection("ok_Name-1", CollectionConfig::new(2)).expect("create");
     assert!(matches!(
         db.create_collection("ok_Name-1", CollectionConfig::new(2)),
@@ -240,7 +286,10 @@ fn bad_filters_are_typed_errors() {
     let (_d, db) = db();
     let c = db.create_collection("c", CollectionConfig::new(2)).expect("create");
     c.upsert(&[doc("a", vec![1.0, 0.0]).with_metadata(json!({"n": 1}))]).expect("u");
-    assert!(matches!("{\"n\": {\"$bad\": 1}}".parse::<Filter>(), Err(akidb::FilterError::UnknownOperator { .. })));
+    assert!(matches!(
+        "{\"n\": {\"$bad\": 1}}".parse::<Filter>(),
+        Err(akidb::FilterError::UnknownOperator { .. })
+    ));
     let mut deep = Filter::eq("n", 1);
     for _ in 0..40 {
         deep = !deep;
@@ -255,7 +304,10 @@ fn path_that_is_a_file_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("f");
     std::fs::write(&file, b"hello").expect("write");
-    assert!(matches!(Database::open(&file), Err(Error::Storage(StorageError::NotADirectory { .. }))));
+    assert!(matches!(
+        Database::open(&file),
+        Err(Error::Storage(StorageError::NotADirectory { .. }))
+    ));
     let missing = dir.path().join("nope");
     assert!(matches!(
         Database::builder().with_create_if_missing(false).open(&missing),
@@ -269,18 +321,24 @@ fn foreign_truncated_and_newer_files_are_refused_without_damage() {
     // Not a database at all.
     let p = dir.path().join("foreign");
     std::fs::create_dir(&p).expect("mkdir");
-    let junk: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761u32) >> 24) as u8).collect();
+    let junk: Vec<u8> =
+        (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761u32) >> 24) as u8).collect();
     std::fs::write(p.join("akidb.redb"), &junk).expect("write");
     let err = Database::open(&p).expect_err("foreign");
     assert!(matches!(err, Error::Storage(StorageError::NotADatabase { .. })), "{err:?}");
-    assert_eq!(std::fs::read(p.join("akidb.redb")).expect("read"), junk, "foreign file must be left alone");
+    assert_eq!(
+        std::fs::read(p.join("akidb.redb")).expect("read"),
+        junk,
+        "foreign file must be left alone"
+    );
 
     // A real database, truncated.
     let t = dir.path().join("trunc");
     {
         let db = Database::open(&t).expect("open");
         let c = db.create_collection("c", CollectionConfig::new(4)).expect("c");
-        let docs: Vec<Document> = (0..2000).map(|i| doc(&format!("d{i}"), vec![1.0, i as f32, 0.0, 1.0])).collect();
+        let docs: Vec<Document> =
+            (0..2000).map(|i| doc(&format!("d{i}"), vec![1.0, i as f32, 0.0, 1.0])).collect();
         c.upsert(&docs).expect("u");
     }
     let f = t.join("akidb.redb");
@@ -312,7 +370,10 @@ fn foreign_truncated_and_newer_files_are_refused_without_damage() {
         }
         w.commit().expect("commit");
     }
-    assert!(matches!(Database::open(&r), Err(Error::Storage(StorageError::ForeignDatabase { .. }))));
+    assert!(matches!(
+        Database::open(&r),
+        Err(Error::Storage(StorageError::ForeignDatabase { .. }))
+    ));
 
     // A newer format version.
     let n = dir.path().join("newer");
@@ -322,7 +383,10 @@ fn foreign_truncated_and_newer_files_are_refused_without_damage() {
     }
     let err = Database::open(&n).expect_err("newer");
     assert!(
-        matches!(err, Error::Storage(StorageError::UnsupportedFormatVersion { found: 2, supported: 1, .. })),
+        matches!(
+            err,
+            Error::Storage(StorageError::UnsupportedFormatVersion { found: 2, supported: 1, .. })
+        ),
         "{err:?}"
     );
 }
@@ -362,7 +426,13 @@ fn refused_files_are_left_byte_for_byte() {
         let p = dir.path().join(name);
         std::fs::create_dir(&p).expect("mkdir");
         let out = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args(["--exact", "child_write_and_die", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_write_and_die",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("AKIDB_CHILD_UNCLEAN", &p)
             .env("AKIDB_CHILD_KIND", kind)
             .output()
@@ -370,7 +440,10 @@ fn refused_files_are_left_byte_for_byte() {
         assert!(!out.status.success(), "the child must die with the file open");
         // The case under test: redb cannot open it read-only without repairing it.
         assert!(
-            matches!(redb::ReadOnlyDatabase::open(p.join("akidb.redb")), Err(redb::DatabaseError::RepairAborted)),
+            matches!(
+                redb::ReadOnlyDatabase::open(p.join("akidb.redb")),
+                Err(redb::DatabaseError::RepairAborted)
+            ),
             "{kind}: the file must need a repair"
         );
         p
@@ -408,14 +481,23 @@ fn refused_files_are_left_byte_for_byte() {
             let err = Database::open(&path).expect_err("refused");
             let expected = match kind {
                 "foreign" => matches!(err, Error::Storage(StorageError::ForeignDatabase { .. })),
-                "newer" => matches!(err, Error::Storage(StorageError::UnsupportedFormatVersion { found: 2, .. })),
+                "newer" => matches!(
+                    err,
+                    Error::Storage(StorageError::UnsupportedFormatVersion { found: 2, .. })
+                ),
                 _ => matches!(err, Error::Storage(StorageError::EmptyFile { .. })),
             };
             assert!(expected, "{}: {err:?}", path.display());
-            assert_eq!(std::fs::read(&file).expect("read"), before, "{} was modified", path.display());
+            assert_eq!(
+                std::fs::read(&file).expect("read"),
+                before,
+                "{} was modified",
+                path.display()
+            );
         }
         // Nothing else was left in the directory either.
-        let names: Vec<_> = std::fs::read_dir(&path).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(&path).expect("ls").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(names, ["akidb.redb"], "{}", path.display());
     }
 }
@@ -427,17 +509,22 @@ fn database_identities_are_stable_and_distinct() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = dir.path().join("a");
     let id_a = akidb_storage::Storage::open(&a, &Default::default()).expect("open").database_id();
-    let id_a2 = akidb_storage::Storage::open(&a, &Default::default()).expect("reopen").database_id();
+    let id_a2 =
+        akidb_storage::Storage::open(&a, &Default::default()).expect("reopen").database_id();
     assert_eq!(id_a, id_a2);
     // Same path, file deleted and created again: a new database, a new identity.
     std::fs::remove_file(a.join("akidb.redb")).expect("rm");
-    let id_a3 = akidb_storage::Storage::open(&a, &Default::default()).expect("recreate").database_id();
+    let id_a3 =
+        akidb_storage::Storage::open(&a, &Default::default()).expect("recreate").database_id();
     assert_ne!(id_a, id_a3);
     // A copy keeps it (it is the same database).
     let copy = dir.path().join("copy");
     std::fs::create_dir(&copy).expect("mkdir");
     std::fs::copy(a.join("akidb.redb"), copy.join("akidb.redb")).expect("cp");
-    assert_eq!(akidb_storage::Storage::open(&copy, &Default::default()).expect("open").database_id(), id_a3);
+    assert_eq!(
+        akidb_storage::Storage::open(&copy, &Default::default()).expect("open").database_id(),
+        id_a3
+    );
     assert_ne!(id_a3, [0; 16]);
 }
 
@@ -524,7 +611,10 @@ fn concurrent_readers_and_writers_see_whole_batches() {
         .collect();
     for b in 0..60i64 {
         let docs: Vec<Document> = (0..10)
-            .map(|j| doc(&format!("b{b}-{j}"), vec![1.0, b as f32, j as f32, 1.0]).with_metadata(json!({"batch": b})))
+            .map(|j| {
+                doc(&format!("b{b}-{j}"), vec![1.0, b as f32, j as f32, 1.0])
+                    .with_metadata(json!({"batch": b}))
+            })
             .collect();
         c.upsert(&docs).expect("upsert");
     }
@@ -543,7 +633,9 @@ async fn async_facade_round_trip() {
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let c = c.clone();
-            tokio::spawn(async move { c.upsert(vec![doc(&format!("d{i}"), vec![1.0, i as f32])]).await })
+            tokio::spawn(
+                async move { c.upsert(vec![doc(&format!("d{i}"), vec![1.0, i as f32])]).await },
+            )
         })
         .collect();
     for t in tasks {
@@ -577,7 +669,10 @@ fn a_panic_while_publishing_stops_the_collection_until_reopened() {
         }));
         assert!(panicked.is_err(), "the fail point panics");
         let poisoned = |r: Result<(), Error>, what: &str| {
-            assert!(matches!(r, Err(Error::Poisoned { ref collection }) if collection == "c"), "{what}: {r:?}");
+            assert!(
+                matches!(r, Err(Error::Poisoned { ref collection }) if collection == "c"),
+                "{what}: {r:?}"
+            );
         };
         poisoned(c.search(&[1.0, 0.0, 0.0], 2, None).map(drop), "search");
         poisoned(c.upsert(&[doc("d", vec![1.0, 1.0, 0.0])]), "upsert");

@@ -29,7 +29,8 @@ fn id(run: u64, batch: u64, j: usize) -> String {
 #[test]
 #[ignore = "run as a child process by sigkill_during_writes_loses_nothing_acknowledged"]
 fn crash_child_writer() {
-    let (Ok(path), Ok(run)) = (std::env::var("AKIDB_CRASH_DB"), std::env::var("AKIDB_CRASH_RUN")) else {
+    let (Ok(path), Ok(run)) = (std::env::var("AKIDB_CRASH_DB"), std::env::var("AKIDB_CRASH_RUN"))
+    else {
         return;
     };
     let run: u64 = run.parse().expect("run");
@@ -46,7 +47,10 @@ fn crash_child_writer() {
                     .with_metadata(json!({"run": run, "batch": batch, "j": j}))
             })
             .collect();
-        docs.push(Document::new("head", vec![1.0; DIM]).with_metadata(json!({"run": run, "batch": batch})));
+        docs.push(
+            Document::new("head", vec![1.0; DIM])
+                .with_metadata(json!({"run": run, "batch": batch})),
+        );
         c.upsert(&docs).expect("upsert");
         if batch > 0 {
             c.delete(&[id(run, batch - 1, 0)]).expect("delete");
@@ -57,7 +61,8 @@ fn crash_child_writer() {
 
 #[test]
 fn sigkill_during_writes_loses_nothing_acknowledged() {
-    let kills: u64 = std::env::var("AKIDB_CRASH_KILLS").ok().and_then(|s| s.parse().ok()).unwrap_or(24);
+    let kills: u64 =
+        std::env::var("AKIDB_CRASH_KILLS").ok().and_then(|s| s.parse().ok()).unwrap_or(24);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db");
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xA11D);
@@ -114,14 +119,18 @@ fn sigkill_during_writes_loses_nothing_acknowledged() {
             let ids: Vec<String> = (0..DOCS_PER_BATCH).map(|j| id(run, b, j)).collect();
             let got = c.get(&ids).expect("get");
             if b >= last {
-                assert!(got.iter().all(Option::is_none), "run {run}: uncommitted batch {b} visible");
+                assert!(
+                    got.iter().all(Option::is_none),
+                    "run {run}: uncommitted batch {b} visible"
+                );
                 continue;
             }
             for (j, g) in got.iter().enumerate() {
                 if j == 0 && b + 1 < last {
                     continue; // deleted by batch b+1, or not yet if b+1's delete was in flight
                 }
-                let r = g.as_ref().unwrap_or_else(|| panic!("run {run}: batch {b} doc {j} missing"));
+                let r =
+                    g.as_ref().unwrap_or_else(|| panic!("run {run}: batch {b} doc {j} missing"));
                 assert_eq!(r.vector, vector(run, b, j));
                 assert_eq!(r.metadata["batch"], json!(b));
             }

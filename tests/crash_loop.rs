@@ -24,7 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use akidb::embedding::InputKind;
-use akidb::{CollectionConfig, Database, Document, Embedder, OnnxEmbeddingProvider, SearchParams, TextDocument};
+use akidb::{
+    CollectionConfig, Database, Document, Embedder, OnnxEmbeddingProvider, SearchParams,
+    TextDocument,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -56,7 +59,8 @@ fn op(run: u64, n: u64) -> Op {
         let count = rng.gen_range(1..=most);
         (0..count).map(|_| format!("{prefix}{}", rng.gen_range(0..space))).collect()
     };
-    let with_slots = |v: Vec<String>| v.into_iter().enumerate().map(|(j, id)| (id, j as u32)).collect();
+    let with_slots =
+        |v: Vec<String>| v.into_iter().enumerate().map(|(j, id)| (id, j as u32)).collect();
     match rng.gen_range(0..100) {
         0..=44 => Op::Upsert(with_slots(ids(&mut rng, "k", KEYS, 60))),
         45..=64 => Op::Delete(ids(&mut rng, "k", KEYS, 25)),
@@ -75,10 +79,22 @@ fn vector(run: u64, n: u64, j: u32) -> Vec<f32> {
 
 fn text(run: u64, n: u64, j: u32) -> String {
     const WORDS: [&str; 12] = [
-        "lidar", "timeout", "battery", "dock", "arm", "fault", "nav2", "goal", "estop", "motor", "ロボット", "Ladestation",
+        "lidar",
+        "timeout",
+        "battery",
+        "dock",
+        "arm",
+        "fault",
+        "nav2",
+        "goal",
+        "estop",
+        "motor",
+        "ロボット",
+        "Ladestation",
     ];
     let mut rng = StdRng::seed_from_u64((run << 40) ^ (n << 8) ^ u64::from(j));
-    let words: Vec<&str> = (0..rng.gen_range(3..12)).map(|_| WORDS[rng.gen_range(0..WORDS.len())]).collect();
+    let words: Vec<&str> =
+        (0..rng.gen_range(3..12)).map(|_| WORDS[rng.gen_range(0..WORDS.len())]).collect();
     format!("run {run} op {n} slot {j}: {}", words.join(" "))
 }
 
@@ -127,7 +143,10 @@ fn model() -> Arc<OnnxEmbeddingProvider> {
 #[test]
 #[ignore = "run as a child process by crash_loop_mixed_operations"]
 fn crash_loop_child() {
-    let (Ok(path), Ok(run)) = (std::env::var("AKIDB_LOOP_DB"), std::env::var("AKIDB_LOOP_RUN")) else { return };
+    let (Ok(path), Ok(run)) = (std::env::var("AKIDB_LOOP_DB"), std::env::var("AKIDB_LOOP_RUN"))
+    else {
+        return;
+    };
     let run: u64 = run.parse().expect("run");
     let db = Database::open(&path).expect("child open");
     let v = db.collection("v").expect("vectors");
@@ -140,7 +159,10 @@ fn crash_loop_child() {
             Op::Upsert(docs) => {
                 let docs: Vec<Document> = docs
                     .iter()
-                    .map(|(id, j)| Document::new(id.clone(), vector(run, n, *j)).with_metadata(json!({"run": run, "n": n, "j": j})))
+                    .map(|(id, j)| {
+                        Document::new(id.clone(), vector(run, n, *j))
+                            .with_metadata(json!({"run": run, "n": n, "j": j}))
+                    })
                     .collect();
                 v.upsert(&docs).expect("upsert");
             }
@@ -150,7 +172,10 @@ fn crash_loop_child() {
             Op::AddTexts(docs) => {
                 let docs: Vec<TextDocument> = docs
                     .iter()
-                    .map(|(id, j)| TextDocument::new(id.clone(), text(run, n, *j)).with_metadata(json!({"run": run, "n": n, "j": j})))
+                    .map(|(id, j)| {
+                        TextDocument::new(id.clone(), text(run, n, *j))
+                            .with_metadata(json!({"run": run, "n": n, "j": j}))
+                    })
                     .collect();
                 t.add_texts(&docs).expect("add_texts");
             }
@@ -214,13 +239,17 @@ fn check_collection(
     for r in got.iter().flatten() {
         check_doc(r, version_of(r));
     }
-    assert_eq!(c.count().expect("count") as usize, state.len() + if c.name() == "v" { BASE } else { 0 });
+    assert_eq!(
+        c.count().expect("count") as usize,
+        state.len() + if c.name() == "v" { BASE } else { 0 }
+    );
     (applied, ids.len())
 }
 
 #[test]
 fn crash_loop_mixed_operations() {
-    let secs: u64 = std::env::var("AKIDB_CRASH_LOOP_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let secs: u64 =
+        std::env::var("AKIDB_CRASH_LOOP_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db");
     let embedder = model();
@@ -239,15 +268,17 @@ fn crash_loop_mixed_operations() {
     {
         let db = Database::open(&foreign).expect("open");
         let v = db.create_collection("v", CollectionConfig::new(DIM)).expect("create");
-        let base: Vec<Document> =
-            (0..BASE as u64).map(|i| Document::new(format!("b{i}"), vector(u64::MAX >> 25, i, 0))).collect();
+        let base: Vec<Document> = (0..BASE as u64)
+            .map(|i| Document::new(format!("b{i}"), vector(u64::MAX >> 25, i, 0)))
+            .collect();
         v.upsert(&base).expect("base");
     }
     let mut planted: HashMap<&'static str, u64> = HashMap::new();
     let mut graph_misses = 0usize;
     let mut model = Model::default();
     let mut rng = StdRng::seed_from_u64(0xC0FFEE);
-    let (mut kills, mut mid_op, mut acked_ops, mut in_flight_applied, mut docs_checked) = (0u64, 0u64, 0u64, 0u64, 0usize);
+    let (mut kills, mut mid_op, mut acked_ops, mut in_flight_applied, mut docs_checked) =
+        (0u64, 0u64, 0u64, 0u64, 0usize);
     let mut op_counts: HashMap<&'static str, u64> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut run = 0u64;
@@ -323,18 +354,34 @@ fn crash_loop_mixed_operations() {
         let db = Database::open(&path).expect("open after kill");
         let v = db.collection("v").expect("v");
         let t = db.text_collection("t", embedder.clone()).expect("t");
-        let check_vec = |r: &akidb::Record, ver: Version| assert_eq!(r.vector, vector(ver.run, ver.n, ver.j), "{}", r.id);
-        let (va, vn) =
-            check_collection(&v, &model.vectors, &after.vectors, (0..KEYS).map(|i| format!("k{i}")), &check_vec);
+        let check_vec = |r: &akidb::Record, ver: Version| {
+            assert_eq!(r.vector, vector(ver.run, ver.n, ver.j), "{}", r.id)
+        };
+        let (va, vn) = check_collection(
+            &v,
+            &model.vectors,
+            &after.vectors,
+            (0..KEYS).map(|i| format!("k{i}")),
+            &check_vec,
+        );
         let check_text = |r: &akidb::Record, ver: Version| {
             let want = text(ver.run, ver.n, ver.j);
             assert_eq!(r.text.as_deref(), Some(want.as_str()), "{}", r.id);
             let e = embedder.embed(&[&want], InputKind::Document).expect("embed").vectors.remove(0);
             let cos: f32 = e.iter().zip(&r.vector).map(|(a, b)| a * b).sum();
-            assert!(cos > 0.9999, "{}: stored vector is not the embedding of its text ({cos})", r.id);
+            assert!(
+                cos > 0.9999,
+                "{}: stored vector is not the embedding of its text ({cos})",
+                r.id
+            );
         };
-        let (ta, tn) =
-            check_collection(&t, &model.texts, &after.texts, (0..TEXT_KEYS).map(|i| format!("t{i}")), &check_text);
+        let (ta, tn) = check_collection(
+            &t,
+            &model.texts,
+            &after.texts,
+            (0..TEXT_KEYS).map(|i| format!("t{i}")),
+            &check_text,
+        );
         // Each collection shows the in-flight operation wholly or not at all; adopt what it shows.
         if (va && model.vectors != after.vectors) || (ta && model.texts != after.texts) {
             in_flight_applied += 1;
@@ -349,7 +396,11 @@ fn crash_loop_mixed_operations() {
 
         // The index agrees with storage: the same live count, and every live vector found.
         let stats = v.index_stats().expect("stats");
-        assert_eq!(stats.live as u64, v.count().expect("count"), "index and storage disagree on the live count");
+        assert_eq!(
+            stats.live as u64,
+            v.count().expect("count"),
+            "index and storage disagree on the live count"
+        );
         // Every sampled live vector is in the index's exact store (an exact search finds it
         // first). The graph walk is approximate: on a freshly built graph of this data (13k
         // uniform 16-d vectors) it misses a vector's own document at ef 64 about once in 50,000
@@ -359,14 +410,23 @@ fn crash_loop_mixed_operations() {
         for (id, ver) in model.vectors.iter().take(40) {
             let q = vector(ver.run, ver.n, ver.j);
             let (exact, _) = v.search_with(&q, 5, None, SearchParams::exact()).expect("exact");
-            assert_eq!(exact.first().map(|h| h.id.as_str()), Some(id.as_str()), "run {run}: {id} {ver:?} is not in the index");
+            assert_eq!(
+                exact.first().map(|h| h.id.as_str()),
+                Some(id.as_str()),
+                "run {run}: {id} {ver:?} is not in the index"
+            );
             let hits = v.search(&q, 5, None).expect("search");
             if !hits.iter().any(|h| h.id == *id) {
                 misses.push(format!("{id} {ver:?}: graph {hits:?}\nexact {exact:?}"));
             }
         }
         graph_misses += misses.len();
-        assert!(misses.len() <= 1, "run {run}: the graph misses {} of 40 live vectors:\n{}\nstats {stats:?}", misses.len(), misses.join("\n"));
+        assert!(
+            misses.len() <= 1,
+            "run {run}: the graph misses {} of 40 live vectors:\n{}\nstats {stats:?}",
+            misses.len(),
+            misses.join("\n")
+        );
         for _ in 0..5 {
             let q: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
             let (exact, _) = v.search_with(&q, 10, None, SearchParams::exact()).expect("exact");

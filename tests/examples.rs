@@ -47,12 +47,18 @@ fn robot_logs_checks_every_argument_before_any_work() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(names), "{args:?}: the message names {names}: {stderr}");
         assert!(!db.exists(), "{args:?}: nothing is created");
-        assert!(t.elapsed() < std::time::Duration::from_secs(20), "{args:?}: refused before any work");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "{args:?}: refused before any work"
+        );
     }
     let help = Command::new(example("robot_logs")).arg("--help").output().expect("run");
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--logs", "--db", "--query", "--robot", "--level", "--since", "--until", "--k", "--json", "--eval"] {
+    for flag in [
+        "--logs", "--db", "--query", "--robot", "--level", "--since", "--until", "--k", "--json",
+        "--eval",
+    ] {
         assert!(text.contains(flag), "--help lists {flag}: {text}");
     }
 }

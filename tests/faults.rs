@@ -20,9 +20,12 @@ fn batch(round: usize) -> Vec<Document> {
             // Distinct directions (the old `(n + d) % 97` pattern repeated every 97 documents, so
             // the nearest neighbour of r0-0 was a tie the graph could break either way).
             let mut rng = StdRng::seed_from_u64((round * 200 + i) as u64);
-            Document::new(format!("r{round}-{i}"), (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
-                .with_text("x".repeat(1024))
-                .with_metadata(json!({"round": round}))
+            Document::new(
+                format!("r{round}-{i}"),
+                (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect(),
+            )
+            .with_text("x".repeat(1024))
+            .with_metadata(json!({"round": round}))
         })
         .collect()
 }
@@ -43,7 +46,10 @@ fn set_file_size_cap(cap: u64) {
 #[test]
 #[ignore = "run as a child process by full_disk_fails_typed_and_loses_nothing"]
 fn child_write_until_full() {
-    let (Ok(path), Ok(cap)) = (std::env::var("AKIDB_FAULT_DB"), std::env::var("AKIDB_FAULT_CAP")) else { return };
+    let (Ok(path), Ok(cap)) = (std::env::var("AKIDB_FAULT_DB"), std::env::var("AKIDB_FAULT_CAP"))
+    else {
+        return;
+    };
     set_file_size_cap(cap.parse().expect("cap"));
     let db = Database::open(&path).expect("open");
     let c = db.collection("c").expect("collection");
@@ -56,13 +62,18 @@ fn child_write_until_full() {
                 let first: Vec<String> = (0..200).map(|i| format!("r0-{i}")).collect();
                 match (c.count(), c.get(&first)) {
                     (Ok(n), Ok(got)) if got.iter().all(Option::is_some) => println!("READ ok {n}"),
-                    (n, got) => println!("READ err {n:?} {:?}", got.map(|g| g.iter().filter(|r| r.is_some()).count())),
+                    (n, got) => println!(
+                        "READ err {n:?} {:?}",
+                        got.map(|g| g.iter().filter(|r| r.is_some()).count())
+                    ),
                 }
                 // Index files hit the cap too: the save fails typed and the old state stays.
                 set_file_size_cap(4096);
                 match c.save_index() {
                     Ok(()) => println!("SAVE-CAPPED ok"),
-                    Err(e) => println!("SAVE-CAPPED err {} {e}", matches!(e, Error::IndexPersist(_))),
+                    Err(e) => {
+                        println!("SAVE-CAPPED err {} {e}", matches!(e, Error::IndexPersist(_)))
+                    }
                 }
                 // Space returns: lift the cap and retry the same batch in the same process.
                 set_file_size_cap(libc::RLIM_INFINITY);
@@ -94,7 +105,10 @@ fn full_disk_fails_typed_and_loses_nothing() {
                 // Distinct vectors: exact duplicates by the hundred degrade the HNSW graph (see
                 // the issue notes); this test is about faults, not about that.
                 let mut rng = StdRng::seed_from_u64(1 << 32 | i as u64);
-                Document::new(format!("base-{i}"), (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
+                Document::new(
+                    format!("base-{i}"),
+                    (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect(),
+                )
             })
             .collect();
         c.upsert(&base).expect("base");
@@ -112,15 +126,26 @@ fn full_disk_fails_typed_and_loses_nothing() {
     let stdout = child.stdout.take().expect("stdout");
     let out: Vec<String> = BufReader::new(stdout).lines().map_while(Result::ok).collect();
     child.wait().expect("child exits");
-    let acked: Vec<usize> = out.iter().filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse().ok())).collect();
+    let acked: Vec<usize> =
+        out.iter().filter_map(|l| l.strip_prefix("ACK ").and_then(|n| n.parse().ok())).collect();
     assert!(!acked.is_empty(), "some writes fit before the cap: {out:?}");
-    assert!(out.iter().any(|l| l == "ERR true"), "the failing write is a typed storage error: {out:?}");
+    assert!(
+        out.iter().any(|l| l == "ERR true"),
+        "the failing write is a typed storage error: {out:?}"
+    );
     let line = |p: &str| out.iter().find(|l| l.starts_with(p)).cloned().unwrap_or_default();
     eprintln!("after the failed write, in the same process: {:?}", &out[acked.len()..]);
     assert!(line("READ").starts_with("READ ok"), "the database stays readable: {out:?}");
-    assert!(line("SAVE-CAPPED").starts_with("SAVE-CAPPED err true"), "index save under the cap fails typed: {out:?}");
+    assert!(
+        line("SAVE-CAPPED").starts_with("SAVE-CAPPED err true"),
+        "index save under the cap fails typed: {out:?}"
+    );
     let last = *acked.last().expect("acked");
-    assert_eq!(line("RETRY"), format!("RETRY ok {}", last + 1), "writes succeed once space returns: {out:?}");
+    assert_eq!(
+        line("RETRY"),
+        format!("RETRY ok {}", last + 1),
+        "writes succeed once space returns: {out:?}"
+    );
     assert_eq!(line("SAVE "), "SAVE ok", "index saves succeed once space returns: {out:?}");
 
     let leftovers: Vec<String> = std::fs::read_dir(path.join("index/c1"))
@@ -134,7 +159,11 @@ fn full_disk_fails_typed_and_loses_nothing() {
     // index saved after the fault loads.
     let db = Database::open(&path).expect("reopen after the fault");
     let c = db.collection("c").expect("collection");
-    assert_eq!(c.index_stats().expect("stats").unsaved_changes, 0, "the saved index generation loaded");
+    assert_eq!(
+        c.index_stats().expect("stats").unsaved_changes,
+        0,
+        "the saved index generation loaded"
+    );
     assert_eq!(c.count().expect("count"), ((last + 2) * 200 + akidb::index::EXACT_BELOW) as u64);
     for round in [0, last, last + 1] {
         let ids: Vec<String> = (0..200).map(|i| format!("r{round}-{i}")).collect();

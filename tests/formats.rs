@@ -11,7 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use akidb::{CollectionConfig, Database, Document, Filter, HnswParams, OnnxEmbeddingProvider, TextDocument};
+use akidb::{
+    CollectionConfig, Database, Document, Filter, HnswParams, OnnxEmbeddingProvider, TextDocument,
+};
 use serde_json::{json, Value};
 
 fn root() -> PathBuf {
@@ -23,7 +25,10 @@ fn fixture() -> PathBuf {
 }
 
 fn qwen() -> Arc<OnnxEmbeddingProvider> {
-    Arc::new(OnnxEmbeddingProvider::from_dir(root().join("tests/fixtures/qwen3-tiny")).expect("qwen3-tiny"))
+    Arc::new(
+        OnnxEmbeddingProvider::from_dir(root().join("tests/fixtures/qwen3-tiny"))
+            .expect("qwen3-tiny"),
+    )
 }
 
 /// 10,200 8-d vectors around 16 centres (over the exact-scan threshold, so a graph generation
@@ -31,7 +36,8 @@ fn qwen() -> Arc<OnnxEmbeddingProvider> {
 fn vectors() -> Vec<Document> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261202);
-    let centres: Vec<Vec<f32>> = (0..16).map(|_| (0..8).map(|_| rng.gen_range(-1.0f32..1.0)).collect()).collect();
+    let centres: Vec<Vec<f32>> =
+        (0..16).map(|_| (0..8).map(|_| rng.gen_range(-1.0f32..1.0)).collect()).collect();
     (0..10_200u64)
         .map(|i| {
             let c = &centres[(i % 16) as usize];
@@ -59,7 +65,10 @@ fn queries() -> Vec<(Vec<f32>, Option<Filter>)> {
     vec![
         (vec![0.3, 0.1, -0.5, 0.2, 0.9, -0.1, 0.0, 0.4], None),
         (vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, -0.5, 0.0], Some(Filter::eq("group", 3))),
-        (vec![-0.6, -0.2, 0.2, 0.0, 0.3, 0.3, 0.3, -0.3], Some(Filter::gte("ns", 1_795_162_443_000_005_000u64))),
+        (
+            vec![-0.6, -0.2, 0.2, 0.0, 0.3, 0.3, 0.3, -0.3],
+            Some(Filter::gte("ns", 1_795_162_443_000_005_000u64)),
+        ),
     ]
 }
 
@@ -92,7 +101,14 @@ fn observe(db: &Database) -> Value {
     let t = db.text_collection("texts", qwen()).expect("texts");
     let text_answers: Vec<Value> = ["why did the robot stop?", "Ladestation", "tote"]
         .iter()
-        .map(|q| json!(t.query_text(q, 3, None).expect("query").iter().map(|h| h.id.clone()).collect::<Vec<_>>()))
+        .map(|q| {
+            json!(t
+                .query_text(q, 3, None)
+                .expect("query")
+                .iter()
+                .map(|h| h.id.clone())
+                .collect::<Vec<_>>())
+        })
         .collect();
     json!({"count": v.count().expect("count"), "docs": docs, "searches": searches, "walks": walks, "text_answers": text_answers})
 }
@@ -112,8 +128,11 @@ fn write_format_fixture() {
         v.upsert(&[Document::new("v1", vec![0.5; 8]).with_text("replaced")]).expect("replace");
         v.delete(&["v2", "v3", "v4"]).expect("delete");
         let t = db.text_collection("texts", qwen()).expect("texts");
-        let docs: Vec<TextDocument> =
-            TEXTS.iter().enumerate().map(|(i, s)| TextDocument::new(format!("t{i}"), *s).with_metadata(json!({"n": i}))).collect();
+        let docs: Vec<TextDocument> = TEXTS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| TextDocument::new(format!("t{i}"), *s).with_metadata(json!({"n": i})))
+            .collect();
         t.add_texts(&docs).expect("add");
         v.save_index().expect("save");
         t.save_index().expect("save");
@@ -123,7 +142,8 @@ fn write_format_fixture() {
     let tmp = tempfile::tempdir().expect("tempdir");
     copy_dir(&db_path, &tmp.path().join("db"));
     let expected = observe(&Database::open(tmp.path().join("db")).expect("reopen"));
-    std::fs::write(dir.join("expected.json"), serde_json::to_vec(&expected).expect("json")).expect("write");
+    std::fs::write(dir.join("expected.json"), serde_json::to_vec(&expected).expect("json"))
+        .expect("write");
     // The digest cache is the model folder's, not the database's.
     assert!(!db_path.join(akidb::embedding::identity::DIGEST_CACHE).exists());
 }
@@ -141,8 +161,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn databases_written_in_format_1_open_and_answer_as_written() {
-    let expected: Value =
-        serde_json::from_slice(&std::fs::read(fixture().join("expected.json")).expect("expected.json")).expect("json");
+    let expected: Value = serde_json::from_slice(
+        &std::fs::read(fixture().join("expected.json")).expect("expected.json"),
+    )
+    .expect("json");
     // A copy: opening a database may write to it.
     let tmp = tempfile::tempdir().expect("tempdir");
     copy_dir(&fixture().join("db"), &tmp.path().join("db"));
@@ -151,10 +173,15 @@ fn databases_written_in_format_1_open_and_answer_as_written() {
     // Its index generation loads (a rebuild would count all 10,197 live vectors as unsaved): the
     // replaced and the three deleted documents are in the graph as tombstones, marked again.
     let stats = v.index_stats().expect("stats");
-    assert_eq!((stats.live, stats.tombstones, stats.unsaved_changes), (10_197, 4, 4), "loaded, not rebuilt");
+    assert_eq!(
+        (stats.live, stats.tombstones, stats.unsaved_changes),
+        (10_197, 4, 4),
+        "loaded, not rebuilt"
+    );
     let got = observe(&db);
     assert_eq!(got["count"], expected["count"]);
-    let (g, e) = (got["docs"].as_array().expect("docs"), expected["docs"].as_array().expect("docs"));
+    let (g, e) =
+        (got["docs"].as_array().expect("docs"), expected["docs"].as_array().expect("docs"));
     assert_eq!(g.len(), e.len());
     for (i, (a, b)) in g.iter().zip(e).enumerate() {
         assert_eq!(a, b, "document v{i}");

@@ -14,7 +14,9 @@ fn root() -> PathBuf {
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     for kind in ["corpus", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root().join("fuzz").join(kind).join(target)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root().join("fuzz").join(kind).join(target)) else {
+            continue;
+        };
         for e in entries.flatten() {
             out.push((e.path(), std::fs::read(e.path()).expect("read input")));
         }
@@ -76,7 +78,8 @@ fn write_seeds() {
     // index_load: a real generation over the live vectors the target uses.
     let dir = tempfile::tempdir().expect("tempdir");
     let index = HnswIndex::with_graph(targets::index_flat(), targets::index_identity().params);
-    let generation = persist::save(&index, dir.path(), &targets::index_identity(), 40).expect("save");
+    let generation =
+        persist::save(&index, dir.path(), &targets::index_identity(), 40).expect("save");
     let graph = std::fs::read(generation.join("akidb.hnsw.graph")).expect("graph");
     let data = std::fs::read(generation.join("akidb.hnsw.data")).expect("data");
     let mut seed = (graph.len() as u32).to_le_bytes().to_vec();
@@ -108,9 +111,14 @@ fn write_seeds() {
     {
         put("filter_json", &format!("seed-{i}"), f.as_bytes());
     }
-    for (i, t) in ["", "why did robot 3 stop near the loading dock?", "ロボット3号機が停止 😀 Ladestation erreicht", "\u{0}\u{ffff}"]
-        .iter()
-        .enumerate()
+    for (i, t) in [
+        "",
+        "why did robot 3 stop near the loading dock?",
+        "ロボット3号機が停止 😀 Ladestation erreicht",
+        "\u{0}\u{ffff}",
+    ]
+    .iter()
+    .enumerate()
     {
         put("tokenizer_input", &format!("seed-{i}"), t.as_bytes());
     }

@@ -28,14 +28,21 @@ fn gauss(rng: &mut impl Rng) -> f32 {
 /// the points.
 fn dataset(n: usize, seed: u64) -> Vec<Document> {
     let mut crng = rand::rngs::StdRng::seed_from_u64(424242);
-    let centers: Vec<Vec<f32>> = (0..40).map(|_| (0..DIM).map(|_| gauss(&mut crng)).collect()).collect();
-    let scales: Vec<Vec<f32>> = (0..40).map(|_| (0..DIM).map(|_| crng.gen_range(0.2..1.0)).collect()).collect();
+    let centers: Vec<Vec<f32>> =
+        (0..40).map(|_| (0..DIM).map(|_| gauss(&mut crng)).collect()).collect();
+    let scales: Vec<Vec<f32>> =
+        (0..40).map(|_| (0..DIM).map(|_| crng.gen_range(0.2..1.0)).collect()).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..n)
         .map(|i| {
             let k = rng.gen_range(0..centers.len());
-            let v: Vec<f32> = centers[k].iter().zip(&scales[k]).map(|(c, s)| c + gauss(&mut rng) * s * 0.6).collect();
-            Document::new(format!("d{i}"), v).with_metadata(json!({"label": i % 100, "group": i % 10}))
+            let v: Vec<f32> = centers[k]
+                .iter()
+                .zip(&scales[k])
+                .map(|(c, s)| c + gauss(&mut rng) * s * 0.6)
+                .collect();
+            Document::new(format!("d{i}"), v)
+                .with_metadata(json!({"label": i % 100, "group": i % 10}))
         })
         .collect()
 }
@@ -97,7 +104,10 @@ fn graph_recall_floor_and_path() {
     let mut wide = 0;
     for q in &qs {
         let exact = ids(&c.search_with(q, 10, None, SearchParams::exact()).expect("e").0);
-        wide += overlap(&ids(&c.search_with(q, 10, None, SearchParams::with_ef(400)).expect("s").0), &exact);
+        wide += overlap(
+            &ids(&c.search_with(q, 10, None, SearchParams::with_ef(400)).expect("s").0),
+            &exact,
+        );
     }
     assert!(wide as f64 / 1000.0 >= r - 0.01);
 }
@@ -114,7 +124,8 @@ fn deletes_and_upserts_are_visible_at_once_and_k_hits_remain() {
     assert_eq!(after.len(), 10);
     assert!(after.iter().all(|id| !before[..5].contains(id)));
     // Move a far document onto the query: it becomes the best hit.
-    let far = ids(&c.search(&q.iter().map(|x| -x).collect::<Vec<_>>(), 1, None).expect("s"))[0].clone();
+    let far =
+        ids(&c.search(&q.iter().map(|x| -x).collect::<Vec<_>>(), 1, None).expect("s"))[0].clone();
     c.upsert(&[Document::new(far.clone(), q.clone())]).expect("upsert");
     let top = c.search(&q, 1, None).expect("s");
     assert_eq!(top[0].id, far);
@@ -138,7 +149,8 @@ fn filtered_search_rules_and_recall_by_selectivity() {
         (Filter::eq("group", 3), SearchPath::ExactFiltered),
         (Filter::eq("label", 42), SearchPath::ExactFiltered),
     ] {
-        let (hits, path) = c.search_with(&qs[0], 10, Some(&filter), SearchParams::default()).expect("s");
+        let (hits, path) =
+            c.search_with(&qs[0], 10, Some(&filter), SearchParams::default()).expect("s");
         assert_eq!(path, want_path, "{filter:?}");
         assert!(hits.iter().all(|h| filter.matches(h.metadata.as_object().expect("object"))));
         let r = recall(&c, Some(&filter), &qs);
@@ -194,7 +206,8 @@ fn reload_uses_the_saved_generation_and_replays_changes() {
     {
         let (_db, c) = open_loaded(&path);
         assert_eq!(c.index_stats().expect("stats").unsaved_changes, 0, "loaded, not rebuilt");
-        let after: Vec<Vec<String>> = qs.iter().map(|q| ids(&c.search(q, 10, None).expect("s"))).collect();
+        let after: Vec<Vec<String>> =
+            qs.iter().map(|q| ids(&c.search(q, 10, None).expect("s"))).collect();
         assert_eq!(before, after, "same graph, same answers");
     }
     // Changes after the generation, then a crash (no clean close): replayed on open.
@@ -246,7 +259,12 @@ fn corrupt(path: &Path, how: &str) {
         "truncate-data" => {
             let f = gen.join("akidb.hnsw.data");
             let len = std::fs::metadata(&f).expect("meta").len();
-            std::fs::OpenOptions::new().write(true).open(&f).expect("open").set_len(len / 2).expect("truncate");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f)
+                .expect("open")
+                .set_len(len / 2)
+                .expect("truncate");
         }
         "flip-graph" => {
             let f = gen.join("akidb.hnsw.graph");
@@ -255,7 +273,9 @@ fn corrupt(path: &Path, how: &str) {
             b[i] ^= 0x40;
             std::fs::write(&f, b).expect("write");
         }
-        "garbage-manifest" => std::fs::write(gen.join("MANIFEST.json"), b"{\"format_version\": 99").expect("write"),
+        "garbage-manifest" => {
+            std::fs::write(gen.join("MANIFEST.json"), b"{\"format_version\": 99").expect("write")
+        }
         "foreign-files" => {
             std::fs::write(gen.join("akidb.hnsw.graph"), vec![7u8; 4096]).expect("write");
             std::fs::write(gen.join("akidb.hnsw.data"), vec![9u8; 4096]).expect("write");
@@ -270,7 +290,8 @@ fn corrupt(path: &Path, how: &str) {
             let outside = path.parent().expect("parent").join("elsewhere");
             std::fs::create_dir_all(&outside).expect("mkdir");
             let mut m: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(gen.join("MANIFEST.json")).expect("read")).expect("json");
+                serde_json::from_slice(&std::fs::read(gen.join("MANIFEST.json")).expect("read"))
+                    .expect("json");
             for f in m["files"].as_array_mut().expect("files") {
                 let name = f["name"].as_str().expect("name").to_string();
                 std::fs::copy(gen.join(&name), outside.join(&name)).expect("copy");
@@ -281,8 +302,13 @@ fn corrupt(path: &Path, how: &str) {
         "file-symlink-outside" => {
             let outside = path.parent().expect("parent").join("elsewhere");
             std::fs::create_dir_all(&outside).expect("mkdir");
-            std::fs::rename(gen.join("akidb.hnsw.data"), outside.join("akidb.hnsw.data")).expect("move out");
-            std::os::unix::fs::symlink(outside.join("akidb.hnsw.data"), gen.join("akidb.hnsw.data")).expect("symlink");
+            std::fs::rename(gen.join("akidb.hnsw.data"), outside.join("akidb.hnsw.data"))
+                .expect("move out");
+            std::os::unix::fs::symlink(
+                outside.join("akidb.hnsw.data"),
+                gen.join("akidb.hnsw.data"),
+            )
+            .expect("symlink");
         }
         "index-dir-symlink" => {
             let outside = path.parent().expect("parent").join("elsewhere");
@@ -301,7 +327,13 @@ fn corrupt(path: &Path, how: &str) {
 fn stale_foreign_and_tampered_generations_are_never_trusted() {
     let qs = queries(40, 31);
     let near_new: Vec<Vec<f32>> = dataset(40, 8).into_iter().map(|d| d.vector).collect();
-    for how in ["deleted-redb", "other-database", "restored-older-redb", "negated-vectors", "crafted-links"] {
+    for how in [
+        "deleted-redb",
+        "other-database",
+        "restored-older-redb",
+        "negated-vectors",
+        "crafted-links",
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
         drop(open_loaded(&path)); // N vectors, generation saved on drop
@@ -326,7 +358,10 @@ fn stale_foreign_and_tampered_generations_are_never_trusted() {
                 // name and settings.
                 let other = dir.path().join("other");
                 let db = Database::open(&other).expect("open");
-                db.create_collection("v", CollectionConfig::new(DIM)).expect("create").upsert(&dataset(N, 8)).expect("u");
+                db.create_collection("v", CollectionConfig::new(DIM))
+                    .expect("create")
+                    .upsert(&dataset(N, 8))
+                    .expect("u");
                 drop(db);
                 std::fs::remove_dir_all(path.join("index")).expect("rm");
                 copy_dir(&other.join("index"), &path.join("index"));
@@ -337,33 +372,52 @@ fn stale_foreign_and_tampered_generations_are_never_trusted() {
                 // vectors (same database identity: a copy of the same database).
                 std::fs::copy(path.join("akidb.redb"), &aside).expect("backup");
                 let (db, c) = open_loaded(&path);
-                c.upsert(&dataset(2_000, 9).into_iter().enumerate().map(|(i, d)| Document::new(format!("x{i}"), d.vector)).collect::<Vec<_>>())
-                    .expect("later history");
+                c.upsert(
+                    &dataset(2_000, 9)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, d)| Document::new(format!("x{i}"), d.vector))
+                        .collect::<Vec<_>>(),
+                )
+                .expect("later history");
                 drop(c);
                 drop(db);
                 let later_index = dir.path().join("later-index");
                 copy_dir(&path.join("index"), &later_index);
                 std::fs::copy(&aside, path.join("akidb.redb")).expect("restore");
                 let (db, c) = open_loaded(&path);
-                c.upsert(&dataset(2_000, 8).into_iter().enumerate().map(|(i, d)| Document::new(format!("y{i}"), d.vector)).collect::<Vec<_>>())
-                    .expect("new history");
+                c.upsert(
+                    &dataset(2_000, 8)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, d)| Document::new(format!("y{i}"), d.vector))
+                        .collect::<Vec<_>>(),
+                )
+                .expect("new history");
                 drop(c);
                 drop(db);
                 std::fs::remove_dir_all(path.join("index")).expect("rm");
                 copy_dir(&later_index, &path.join("index"));
             }
-            "negated-vectors" => rewrite_data(&generation(&path), &|_, v| v.iter_mut().for_each(|x| *x = -*x)),
+            "negated-vectors" => {
+                rewrite_data(&generation(&path), &|_, v| v.iter_mut().for_each(|x| *x = -*x))
+            }
             "crafted-links" => {
                 // The graph of other vectors under the same ids, with this database's identity and
                 // its true vectors: every check of ids, sizes, checksums and vectors passes.
                 let other = dir.path().join("other");
                 let db = Database::open(&other).expect("open");
-                db.create_collection("v", CollectionConfig::new(DIM)).expect("create").upsert(&dataset(N, 8)).expect("u");
+                db.create_collection("v", CollectionConfig::new(DIM))
+                    .expect("create")
+                    .upsert(&dataset(N, 8))
+                    .expect("u");
                 drop(db);
                 let ours = generation(&path);
                 let truth = generation_vectors(&ours);
-                let manifest: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(ours.join("MANIFEST.json")).expect("read")).expect("json");
+                let manifest: serde_json::Value = serde_json::from_slice(
+                    &std::fs::read(ours.join("MANIFEST.json")).expect("read"),
+                )
+                .expect("json");
                 let theirs = generation(&other);
                 rewrite_data(&theirs, &|id, v| v.copy_from_slice(&truth[&id]));
                 fix_manifest(&theirs, |m| m["identity"] = manifest["identity"].clone());
@@ -384,7 +438,11 @@ fn stale_foreign_and_tampered_generations_are_never_trusted() {
         drop(c);
         drop(db);
         let (_db, c) = open_loaded(&path);
-        assert_eq!(c.index_stats().expect("stats").unsaved_changes, 0, "{how}: the fresh generation loads");
+        assert_eq!(
+            c.index_stats().expect("stats").unsaved_changes,
+            0,
+            "{how}: the fresh generation loads"
+        );
         assert!(recall(&c, None, &qs) >= 0.95, "{how}");
     }
 }
@@ -402,14 +460,17 @@ fn oversized_generations_are_refused_before_reading() {
     let f = gen.join("akidb.hnsw.data");
     std::fs::OpenOptions::new().write(true).open(&f).expect("open").set_len(6 << 30).expect("grow");
     let mpath = gen.join("MANIFEST.json");
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).expect("read")).expect("json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&mpath).expect("read")).expect("json");
     m["files"][1]["len"] = json!(6u64 << 30);
     m["nodes"] = json!((6u64 << 30) / (20 + 4 * DIM as u64));
     std::fs::write(&mpath, m.to_string()).expect("write");
     let t = std::time::Instant::now();
     let (_db, c) = open_loaded(&path);
     let took = t.elapsed();
-    eprintln!("open with a manifest claiming a 6 GiB data file: {took:?} (a rebuild of {N} vectors)");
+    eprintln!(
+        "open with a manifest claiming a 6 GiB data file: {took:?} (a rebuild of {N} vectors)"
+    );
     assert_eq!(c.index_stats().expect("stats").unsaved_changes, N as u64, "rebuilt");
     // The rebuild itself takes a few seconds here; reading 6 GiB took 40 s before the bound.
     assert!(took < std::time::Duration::from_secs(30), "open took {took:?}");
@@ -426,7 +487,10 @@ fn tree(dir: &Path) -> Vec<(PathBuf, u64)> {
                 stack.push(p);
             } else {
                 let bytes = std::fs::read(&p).expect("read");
-                out.push((p, bytes.iter().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b)))));
+                out.push((
+                    p,
+                    bytes.iter().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b))),
+                ));
             }
         }
     }
@@ -462,11 +526,22 @@ fn damaged_or_hostile_index_files_lead_to_a_rebuild_never_a_failed_open() {
         drop(db);
         // The rebuilt generation replaces the damaged one and loads next time.
         let (_db, c) = open_loaded(&path);
-        assert_eq!(c.index_stats().expect("stats").unsaved_changes, 0, "{how}: fresh generation loads");
+        assert_eq!(
+            c.index_stats().expect("stats").unsaved_changes,
+            0,
+            "{how}: fresh generation loads"
+        );
         if how.ends_with("outside") || how.ends_with("symlink") {
             assert!(elsewhere.exists(), "{how}: files outside the database are never removed");
-            assert_eq!(tree(&elsewhere), outside_before, "{how}: files outside the database are never changed");
-            assert!(!std::fs::symlink_metadata(path.join("index")).expect("index").file_type().is_symlink());
+            assert_eq!(
+                tree(&elsewhere),
+                outside_before,
+                "{how}: files outside the database are never changed"
+            );
+            assert!(!std::fs::symlink_metadata(path.join("index"))
+                .expect("index")
+                .file_type()
+                .is_symlink());
         }
     }
 }
@@ -563,10 +638,13 @@ fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
 
 #[test]
 fn vectors_inserted_into_a_built_graph_are_found_at_once() {
-    use akidb::index::{HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert};
+    use akidb::index::{
+        HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert,
+    };
     let base = unit_vectors(12_000, DIM, 1);
     let mut index = HnswIndex::new(DIM, Metric::Cosine, HnswParams::default());
-    let items: Vec<(u64, &[f32])> = base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
+    let items: Vec<(u64, &[f32])> =
+        base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
     index.insert(&items).expect("insert");
     assert!(index.graph_built());
     let bytes_before = index.graph_bytes();
@@ -580,7 +658,8 @@ fn vectors_inserted_into_a_built_graph_are_found_at_once() {
     batches.push((300, 200));
     let mut found_at_once = 0;
     for (from, n) in batches {
-        let items: Vec<(u64, &[f32])> = ids(from, n).zip(&extra[from..from + n]).map(|(id, v)| (id, v.as_slice())).collect();
+        let items: Vec<(u64, &[f32])> =
+            ids(from, n).zip(&extra[from..from + n]).map(|(id, v)| (id, v.as_slice())).collect();
         index.insert(&items).expect("insert");
         for (id, v) in &items {
             let (hits, path) = index.search_with(v, 1, None, P::default()).expect("search");
@@ -588,7 +667,10 @@ fn vectors_inserted_into_a_built_graph_are_found_at_once() {
             found_at_once += usize::from(hits[0].id == *id);
         }
     }
-    assert!(found_at_once >= 499, "{found_at_once} of 500 new vectors were their own nearest neighbour at once");
+    assert!(
+        found_at_once >= 499,
+        "{found_at_once} of 500 new vectors were their own nearest neighbour at once"
+    );
     assert!(index.graph_bytes() > bytes_before, "the graph grew");
     let found = extra.iter().enumerate().filter(|(i, v)| {
         index.search_with(v, 1, None, P::default()).expect("search").0[0].id == (100_000 + i) as u64
@@ -610,10 +692,13 @@ fn a_collection_of_exact_duplicates_still_finds_a_new_distinct_vector() {
     // Robot logs repeat lines, and repeated lines embed to identical vectors: 100 vectors with
     // 110 copies each. New, unrelated vectors must be found by the graph walk, whether they
     // arrive before or after more copies.
-    use akidb::index::{HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert};
+    use akidb::index::{
+        HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert,
+    };
     let distinct = unit_vectors(100, DIM, 3);
     let mut index = HnswIndex::new(DIM, Metric::Cosine, HnswParams::default());
-    let items: Vec<(u64, &[f32])> = (0..11_000).map(|i| (i as u64, distinct[i % 100].as_slice())).collect();
+    let items: Vec<(u64, &[f32])> =
+        (0..11_000).map(|i| (i as u64, distinct[i % 100].as_slice())).collect();
     index.insert(&items).expect("insert");
     let probes = unit_vectors(20, DIM, 4);
     for (p, v) in probes.iter().enumerate() {
@@ -627,7 +712,8 @@ fn a_collection_of_exact_duplicates_still_finds_a_new_distinct_vector() {
         }
     };
     check(&index, "after the probes");
-    let more: Vec<(u64, &[f32])> = (0..500).map(|i| (20_000 + i as u64, distinct[i % 100].as_slice())).collect();
+    let more: Vec<(u64, &[f32])> =
+        (0..500).map(|i| (20_000 + i as u64, distinct[i % 100].as_slice())).collect();
     index.insert(&more).expect("insert");
     check(&index, "after more copies");
     // The copies of one vector all come back (one graph node stands for them), removed ones not.
@@ -635,7 +721,10 @@ fn a_collection_of_exact_duplicates_still_finds_a_new_distinct_vector() {
         let hits = index.search_with(&distinct[7], 200, None, P::default()).expect("search").0;
         hits.iter().filter(|h| h.score > 0.9999).map(|h| h.id).collect()
     };
-    let all: Vec<u64> = (0..11_000u64).filter(|i| i % 100 == 7).chain((0..more.len() as u64).filter(|i| i % 100 == 7).map(|i| 20_000 + i)).collect();
+    let all: Vec<u64> = (0..11_000u64)
+        .filter(|i| i % 100 == 7)
+        .chain((0..more.len() as u64).filter(|i| i % 100 == 7).map(|i| 20_000 + i))
+        .collect();
     let mut got = copies(&index);
     got.sort_unstable();
     assert_eq!(got, all);
@@ -651,12 +740,15 @@ fn dot_and_l2_vectors_far_outside_half_float_range_search_like_exact() {
     // magnitude ~1e6 (half floats end at 65,504) lying far from the origin, and dot-product
     // vectors of magnitude ~1e-6 (below half-float precision), must still walk to the exact
     // neighbours, with exact scores.
-    use akidb::index::{HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert};
+    use akidb::index::{
+        HnswIndex, HnswParams, Metric, SearchParams as P, SearchPath as Path_, VectorInsert,
+    };
     for (metric, mag, offset) in [(Metric::L2, 1e6f32, 3.0f32), (Metric::Dot, 1e-6, 0.0)] {
         let scale = |v: Vec<f32>| -> Vec<f32> { v.iter().map(|x| (x + offset) * mag).collect() };
         let base: Vec<Vec<f32>> = unit_vectors(12_000, DIM, 9).into_iter().map(scale).collect();
         let mut index = HnswIndex::new(DIM, metric, HnswParams::default());
-        let items: Vec<(u64, &[f32])> = base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
+        let items: Vec<(u64, &[f32])> =
+            base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
         index.insert(&items).expect("insert");
         let (mut found, mut total) = (0usize, 0usize);
         for q in unit_vectors(100, DIM, 10).into_iter().map(scale) {
@@ -666,7 +758,10 @@ fn dot_and_l2_vectors_far_outside_half_float_range_search_like_exact() {
             for hit in &ann {
                 if let Some(e) = exact.iter().find(|e| e.id == hit.id) {
                     found += 1;
-                    assert!((e.score - hit.score).abs() <= 1e-6 * e.score.abs().max(1e-30), "{metric:?}: score re-scored exactly");
+                    assert!(
+                        (e.score - hit.score).abs() <= 1e-6 * e.score.abs().max(1e-30),
+                        "{metric:?}: score re-scored exactly"
+                    );
                 }
             }
             total += exact.len();
@@ -709,8 +804,15 @@ fn opening_a_collection_does_not_wait_for_another_ones_load() {
         });
         assert!(small_done < big_done.0, "opening \"small\" waited for the load of \"v\"");
         if drop_during_load {
-            assert!(matches!(big_done.1, Ok(_) | Err(akidb::Error::CollectionNotFound { .. })), "{:?}", big_done.1);
-            assert!(matches!(db.collection("v"), Err(akidb::Error::CollectionNotFound { .. })), "dropped stays dropped");
+            assert!(
+                matches!(big_done.1, Ok(_) | Err(akidb::Error::CollectionNotFound { .. })),
+                "{:?}",
+                big_done.1
+            );
+            assert!(
+                matches!(db.collection("v"), Err(akidb::Error::CollectionNotFound { .. })),
+                "dropped stays dropped"
+            );
         } else {
             assert_eq!(big_done.1.expect("v opens"), N as u64);
         }
@@ -729,7 +831,8 @@ fn dropping_the_database_stops_its_background_optimize() {
         let (db, c) = open_loaded(&path);
         let live = c.count().expect("count") as usize;
         // Over a quarter of the graph tombstoned (and over 1,000): an automatic optimize starts.
-        let gone: Vec<String> = (0..N).filter(|i| i % 3 == round).map(|i| format!("d{i}")).collect();
+        let gone: Vec<String> =
+            (0..N).filter(|i| i % 3 == round).map(|i| format!("d{i}")).collect();
         c.delete(&gone).expect("delete");
         let kept = c.count().expect("count") as usize;
         assert!(kept < live);
@@ -739,7 +842,8 @@ fn dropping_the_database_stops_its_background_optimize() {
         let c = reopened.collection("v").expect("v");
         assert_eq!(c.count().expect("count") as usize, kept);
         // Put the deleted ones back for the next round.
-        let back: Vec<Document> = dataset(N, 1).into_iter().filter(|d| gone.contains(&d.id)).collect();
+        let back: Vec<Document> =
+            dataset(N, 1).into_iter().filter(|d| gone.contains(&d.id)).collect();
         c.upsert(&back).expect("upsert");
     }
 }

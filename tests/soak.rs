@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use akidb::{
-    AsyncCollection, Collection, CollectionConfig, Database, Document, Filter, OnnxEmbeddingProvider, TextDocument,
+    AsyncCollection, Collection, CollectionConfig, Database, Document, Filter,
+    OnnxEmbeddingProvider, TextDocument,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -39,7 +40,8 @@ fn group_docs(writer: u64, g: u64, version: u64) -> Vec<Document> {
         .into_iter()
         .map(|id| {
             let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-            Document::new(id, v).with_metadata(json!({"group": format!("w{writer}-g{g}"), "version": version}))
+            Document::new(id, v)
+                .with_metadata(json!({"group": format!("w{writer}-g{g}"), "version": version}))
         })
         .collect()
 }
@@ -62,12 +64,16 @@ fn soak_mixed_operations_stay_consistent() {
     let c = db.create_collection("s", CollectionConfig::new(DIM)).expect("create");
     let mut rng = StdRng::seed_from_u64(7);
     let base: Vec<Document> = (0..BASE)
-        .map(|i| Document::new(format!("b{i}"), (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect()))
+        .map(|i| {
+            Document::new(format!("b{i}"), (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
+        })
         .collect();
     c.upsert(&base).expect("base");
     let model = Arc::new(
-        OnnxEmbeddingProvider::from_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3-tiny"))
-            .expect("tiny Qwen3"),
+        OnnxEmbeddingProvider::from_dir(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3-tiny"),
+        )
+        .expect("tiny Qwen3"),
     );
     let t = db.text_collection("t", model).expect("text collection");
 
@@ -105,8 +111,10 @@ fn soak_mixed_operations_stay_consistent() {
     // Readers: `get` and filtered searches of whole groups must see one committed state.
     let check_group = |c: &Collection, w: u64, g: u64| -> Result<(), String> {
         let got = c.get(&group_ids(w, g)).map_err(|e| e.to_string())?;
-        let versions: Vec<Option<u64>> =
-            got.iter().map(|r| r.as_ref().map(|r| r.metadata["version"].as_u64().expect("version"))).collect();
+        let versions: Vec<Option<u64>> = got
+            .iter()
+            .map(|r| r.as_ref().map(|r| r.metadata["version"].as_u64().expect("version")))
+            .collect();
         one_state(&versions)?;
         let q: Vec<f32> = vec![0.5; DIM];
         let hits = c
@@ -115,7 +123,8 @@ fn soak_mixed_operations_stay_consistent() {
         if !hits.is_empty() && hits.len() != GROUP {
             return Err(format!("filtered search saw {} of a group of {GROUP}", hits.len()));
         }
-        let versions: Vec<Option<u64>> = hits.iter().map(|h| h.metadata["version"].as_u64()).collect();
+        let versions: Vec<Option<u64>> =
+            hits.iter().map(|h| h.metadata["version"].as_u64()).collect();
         if !versions.is_empty() {
             one_state(&versions)?;
         }
@@ -154,14 +163,19 @@ fn soak_mixed_operations_stay_consistent() {
 
     // Tokio tasks: text inserts and text queries (micro-batched), vector reads through the async API.
     let added: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
     let tasks = {
         let (stop, text_ops, added) = (stop.clone(), text_ops.clone(), added.clone());
         let (at, ac) = (AsyncCollection::from(t.clone()), AsyncCollection::from(c.clone()));
         runtime.spawn(async move {
             let mut handles = Vec::new();
             for task in 0..8u64 {
-                let (at, ac, stop, text_ops, added) = (at.clone(), ac.clone(), stop.clone(), text_ops.clone(), added.clone());
+                let (at, ac, stop, text_ops, added) =
+                    (at.clone(), ac.clone(), stop.clone(), text_ops.clone(), added.clone());
                 handles.push(tokio::spawn(async move {
                     let mut i = 0u64;
                     while !stop.load(Ordering::Relaxed) {
@@ -169,8 +183,12 @@ fn soak_mixed_operations_stay_consistent() {
                         match task % 4 {
                             0 => {
                                 let id = format!("task{task}-{i}");
-                                let text = format!("robot {task} log line {i}: lidar timeout near dock {}", i % 7);
-                                at.add_texts(vec![TextDocument::new(id.clone(), text).with_metadata(json!({"task": task}))])
+                                let text = format!(
+                                    "robot {task} log line {i}: lidar timeout near dock {}",
+                                    i % 7
+                                );
+                                at.add_texts(vec![TextDocument::new(id.clone(), text)
+                                    .with_metadata(json!({"task": task}))])
                                     .await
                                     .expect("add_texts");
                                 added.lock().expect("lock").insert(id);
@@ -183,7 +201,10 @@ fn soak_mixed_operations_stay_consistent() {
                                 assert!(hits.len() <= 5);
                             }
                             _ => {
-                                let hits = ac.search(vec![0.25; DIM], 5, None).await.expect("async search");
+                                let hits = ac
+                                    .search(vec![0.25; DIM], 5, None)
+                                    .await
+                                    .expect("async search");
                                 assert_eq!(hits.len(), 5);
                             }
                         }
@@ -205,13 +226,16 @@ fn soak_mixed_operations_stay_consistent() {
     // Watchdog: everything must wind down promptly once asked; a deadlock shows up here.
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let joiner = std::thread::spawn(move || {
-        let states: Vec<HashMap<u64, u64>> = writers.into_iter().map(|h| h.join().expect("writer panicked")).collect();
-        let read_results: Vec<Result<(), String>> = readers.into_iter().map(|h| h.join().expect("reader panicked")).collect();
+        let states: Vec<HashMap<u64, u64>> =
+            writers.into_iter().map(|h| h.join().expect("writer panicked")).collect();
+        let read_results: Vec<Result<(), String>> =
+            readers.into_iter().map(|h| h.join().expect("reader panicked")).collect();
         maintenance.join().expect("maintenance panicked");
         runtime.block_on(tasks).expect("tokio tasks panicked");
         let _ = done_tx.send((states, read_results));
     });
-    let (states, read_results) = done_rx.recv_timeout(Duration::from_secs(120)).expect("deadlock: workers did not stop");
+    let (states, read_results) =
+        done_rx.recv_timeout(Duration::from_secs(120)).expect("deadlock: workers did not stop");
     joiner.join().expect("joiner");
     for r in read_results {
         r.expect("inconsistent read");
@@ -225,7 +249,10 @@ fn soak_mixed_operations_stay_consistent() {
         for g in 0..GROUPS {
             let got = c.get(&group_ids(w as u64, g)).expect("get");
             let want = state.get(&g).copied();
-            let seen: Vec<Option<u64>> = got.iter().map(|r| r.as_ref().and_then(|r| r.metadata["version"].as_u64())).collect();
+            let seen: Vec<Option<u64>> = got
+                .iter()
+                .map(|r| r.as_ref().and_then(|r| r.metadata["version"].as_u64()))
+                .collect();
             assert_eq!(one_state(&seen), Ok(want), "writer {w} group {g}");
         }
     }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use akidb::embedding::{EmbedError, Embeddings, InputKind, ModelInfo};
 use akidb::{
-    CollectionConfig, Database, Document, Embedder, Error, Filter, IngestOptions, OnnxConfig, OnnxEmbeddingProvider,
-    TextDocument,
+    CollectionConfig, Database, Document, Embedder, Error, Filter, IngestOptions, OnnxConfig,
+    OnnxEmbeddingProvider, TextDocument,
 };
 use serde_json::json;
 
@@ -26,7 +26,10 @@ fn minilm() -> Arc<OnnxEmbeddingProvider> {
 }
 
 fn qwen() -> Arc<OnnxEmbeddingProvider> {
-    Arc::new(OnnxEmbeddingProvider::from_dir(root().join("tests/fixtures/qwen3-tiny")).expect("load qwen"))
+    Arc::new(
+        OnnxEmbeddingProvider::from_dir(root().join("tests/fixtures/qwen3-tiny"))
+            .expect("load qwen"),
+    )
 }
 
 fn db() -> (tempfile::TempDir, Database) {
@@ -47,16 +50,22 @@ fn add_and_query_text_with_filters_survive_reopen() {
             .add_texts(&[
                 TextDocument::new("a", "lidar timeout, robot stopped at the loading dock")
                     .with_metadata(json!({"robot": "robot_3"})),
-                TextDocument::new("b", "battery temperature too high").with_metadata(json!({"robot": "robot_5"})),
-                TextDocument::new("c", "goal reached at aisle 4").with_metadata(json!({"robot": "robot_3"})),
+                TextDocument::new("b", "battery temperature too high")
+                    .with_metadata(json!({"robot": "robot_5"})),
+                TextDocument::new("c", "goal reached at aisle 4")
+                    .with_metadata(json!({"robot": "robot_3"})),
                 TextDocument::new("long", "word ".repeat(2000)),
             ])
             .expect("add");
         assert_eq!(truncated, 1);
         let hits = c.query_text("why did the robot stop?", 2, None).expect("query");
         assert_eq!(hits[0].id, "a");
-        assert_eq!(hits[0].text.as_deref(), Some("lidar timeout, robot stopped at the loading dock"));
-        let hot = c.query_text("overheating", 1, Some(&Filter::eq("robot", "robot_3"))).expect("query");
+        assert_eq!(
+            hits[0].text.as_deref(),
+            Some("lidar timeout, robot stopped at the loading dock")
+        );
+        let hot =
+            c.query_text("overheating", 1, Some(&Filter::eq("robot", "robot_3"))).expect("query");
         assert_ne!(hot[0].id, "b", "the filter must exclude robot_5");
     }
     let db = Database::open(&path).expect("reopen");
@@ -93,7 +102,12 @@ fn nudge_weights(dir: &std::path::Path) {
     let i = b.len() / 2;
     b[i] ^= 1;
     std::fs::write(&f, b).expect("write");
-    std::fs::File::options().write(true).open(&f).expect("open").set_modified(mtime).expect("set mtime");
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .expect("open")
+        .set_modified(mtime)
+        .expect("set mtime");
 }
 
 /// A model's identity is its content: the same folder name with other weights, another document
@@ -126,12 +140,14 @@ fn model_identity_is_content_not_folder_name() {
         ("other weights", &nudge_weights),
         ("another document prompt", &|d| {
             let p = d.join("config_sentence_transformers.json");
-            let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("json");
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("json");
             v["prompts"]["document"] = json!("passage: ");
             std::fs::write(&p, v.to_string()).expect("write");
         }),
         ("another max_seq_length", &|d| {
-            std::fs::write(d.join("sentence_bert_config.json"), r#"{"max_seq_length": 64}"#).expect("write");
+            std::fs::write(d.join("sentence_bert_config.json"), r#"{"max_seq_length": 64}"#)
+                .expect("write");
         }),
     ];
     for (i, (what, change)) in variants.iter().enumerate() {
@@ -152,7 +168,10 @@ fn model_identity_is_content_not_folder_name() {
     let cached = tmp.path().join("c/qwen3-tiny");
     copy_dir(&original, &cached);
     let before = load(&cached).info().digest.clone();
-    assert!(cached.join(akidb::embedding::identity::DIGEST_CACHE).is_file(), "digests are cached beside the model");
+    assert!(
+        cached.join(akidb::embedding::identity::DIGEST_CACHE).is_file(),
+        "digests are cached beside the model"
+    );
     assert_eq!(load(&cached).info().digest, before, "from the cache");
     nudge_weights(&cached);
     assert_ne!(load(&cached).info().digest, before, "a rewritten file is hashed again");
@@ -169,7 +188,12 @@ fn collections_without_a_model_digest_adopt_one() {
     copy_dir(&original, &nudged);
     nudge_weights(&nudged);
     let path = tmp.path().join("db");
-    drop(Database::open(&path).expect("open").text_collection("logs", load(&original)).expect("create"));
+    drop(
+        Database::open(&path)
+            .expect("open")
+            .text_collection("logs", load(&original))
+            .expect("create"),
+    );
     // Strip the digest, as a database written before digests has it.
     {
         let store = akidb_storage::Storage::open(&path, &Default::default()).expect("open");
@@ -187,8 +211,12 @@ fn collections_without_a_model_digest_adopt_one() {
     }
     let store = akidb_storage::Storage::open(&path, &Default::default()).expect("open");
     let schema: serde_json::Value =
-        serde_json::from_slice(&store.collection("logs").expect("read").expect("exists").schema).expect("json");
-    assert_eq!(schema["config"]["model"]["digest"].as_str(), Some(load(&original).info().digest.as_str()));
+        serde_json::from_slice(&store.collection("logs").expect("read").expect("exists").schema)
+            .expect("json");
+    assert_eq!(
+        schema["config"]["model"]["digest"].as_str(),
+        Some(load(&original).info().digest.as_str())
+    );
 }
 
 #[test]
@@ -222,9 +250,13 @@ fn bad_text_input_is_typed_and_writes_nothing() {
     }
     assert_eq!(c.count().expect("count"), 0);
     assert!(matches!(c.query_text("x", 0, None), Err(Error::InvalidK { .. })));
-    assert!(matches!(c.query_text(&"q".repeat((4 << 20) + 1), 1, None), Err(Error::TextTooLong { .. })));
+    assert!(matches!(
+        c.query_text(&"q".repeat((4 << 20) + 1), 1, None),
+        Err(Error::TextTooLong { .. })
+    ));
     // Empty and exotic texts are fine.
-    c.add_texts(&[TextDocument::new("e", ""), TextDocument::new("j", "ロボット🤖 Greifer")]).expect("add");
+    c.add_texts(&[TextDocument::new("e", ""), TextDocument::new("j", "ロボット🤖 Greifer")])
+        .expect("add");
     assert_eq!(c.count().expect("count"), 2);
 }
 
@@ -232,7 +264,9 @@ fn bad_text_input_is_typed_and_writes_nothing() {
 fn ingest_reports_progress_and_cancels_without_losing_batches() {
     let (_d, db) = db();
     let c = db.text_collection("t", qwen()).expect("create");
-    let docs: Vec<TextDocument> = (0..500).map(|i| TextDocument::new(format!("d{i}"), format!("log line number {i}"))).collect();
+    let docs: Vec<TextDocument> = (0..500)
+        .map(|i| TextDocument::new(format!("d{i}"), format!("log line number {i}")))
+        .collect();
     let seen = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
     let progress = |p: akidb::IngestProgress| {
@@ -242,7 +276,8 @@ fn ingest_reports_progress_and_cancels_without_losing_batches() {
             cancel.store(true, Ordering::SeqCst);
         }
     };
-    let opts = IngestOptions::default().with_batch_size(100).with_progress(&progress).with_cancel(&cancel);
+    let opts =
+        IngestOptions::default().with_batch_size(100).with_progress(&progress).with_cancel(&cancel);
     let report = c.ingest(docs.clone(), &opts).expect("ingest");
     assert!(report.cancelled);
     assert_eq!(report.written, 200);
@@ -315,27 +350,58 @@ fn a_wrong_embedder_is_a_typed_error_and_the_worker_survives() {
     let (_d, db) = db();
     let faulty = Arc::new(Faulty { inner: minilm(), fault: std::sync::Mutex::new("") });
     let c = db.text_collection("logs", faulty.clone()).expect("create");
-    let docs = [TextDocument::new("a", "lidar timeout at the dock"), TextDocument::new("b", "battery hot")];
+    let docs = [
+        TextDocument::new("a", "lidar timeout at the dock"),
+        TextDocument::new("b", "battery hot"),
+    ];
     c.add_texts(&docs).expect("a correct run");
     for fault in ["short", "dimension", "panic"] {
         *faulty.fault.lock().expect("lock") = fault;
-        let more = [TextDocument::new("c", "gripper failed"), TextDocument::new("d", "e-stop pressed")];
+        let more =
+            [TextDocument::new("c", "gripper failed"), TextDocument::new("d", "e-stop pressed")];
         let err = c.add_texts(&more).expect_err(fault);
         let expected = match fault {
-            "short" => matches!(err, Error::Embedding(EmbedError::BadOutput { what: "vectors", expected: 2, got: 1, .. })),
+            "short" => matches!(
+                err,
+                Error::Embedding(EmbedError::BadOutput {
+                    what: "vectors",
+                    expected: 2,
+                    got: 1,
+                    ..
+                })
+            ),
             "dimension" => {
-                matches!(err, Error::Embedding(EmbedError::BadOutput { what: "values in a vector", expected: 384, got: 383, .. }))
+                matches!(
+                    err,
+                    Error::Embedding(EmbedError::BadOutput {
+                        what: "values in a vector",
+                        expected: 384,
+                        got: 383,
+                        ..
+                    })
+                )
             }
-            _ => matches!(&err, Error::Embedding(EmbedError::Panicked { message, .. }) if message.contains("deliberate")),
+            _ => {
+                matches!(&err, Error::Embedding(EmbedError::Panicked { message, .. }) if message.contains("deliberate"))
+            }
         };
         assert!(expected, "{fault}: {err:?}");
-        assert!(err.to_string().contains("all-MiniLM-L6-v2"), "{fault}: the error names the model: {err}");
-        let q = c.query_text("why did it stop?", 1, None).expect_err("queries go through the same check");
+        assert!(
+            err.to_string().contains("all-MiniLM-L6-v2"),
+            "{fault}: the error names the model: {err}"
+        );
+        let q = c
+            .query_text("why did it stop?", 1, None)
+            .expect_err("queries go through the same check");
         assert!(matches!(q, Error::Embedding(_)), "{fault}: {q:?}");
         assert_eq!(c.count().expect("count"), 2, "{fault}: nothing written");
         // The same worker serves correct calls again.
         *faulty.fault.lock().expect("lock") = "";
-        assert_eq!(c.query_text("battery temperature", 1, None).expect("query")[0].id, "b", "{fault}");
+        assert_eq!(
+            c.query_text("battery temperature", 1, None).expect("query")[0].id,
+            "b",
+            "{fault}"
+        );
     }
     c.add_texts(&[TextDocument::new("c", "gripper failed")]).expect("and writes");
     assert_eq!(c.count().expect("count"), 3);
@@ -344,17 +410,27 @@ fn a_wrong_embedder_is_a_typed_error_and_the_worker_survives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_async_queries_share_model_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let counting = Arc::new(Counting { inner: minilm(), calls: AtomicUsize::new(0), texts: AtomicUsize::new(0) });
+    let counting = Arc::new(Counting {
+        inner: minilm(),
+        calls: AtomicUsize::new(0),
+        texts: AtomicUsize::new(0),
+    });
     let db = akidb::AsyncDatabase::open(dir.path().join("db")).await.expect("open");
     let c = db.text_collection("t", counting.clone()).await.expect("create");
-    c.add_texts((0..50).map(|i| TextDocument::new(format!("d{i}"), format!("event {i} on robot {}", i % 8))).collect())
-        .await
-        .expect("add");
+    c.add_texts(
+        (0..50)
+            .map(|i| TextDocument::new(format!("d{i}"), format!("event {i} on robot {}", i % 8)))
+            .collect(),
+    )
+    .await
+    .expect("add");
     let before = counting.calls.load(Ordering::SeqCst);
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let c = c.clone();
-            tokio::spawn(async move { c.query_text(format!("what happened to robot {}", i % 8), 3, None).await })
+            tokio::spawn(async move {
+                c.query_text(format!("what happened to robot {}", i % 8), 3, None).await
+            })
         })
         .collect();
     for t in tasks {
@@ -365,7 +441,10 @@ async fn concurrent_async_queries_share_model_runs() {
     // Results are the same as unbatched ones.
     let direct = c.blocking().query_text("what happened to robot 3", 3, None).expect("query");
     let via = c.query_text("what happened to robot 3".into(), 3, None).await.expect("query");
-    assert_eq!(direct.iter().map(|h| &h.id).collect::<Vec<_>>(), via.iter().map(|h| &h.id).collect::<Vec<_>>());
+    assert_eq!(
+        direct.iter().map(|h| &h.id).collect::<Vec<_>>(),
+        via.iter().map(|h| &h.id).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -373,20 +452,30 @@ fn robot_log_questions_meet_the_relevance_floor() {
     let (_d, db) = db();
     let c = db.text_collection("logs", minilm()).expect("create");
     let (events, questions) = fleet::generate(3000, 42);
-    let docs = events.iter().map(|e| TextDocument::new(e.id.clone(), e.text()).with_metadata(e.metadata()));
+    let docs = events
+        .iter()
+        .map(|e| TextDocument::new(e.id.clone(), e.text()).with_metadata(e.metadata()));
     c.ingest(docs, &IngestOptions::default()).expect("ingest");
     assert!(questions.len() >= 20);
     let (mut recall, mut mrr) = (0.0, 0.0);
     for q in &questions {
         let f = q.robot.map(|r| Filter::eq("robot", r));
-        let ids: Vec<String> = c.query_text(q.text, 10, f.as_ref()).expect("query").into_iter().map(|h| h.id).collect();
+        let ids: Vec<String> = c
+            .query_text(q.text, 10, f.as_ref())
+            .expect("query")
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
         let (r, m) = fleet::score(&ids, &q.relevant, 10);
         recall += r;
         mrr += m;
     }
     let n = questions.len() as f64;
     let (recall, mrr) = (recall / n, mrr / n);
-    eprintln!("robot-log relevance over {} questions: recall@10 {recall:.3}, MRR@10 {mrr:.3}", questions.len());
+    eprintln!(
+        "robot-log relevance over {} questions: recall@10 {recall:.3}, MRR@10 {mrr:.3}",
+        questions.len()
+    );
     assert!(recall >= 0.55, "recall@10 {recall:.3} below floor 0.55");
     assert!(mrr >= 0.80, "MRR@10 {mrr:.3} below floor 0.80");
 }
@@ -399,13 +488,24 @@ fn fleet_time_helpers_round_trip() {
     assert_eq!(fleet::parse_time("2026-11-20T06:00"), Ok(fleet::T0));
     assert_eq!(fleet::parse_time("2026-11-20"), Ok(fleet::T0 - 6 * 3600));
     assert_eq!(fleet::parse_time(&fleet::T0.to_string()), Ok(fleet::T0));
-    for bad in ["not a time", "NaN", "2026-02-31", "2026-11-20T25:00", "10000-01-01", "99999999999999", "", "1e9"] {
+    for bad in [
+        "not a time",
+        "NaN",
+        "2026-02-31",
+        "2026-11-20T25:00",
+        "10000-01-01",
+        "99999999999999",
+        "",
+        "1e9",
+    ] {
         assert!(fleet::parse_time(bad).is_err(), "{bad:?}");
     }
     let (events, _) = fleet::generate(50, 1);
     let e = &events[0];
     let parsed = fleet::LogEvent::parse_line(e.id.clone(), &e.line()).expect("parse");
-    assert_eq!((parsed.robot.as_str(), parsed.node.as_str(), parsed.message.as_str()), (e.robot.as_str(), e.node.as_str(), e.message.as_str()));
+    assert_eq!(
+        (parsed.robot.as_str(), parsed.node.as_str(), parsed.message.as_str()),
+        (e.robot.as_str(), e.node.as_str(), e.message.as_str())
+    );
     let _ = OnnxConfig::from_dir(root().join("tests/fixtures/qwen3-tiny")).expect("config");
 }
-

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use std::sync::Arc;
 
-use crate::{Collection, CollectionConfig, Database, Document, Embedder, Filter, Hit, Record, Result, TextDocument};
+use crate::{
+    Collection, CollectionConfig, Database, Document, Embedder, Filter, Hit, Record, Result,
+    TextDocument,
+};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await?
@@ -34,13 +37,21 @@ impl AsyncDatabase {
         &self.db
     }
     /// See [`Database::create_collection`].
-    pub async fn create_collection(&self, name: impl Into<String>, config: CollectionConfig) -> Result<AsyncCollection> {
+    pub async fn create_collection(
+        &self,
+        name: impl Into<String>,
+        config: CollectionConfig,
+    ) -> Result<AsyncCollection> {
         let (db, name) = (self.db.clone(), name.into());
         blocking(move || db.create_collection(&name, config)).await.map(AsyncCollection::from)
     }
     /// See [`Database::text_collection`]. Concurrent `query_text`/`add_texts` calls share model
     /// runs; the model never runs on a runtime worker thread.
-    pub async fn text_collection(&self, name: impl Into<String>, model: Arc<dyn Embedder>) -> Result<AsyncCollection> {
+    pub async fn text_collection(
+        &self,
+        name: impl Into<String>,
+        model: Arc<dyn Embedder>,
+    ) -> Result<AsyncCollection> {
         let (db, name) = (self.db.clone(), name.into());
         blocking(move || db.text_collection(&name, model)).await.map(AsyncCollection::from)
     }
@@ -104,12 +115,22 @@ impl AsyncCollection {
         blocking(move || c.add_texts(&docs)).await
     }
     /// See [`Collection::query_text`].
-    pub async fn query_text(&self, query: String, k: usize, filter: Option<Filter>) -> Result<Vec<Hit>> {
+    pub async fn query_text(
+        &self,
+        query: String,
+        k: usize,
+        filter: Option<Filter>,
+    ) -> Result<Vec<Hit>> {
         let c = self.c.clone();
         blocking(move || c.query_text(&query, k, filter.as_ref())).await
     }
     /// See [`Collection::search`].
-    pub async fn search(&self, vector: Vec<f32>, k: usize, filter: Option<Filter>) -> Result<Vec<Hit>> {
+    pub async fn search(
+        &self,
+        vector: Vec<f32>,
+        k: usize,
+        filter: Option<Filter>,
+    ) -> Result<Vec<Hit>> {
         let c = self.c.clone();
         blocking(move || c.search(&vector, k, filter.as_ref())).await
     }

@@ -109,7 +109,9 @@ impl BatchingEmbedder {
 
 impl Drop for BatchingEmbedder {
     fn drop(&mut self) {
-        if let Some(w) = self.worker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some(w) =
+            self.worker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        {
             drop(w.tx);
             let _ = w.thread.join();
         }
@@ -163,7 +165,8 @@ fn worker(inner: Arc<dyn Embedder>, rx: Receiver<Request>, options: BatchOptions
         }
         for kind in [InputKind::Document, InputKind::Query] {
             let group: Vec<Request> = {
-                let (g, rest): (Vec<Request>, Vec<Request>) = queue.into_iter().partition(|r| r.kind == kind);
+                let (g, rest): (Vec<Request>, Vec<Request>) =
+                    queue.into_iter().partition(|r| r.kind == kind);
                 queue = rest;
                 g
             };
@@ -176,15 +179,20 @@ fn worker(inner: Arc<dyn Embedder>, rx: Receiver<Request>, options: BatchOptions
 
 /// Runs the inner embedder, turning a panic into [`EmbedError::Panicked`] and checking the
 /// output's shape.
-fn embed_checked(inner: &dyn Embedder, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
-    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.embed(texts, kind))).map_err(|p| {
-        let message = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".into());
-        EmbedError::Panicked { model: inner.info().name.clone(), message }
-    })??;
+fn embed_checked(
+    inner: &dyn Embedder,
+    texts: &[&str],
+    kind: InputKind,
+) -> Result<Embeddings, EmbedError> {
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.embed(texts, kind)))
+        .map_err(|p| {
+            let message = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            EmbedError::Panicked { model: inner.info().name.clone(), message }
+        })??;
     akidb_embedding::check_output(inner.info(), texts.len(), &out)?;
     Ok(out)
 }

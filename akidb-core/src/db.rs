@@ -10,7 +10,9 @@ use akidb_index::{FlatIndex, HnswIndex, SearchParams, SearchPath, VectorInsert, 
 use akidb_storage::{CollectionEntry, DocumentWrite, Storage, StorageError, StorageOptions};
 use serde_json::{Map, Value};
 
-use crate::document::{check_id, check_metadata, check_stored_vector, check_text, check_vector, Document, Hit, Record};
+use crate::document::{
+    check_id, check_metadata, check_stored_vector, check_text, check_vector, Document, Hit, Record,
+};
 use crate::filter::Filter;
 use crate::limits::{MAX_BATCH, MAX_COLLECTION_NAME, MAX_DIMENSION, MAX_EF, MAX_K};
 use crate::schema::{CollectionConfig, StoredSchema};
@@ -144,20 +146,34 @@ impl Database {
     pub fn create_collection(&self, name: &str, config: CollectionConfig) -> Result<Collection> {
         validate_collection_name(name)?;
         if config.dimension == 0 || config.dimension > MAX_DIMENSION {
-            return Err(Error::InvalidDimension { dimension: config.dimension, max: MAX_DIMENSION });
+            return Err(Error::InvalidDimension {
+                dimension: config.dimension,
+                max: MAX_DIMENSION,
+            });
         }
         let h = config.hnsw;
-        if !(2..=255).contains(&h.m) || !(1..=MAX_EF).contains(&h.ef_construction) || !(1..=MAX_EF).contains(&h.ef_search) {
-            return Err(Error::InvalidIndexParams { m: h.m, ef_construction: h.ef_construction, ef_search: h.ef_search });
+        if !(2..=255).contains(&h.m)
+            || !(1..=MAX_EF).contains(&h.ef_construction)
+            || !(1..=MAX_EF).contains(&h.ef_search)
+        {
+            return Err(Error::InvalidIndexParams {
+                m: h.m,
+                ef_construction: h.ef_construction,
+                ef_search: h.ef_search,
+            });
         }
-        let schema = serde_json::to_vec(&StoredSchema { schema_version: SCHEMA_VERSION, config: config.clone() })
-            .map_err(|source| Error::CorruptSchema { name: name.into(), source })?;
+        let schema = serde_json::to_vec(&StoredSchema {
+            schema_version: SCHEMA_VERSION,
+            config: config.clone(),
+        })
+        .map_err(|source| Error::CorruptSchema { name: name.into(), source })?;
         let mut map = write(&self.inner.collections);
         let entry = self.inner.store.create_collection(name, &schema).map_err(|e| match e {
             StorageError::CollectionExists { name } => Error::CollectionExists { name },
             e => e.into(),
         })?;
-        let state = Arc::new(CollectionState::empty(entry, config, &self.inner.store, &self.inner.path));
+        let state =
+            Arc::new(CollectionState::empty(entry, config, &self.inner.store, &self.inner.path));
         map.insert(name.to_string(), state.clone());
         Ok(Collection { db: self.inner.clone(), state, embedder: None })
     }
@@ -165,7 +181,11 @@ impl Database {
     /// Opens an existing collection. The first open in a process loads its vectors into memory.
     pub fn collection(&self, name: &str) -> Result<Collection> {
         validate_collection_name(name)?;
-        let open = |state: &Arc<CollectionState>| Collection { db: self.inner.clone(), state: state.clone(), embedder: None };
+        let open = |state: &Arc<CollectionState>| Collection {
+            db: self.inner.clone(),
+            state: state.clone(),
+            embedder: None,
+        };
         if let Some(state) = read(&self.inner.collections).get(name) {
             return Ok(open(state));
         }
@@ -191,11 +211,14 @@ impl Database {
         let entry = self.inner.store.collection(name)?.ok_or_else(not_found)?;
         let id = entry.id;
         let config = decode_schema(&entry)?;
-        let state = CollectionState::load(&self.inner.store, entry, config, &self.inner.path).map_err(|e| match e {
-            // Dropped by another handle while it loaded.
-            Error::Storage(StorageError::CollectionNotFound { name }) => Error::CollectionNotFound { name },
-            e => e,
-        })?;
+        let state = CollectionState::load(&self.inner.store, entry, config, &self.inner.path)
+            .map_err(|e| match e {
+                // Dropped by another handle while it loaded.
+                Error::Storage(StorageError::CollectionNotFound { name }) => {
+                    Error::CollectionNotFound { name }
+                }
+                e => e,
+            })?;
         // A drop holds the registry lock, so under it the same incarnation still being in
         // storage means no drop has happened since the load began (a later drop finds this
         // state in the registry and marks it dropped).
@@ -223,7 +246,8 @@ impl Database {
         let mut map = write(&self.inner.collections);
         let state = map.remove(name);
         // Writers of this collection hold its commit lock: taking it orders the drop after them.
-        let commit = state.as_ref().map(|s| s.commit.lock().unwrap_or_else(PoisonError::into_inner));
+        let commit =
+            state.as_ref().map(|s| s.commit.lock().unwrap_or_else(PoisonError::into_inner));
         let entry = self.inner.store.collection(name)?;
         if !self.inner.store.drop_collection(name)? {
             return Err(Error::CollectionNotFound { name: name.into() });
@@ -234,7 +258,8 @@ impl Database {
         drop(commit);
         if let Some(e) = entry {
             // The data is gone (committed above); the derived index files go best-effort.
-            let _ = std::fs::remove_dir_all(self.inner.path.join("index").join(format!("c{}", e.id)));
+            let _ =
+                std::fs::remove_dir_all(self.inner.path.join("index").join(format!("c{}", e.id)));
         }
         Ok(())
     }
@@ -252,11 +277,17 @@ impl Drop for DbInner {
                 continue;
             }
             if state.is_poisoned() {
-                log::warn!("not saving the index of {}: a panic interrupted an update of it", state.entry.name);
+                log::warn!(
+                    "not saving the index of {}: a panic interrupted an update of it",
+                    state.entry.name
+                );
                 continue;
             }
             if let Err(e) = state.save() {
-                log::warn!("saving the index of {} failed (it will be rebuilt on open): {e}", state.entry.name);
+                log::warn!(
+                    "saving the index of {} failed (it will be rebuilt on open): {e}",
+                    state.entry.name
+                );
             }
         }
     }
@@ -312,7 +343,12 @@ impl Live {
 }
 
 impl CollectionState {
-    fn empty(entry: CollectionEntry, config: CollectionConfig, store: &Storage, db_path: &Path) -> Self {
+    fn empty(
+        entry: CollectionEntry,
+        config: CollectionConfig,
+        store: &Storage,
+        db_path: &Path,
+    ) -> Self {
         let index = HnswIndex::new(config.dimension, config.metric, config.hnsw);
         let index_dir = db_path.join("index").join(format!("c{}", entry.id));
         Self {
@@ -402,9 +438,15 @@ impl CollectionState {
         };
         let snapshot_ids: std::collections::HashSet<u64> = snapshot.ids().iter().copied().collect();
         let stop = || self.dropped.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed);
-        let Some(mut fresh) = HnswIndex::rebuild_from(snapshot, self.config.hnsw, &stop, &mut |_, _| {}) else {
+        let Some(mut fresh) =
+            HnswIndex::rebuild_from(snapshot, self.config.hnsw, &stop, &mut |_, _| {})
+        else {
             // Stopped: the collection was dropped, or the database is closing (nothing to do).
-            return if self.dropped.load(Ordering::Acquire) { Err(self.not_found()) } else { Ok(0) };
+            return if self.dropped.load(Ordering::Acquire) {
+                Err(self.not_found())
+            } else {
+                Ok(0)
+            };
         };
         {
             let mut live = self.live_mut()?;
@@ -413,11 +455,16 @@ impl CollectionState {
             }
             // Catch up with writes made while building.
             let current = live.index.flat();
-            let removed: Vec<u64> = snapshot_ids.iter().copied().filter(|id| !current.contains(*id)).collect();
-            let added: Vec<(u64, Vec<f32>)> =
-                current.items().filter(|(id, _)| !snapshot_ids.contains(id)).map(|(id, v)| (id, v.to_vec())).collect();
+            let removed: Vec<u64> =
+                snapshot_ids.iter().copied().filter(|id| !current.contains(*id)).collect();
+            let added: Vec<(u64, Vec<f32>)> = current
+                .items()
+                .filter(|(id, _)| !snapshot_ids.contains(id))
+                .map(|(id, v)| (id, v.to_vec()))
+                .collect();
             fresh.remove(&removed);
-            let refs: Vec<(u64, &[f32])> = added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+            let refs: Vec<(u64, &[f32])> =
+                added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
             fresh.insert(&refs)?;
             live.index = fresh;
         }
@@ -456,7 +503,12 @@ impl CollectionState {
 
     /// Loads vectors and metadata from storage, then the newest valid index generation (brought
     /// up to date), or rebuilds the graph when there is none.
-    fn load(store: &Storage, entry: CollectionEntry, config: CollectionConfig, db_path: &Path) -> Result<Self> {
+    fn load(
+        store: &Storage,
+        entry: CollectionEntry,
+        config: CollectionConfig,
+        db_path: &Path,
+    ) -> Result<Self> {
         let state = Self::empty(entry, config, store, db_path);
         {
             let mut live = write(&state.live);
@@ -468,7 +520,8 @@ impl CollectionState {
             let mut vectors: Vec<f32> = Vec::new();
             let mut failure = None;
             snap.scan(&state.entry, 0, |seq, doc, v| {
-                let prepared = check_stored_vector(v, dim, metric, || format!("stored under sequence {seq}"));
+                let prepared =
+                    check_stored_vector(v, dim, metric, || format!("stored under sequence {seq}"));
                 let meta = serde_json::from_str::<Map<String, Value>>(&doc.metadata);
                 match (prepared, meta) {
                     (Ok(p), Ok(m)) => {
@@ -495,7 +548,8 @@ impl CollectionState {
             if let Some(e) = failure {
                 return Err(e);
             }
-            let items: Vec<(u64, &[f32])> = ids.iter().copied().zip(vectors.chunks_exact(dim)).collect();
+            let items: Vec<(u64, &[f32])> =
+                ids.iter().copied().zip(vectors.chunks_exact(dim)).collect();
             let mut flat = FlatIndex::new(dim, metric);
             flat.insert(&items)?;
             drop(items);
@@ -515,7 +569,9 @@ impl CollectionState {
                 LoadOutcome::Rebuild { reason, flat } => {
                     let n = flat.len();
                     if n > 0 {
-                        log::info!("collection {name}: rebuilding the index over {n} vectors ({reason})");
+                        log::info!(
+                            "collection {name}: rebuilding the index over {n} vectors ({reason})"
+                        );
                         state.unsaved.store(n as u64, Ordering::Relaxed);
                     }
                     let mut last_log = std::time::Instant::now();
@@ -591,7 +647,12 @@ impl Collection {
     }
 
     /// Checks what every search takes: a live collection, `k` in range, a valid filter and `ef`.
-    pub(crate) fn check_request(&self, k: usize, filter: Option<&Filter>, params: &SearchParams) -> Result<()> {
+    pub(crate) fn check_request(
+        &self,
+        k: usize,
+        filter: Option<&Filter>,
+        params: &SearchParams,
+    ) -> Result<()> {
         self.check_live()?;
         if k == 0 || k > MAX_K {
             return Err(Error::InvalidK { k, max: MAX_K });
@@ -653,7 +714,9 @@ impl Collection {
         for (i, d) in docs.iter().enumerate() {
             check_id(i, &d.id)?;
             check_text(&d.id, d.text.as_deref())?;
-            let prepared = check_vector(&d.vector, cfg.dimension, cfg.metric, || format!("of document {:?}", d.id))?;
+            let prepared = check_vector(&d.vector, cfg.dimension, cfg.metric, || {
+                format!("of document {:?}", d.id)
+            })?;
             let (meta_text, meta) = check_metadata(&d.id, &d.metadata)?;
             checked.push(Checked { prepared, meta_text, meta });
         }
@@ -773,7 +836,12 @@ impl Collection {
         got.into_iter()
             .map(|o| {
                 o.map(|(_, doc, vector)| {
-                    Ok(Record { id: doc.id, vector, text: doc.text, metadata: parse_meta(&doc.metadata, &self.state.entry)? })
+                    Ok(Record {
+                        id: doc.id,
+                        vector,
+                        text: doc.text,
+                        metadata: parse_meta(&doc.metadata, &self.state.entry)?,
+                    })
                 })
                 .transpose()
             })
@@ -824,7 +892,9 @@ impl Collection {
             };
             let (neighbors, path) = neighbors;
             let seqs: Vec<u64> = neighbors.iter().map(|n| n.id).collect();
-            let docs = snap.documents_by_seq(&self.state.entry, &seqs).map_err(|e| self.storage_error(e))?;
+            let docs = snap
+                .documents_by_seq(&self.state.entry, &seqs)
+                .map_err(|e| self.storage_error(e))?;
             drop(snap);
             if let Some(missing) = docs.iter().position(Option::is_none) {
                 attempts += 1;
@@ -840,7 +910,12 @@ impl Collection {
             }
             let mut hits = Vec::with_capacity(docs.len());
             for (n, doc) in neighbors.into_iter().zip(docs.into_iter().flatten()) {
-                hits.push(Hit { id: doc.id, score: n.score, text: doc.text, metadata: parse_meta(&doc.metadata, &self.state.entry)? });
+                hits.push(Hit {
+                    id: doc.id,
+                    score: n.score,
+                    text: doc.text,
+                    metadata: parse_meta(&doc.metadata, &self.state.entry)?,
+                });
             }
             return Ok((hits, path));
         }
@@ -854,6 +929,9 @@ fn docs_table(entry: &CollectionEntry) -> String {
 
 fn parse_meta(text: &str, entry: &CollectionEntry) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| {
-        Error::Storage(StorageError::Corrupt { table: docs_table(entry), reason: format!("metadata: {e}") })
+        Error::Storage(StorageError::Corrupt {
+            table: docs_table(entry),
+            reason: format!("metadata: {e}"),
+        })
     })
 }

@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 use crate::error::{IdProblem, LimitExceeded};
 use crate::filter::json_type_name;
 use crate::limits::{
-    MAX_ID_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_TEXT_BYTES, MAX_VECTOR_COMPONENT, MIN_VECTOR_SCALE,
+    MAX_ID_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_TEXT_BYTES, MAX_VECTOR_COMPONENT,
+    MIN_VECTOR_SCALE,
 };
 use crate::{Error, Metric, Result};
 
@@ -136,7 +137,11 @@ pub(crate) fn check_stored_vector(
     context: impl Fn() -> String,
 ) -> Result<Vec<f32>> {
     if v.len() != dimension {
-        return Err(Error::WrongDimension { context: context(), expected: dimension, got: v.len() });
+        return Err(Error::WrongDimension {
+            context: context(),
+            expected: dimension,
+            got: v.len(),
+        });
     }
     if let Some(position) = v.iter().position(|x| !x.is_finite()) {
         return Err(Error::NonFiniteVector { context: context(), position });
@@ -161,7 +166,9 @@ pub(crate) fn check_metadata(id: &str, metadata: &Value) -> Result<(String, Map<
     let obj = match metadata {
         Value::Null => return Ok(("{}".into(), Map::new())),
         Value::Object(o) => o,
-        other => return Err(Error::MetadataNotObject { id: id.into(), found: json_type_name(other) }),
+        other => {
+            return Err(Error::MetadataNotObject { id: id.into(), found: json_type_name(other) })
+        }
     };
     // Depth first: serde_json's own recursion limit must never be what stops us.
     if depth(metadata) > MAX_METADATA_DEPTH {

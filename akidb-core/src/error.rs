@@ -10,7 +10,9 @@ use crate::filter::FilterError;
 #[non_exhaustive]
 pub enum Error {
     /// Collection names become file names: `[A-Za-z0-9_-]{1,64}`.
-    #[error("invalid collection name {name:?}: use 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")]
+    #[error(
+        "invalid collection name {name:?}: use 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'"
+    )]
     InvalidCollectionName {
         /// The rejected name.
         name: String,

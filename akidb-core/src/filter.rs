@@ -218,7 +218,10 @@ impl Filter {
         Filter::Ne { field: field.into(), value: value.into() }
     }
     /// `field` is one of `values`.
-    pub fn is_in<V: Into<Value>>(field: impl Into<String>, values: impl IntoIterator<Item = V>) -> Self {
+    pub fn is_in<V: Into<Value>>(
+        field: impl Into<String>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
         Filter::In { field: field.into(), values: values.into_iter().map(Into::into).collect() }
     }
     /// `field > value`.
@@ -238,7 +241,11 @@ impl Filter {
         Self::range(field, None, Some(Bound { value: value.into(), inclusive: true }))
     }
     /// `lower <= field < upper`.
-    pub fn between(field: impl Into<String>, lower: impl Into<RangeValue>, upper: impl Into<RangeValue>) -> Self {
+    pub fn between(
+        field: impl Into<String>,
+        lower: impl Into<RangeValue>,
+        upper: impl Into<RangeValue>,
+    ) -> Self {
         Self::range(
             field,
             Some(Bound { value: lower.into(), inclusive: true }),
@@ -316,8 +323,12 @@ impl Filter {
     /// Whether a metadata object matches.
     pub fn matches(&self, metadata: &Map<String, Value>) -> bool {
         match self {
-            Filter::Eq { field, value } => lookup(metadata, field).is_some_and(|v| json_eq(v, value)),
-            Filter::Ne { field, value } => !lookup(metadata, field).is_some_and(|v| json_eq(v, value)),
+            Filter::Eq { field, value } => {
+                lookup(metadata, field).is_some_and(|v| json_eq(v, value))
+            }
+            Filter::Ne { field, value } => {
+                !lookup(metadata, field).is_some_and(|v| json_eq(v, value))
+            }
             Filter::In { field, values } => {
                 lookup(metadata, field).is_some_and(|v| values.iter().any(|x| json_eq(v, x)))
             }
@@ -438,10 +449,12 @@ fn int_float_cmp(i: i128, f: f64) -> Option<std::cmp::Ordering> {
 
 fn cmp_bound(v: &Value, b: &Bound, lower: bool) -> bool {
     let ord = match (v, &b.value) {
-        (Value::Number(n), x @ (RangeValue::Integer(_) | RangeValue::Float(_))) => match num_cmp(&number(n), x) {
-            Some(o) => o,
-            None => return false,
-        },
+        (Value::Number(n), x @ (RangeValue::Integer(_) | RangeValue::Float(_))) => {
+            match num_cmp(&number(n), x) {
+                Some(o) => o,
+                None => return false,
+            }
+        }
         (Value::String(s), RangeValue::String(x)) => s.as_str().cmp(x.as_str()),
         _ => return false,
     };
@@ -576,7 +589,9 @@ fn parse_field(field: &str, arg: &Value, path: &str) -> Result<Filter, FilterErr
                 let f = Filter::exists(field);
                 parts.push(if b { f } else { !f });
             }
-            other => return Err(FilterError::UnknownOperator { path: path.into(), op: other.into() }),
+            other => {
+                return Err(FilterError::UnknownOperator { path: path.into(), op: other.into() })
+            }
         }
     }
     if lower.is_some() || upper.is_some() {
@@ -596,8 +611,10 @@ mod tests {
 
     #[test]
     fn json_and_builder_agree() {
-        let f = Filter::from_json_str(r#"{"robot":"r3","ts":{"$gte":10,"$lt":20},"level":{"$in":["ERROR","WARN"]}}"#)
-            .expect("parse");
+        let f = Filter::from_json_str(
+            r#"{"robot":"r3","ts":{"$gte":10,"$lt":20},"level":{"$in":["ERROR","WARN"]}}"#,
+        )
+        .expect("parse");
         let b = Filter::eq("robot", "r3")
             .and(Filter::gte("ts", 10))
             .and(Filter::is_in("level", ["ERROR", "WARN"]));
@@ -669,7 +686,10 @@ mod tests {
         }
         assert!(matches!(f.validate(), Err(FilterError::TooDeep { .. })));
         let many: Vec<i64> = (0..(MAX_FILTER_VALUES as i64 + 1)).collect();
-        assert!(matches!(Filter::is_in("a", many).validate(), Err(FilterError::TooManyValues { .. })));
+        assert!(matches!(
+            Filter::is_in("a", many).validate(),
+            Err(FilterError::TooManyValues { .. })
+        ));
     }
 
     #[test]
@@ -713,7 +733,11 @@ mod tests {
                 _ => unreachable!(),
             };
             let parsed = Filter::from_json(&json).expect("parse");
-            assert_eq!([parsed.matches(&at), parsed.matches(&next), parsed.matches(&prev)], expect, "{json}");
+            assert_eq!(
+                [parsed.matches(&at), parsed.matches(&next), parsed.matches(&prev)],
+                expect,
+                "{json}"
+            );
         }
         // i64 extremes and negative numbers.
         assert!(Filter::lt("v", i64::MIN + 1).matches(&meta(json!({"v": i64::MIN}))));

@@ -22,31 +22,32 @@ mod maintenance;
 mod schema;
 mod text;
 
-pub use asynch::{AsyncCollection, AsyncDatabase};
 pub use akidb_index::{HnswParams, SearchParams, SearchPath};
-pub use db::{
-    validate_collection_name, Collection, Database, DatabaseBuilder, IndexStats, OPTIMIZE_MIN_TOMBSTONES,
-    OPTIMIZE_TOMBSTONE_RATIO,
-};
+pub use asynch::{AsyncCollection, AsyncDatabase};
 pub use batcher::{BatchOptions, BatchingEmbedder};
+pub use db::{
+    validate_collection_name, Collection, Database, DatabaseBuilder, IndexStats,
+    OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO,
+};
 pub use document::{Document, Hit, Record, TextDocument};
-pub use text::{IngestOptions, IngestProgress, IngestReport};
 pub use error::{Error, IdProblem, LimitExceeded, Result};
 pub use filter::{Filter, FilterError};
 pub use schema::{CollectionConfig, Metric, ModelIdentity};
+pub use text::{IngestOptions, IngestProgress, IngestReport};
 
-/// The index layer: HNSW and exact indexes (usable on their own, as `examples/ann_bench.rs` does).
-pub use akidb_index as index;
 /// The embedding layer: models, execution providers, configuration.
 pub use akidb_embedding as embedding;
 pub use akidb_embedding::{
-    EmbedError, Embedder, ExecutionProviderConfig, InputKind, ModelInfo, OnnxConfig, OnnxEmbeddingProvider,
+    EmbedError, Embedder, ExecutionProviderConfig, InputKind, ModelInfo, OnnxConfig,
+    OnnxEmbeddingProvider,
 };
+/// The index layer: HNSW and exact indexes (usable on their own, as `examples/ann_bench.rs` does).
+pub use akidb_index as index;
 
-/// The storage error type, reachable through [`Error::Storage`].
-pub use akidb_storage::StorageError;
 /// The index error type, reachable through [`Error::Index`].
 pub use akidb_index::IndexError;
+/// The storage error type, reachable through [`Error::Storage`].
+pub use akidb_storage::StorageError;
 
 #[cfg(test)]
 mod tests {

@@ -42,23 +42,27 @@ impl Maintenance {
         if slot.as_ref().is_none_or(|(_, t)| t.is_finished()) {
             let (tx, rx) = mpsc::channel::<Weak<CollectionState>>();
             let stop = self.stop.clone();
-            let spawned = std::thread::Builder::new().name("akidb-maintenance".into()).spawn(move || {
-                for state in rx {
-                    let Some(state) = state.upgrade() else { continue };
-                    state.optimize_queued.store(false, Ordering::Release);
-                    if stop.load(Ordering::Acquire) {
-                        continue;
+            let spawned =
+                std::thread::Builder::new().name("akidb-maintenance".into()).spawn(move || {
+                    for state in rx {
+                        let Some(state) = state.upgrade() else { continue };
+                        state.optimize_queued.store(false, Ordering::Release);
+                        if stop.load(Ordering::Acquire) {
+                            continue;
+                        }
+                        if let Err(e) = state.optimize(&stop) {
+                            log::warn!("automatic optimize of {} failed: {e}", state.name());
+                        }
                     }
-                    if let Err(e) = state.optimize(&stop) {
-                        log::warn!("automatic optimize of {} failed: {e}", state.name());
-                    }
-                }
-            });
+                });
             match spawned {
                 Ok(t) => *slot = Some((tx, t)),
                 Err(e) => {
                     state.optimize_queued.store(false, Ordering::Release);
-                    log::warn!("cannot start the maintenance worker (optimize of {} skipped): {e}", state.name());
+                    log::warn!(
+                        "cannot start the maintenance worker (optimize of {} skipped): {e}",
+                        state.name()
+                    );
                     return;
                 }
             }

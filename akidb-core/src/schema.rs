@@ -30,7 +30,13 @@ pub struct ModelIdentity {
 impl ModelIdentity {
     /// A model identity.
     pub fn new(name: impl Into<String>, dimension: usize, pooling: impl Into<String>) -> Self {
-        Self { name: name.into(), digest: None, dimension, pooling: pooling.into(), query_instruction: None }
+        Self {
+            name: name.into(),
+            digest: None,
+            dimension,
+            pooling: pooling.into(),
+            query_instruction: None,
+        }
     }
     /// The identity of a loaded model.
     pub fn of(info: &akidb_embedding::ModelInfo) -> Self {

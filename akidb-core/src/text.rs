@@ -16,8 +16,8 @@ use akidb_embedding::{Embedder, InputKind};
 use crate::document::{check_id, check_metadata, check_text};
 use crate::limits::{MAX_BATCH, MAX_TEXT_BYTES};
 use crate::{
-    BatchOptions, BatchingEmbedder, Collection, CollectionConfig, Database, Document, Error, Filter, Hit,
-    ModelIdentity, Result, SearchParams, SearchPath, TextDocument,
+    BatchOptions, BatchingEmbedder, Collection, CollectionConfig, Database, Document, Error,
+    Filter, Hit, ModelIdentity, Result, SearchParams, SearchPath, TextDocument,
 };
 
 impl Database {
@@ -44,7 +44,8 @@ impl Database {
         if !stored.as_ref().is_some_and(|s| s.same_model(&given)) {
             return Err(Error::ModelMismatch {
                 collection: name.into(),
-                stored: stored.map_or_else(|| "none (a vector-only collection)".into(), |m| m.to_string()),
+                stored: stored
+                    .map_or_else(|| "none (a vector-only collection)".into(), |m| m.to_string()),
                 given: given.to_string(),
             });
         }
@@ -56,7 +57,8 @@ impl Database {
     }
 
     fn batcher(&self, model: Arc<dyn Embedder>) -> Arc<dyn Embedder> {
-        let mut list = self.inner.batchers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut list =
+            self.inner.batchers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, b)) = list.iter().find(|(m, _)| Arc::ptr_eq(m, &model)) {
             return b.clone();
         }
@@ -153,7 +155,12 @@ impl Collection {
         let docs = docs
             .into_iter()
             .zip(out.vectors)
-            .map(|(d, v)| Document { id: d.id, vector: v, text: Some(d.text), metadata: d.metadata })
+            .map(|(d, v)| Document {
+                id: d.id,
+                vector: v,
+                text: Some(d.text),
+                metadata: d.metadata,
+            })
             .collect();
         Ok((docs, truncated))
     }
@@ -185,7 +192,11 @@ impl Collection {
     ) -> Result<(Vec<Hit>, SearchPath)> {
         self.check_request(k, filter, &params)?;
         if query.len() > MAX_TEXT_BYTES {
-            return Err(Error::TextTooLong { id: "(query)".into(), bytes: query.len(), max: MAX_TEXT_BYTES });
+            return Err(Error::TextTooLong {
+                id: "(query)".into(),
+                bytes: query.len(),
+                max: MAX_TEXT_BYTES,
+            });
         }
         let embedder = self.embedder()?;
         let out = embedder.embed(&[query], InputKind::Query)?;
@@ -205,7 +216,8 @@ impl Collection {
     {
         self.check_live()?;
         self.embedder()?;
-        let batch_size = if options.batch_size == 0 { 256 } else { options.batch_size.min(MAX_BATCH) };
+        let batch_size =
+            if options.batch_size == 0 { 256 } else { options.batch_size.min(MAX_BATCH) };
         let docs = docs.into_iter();
         let total = match docs.size_hint() {
             (lo, Some(hi)) if lo == hi => Some(lo),
@@ -213,8 +225,13 @@ impl Collection {
         };
         let start = Instant::now();
         let cancelled = |o: &IngestOptions<'_>| o.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
-        let mut report =
-            IngestReport { written: 0, batches: 0, truncated: 0, cancelled: false, elapsed: Duration::ZERO };
+        let mut report = IngestReport {
+            written: 0,
+            batches: 0,
+            truncated: 0,
+            cancelled: false,
+            elapsed: Duration::ZERO,
+        };
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<Document>, usize)>>(1);
             scope.spawn(move || {

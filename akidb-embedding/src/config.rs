@@ -298,21 +298,30 @@ impl OnnxConfig {
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, EmbedError> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
-            return Err(EmbedError::MissingFile { what: "model directory", path: dir.to_path_buf() });
+            return Err(EmbedError::MissingFile {
+                what: "model directory",
+                path: dir.to_path_buf(),
+            });
         }
         let model_path = [dir.join("model.onnx"), dir.join("onnx/model.onnx")]
             .into_iter()
             .find(|p| p.is_file())
-            .ok_or_else(|| EmbedError::MissingFile { what: "model.onnx", path: dir.join("model.onnx") })?;
+            .ok_or_else(|| EmbedError::MissingFile {
+                what: "model.onnx",
+                path: dir.join("model.onnx"),
+            })?;
         let tokenizer_path = dir.join("tokenizer.json");
         if !tokenizer_path.is_file() {
             return Err(EmbedError::MissingFile { what: "tokenizer.json", path: tokenizer_path });
         }
         let model: ModelJson = read_json(&dir.join("config.json"))?.unwrap_or_default();
         let pooling_cfg: Option<PoolingJson> = read_json(&dir.join("1_Pooling/config.json"))?;
-        let st: StConfigJson = read_json(&dir.join("config_sentence_transformers.json"))?.unwrap_or_default();
-        let sbert: SbertJson = read_json(&dir.join("sentence_bert_config.json"))?.unwrap_or_default();
-        let tok_cfg: TokConfigJson = read_json(&dir.join("tokenizer_config.json"))?.unwrap_or_default();
+        let st: StConfigJson =
+            read_json(&dir.join("config_sentence_transformers.json"))?.unwrap_or_default();
+        let sbert: SbertJson =
+            read_json(&dir.join("sentence_bert_config.json"))?.unwrap_or_default();
+        let tok_cfg: TokConfigJson =
+            read_json(&dir.join("tokenizer_config.json"))?.unwrap_or_default();
         let names: AkidbJson = read_json(&dir.join("akidb.json"))?.unwrap_or_default();
 
         let qwen = model.model_type.as_deref().is_some_and(|t| t.starts_with("qwen"));
@@ -323,12 +332,11 @@ impl OnnxConfig {
             _ if qwen => Pooling::LastToken,
             _ => Pooling::Mean,
         };
-        let dimension = pooling_cfg
-            .and_then(|p| p.word_embedding_dimension)
-            .or(model.hidden_size)
-            .unwrap_or(0);
+        let dimension =
+            pooling_cfg.and_then(|p| p.word_embedding_dimension).or(model.hidden_size).unwrap_or(0);
         let positions = model.max_position_embeddings.unwrap_or(512);
-        let max_length = sbert.max_seq_length.unwrap_or(if qwen { 8192 } else { 512 }).min(positions);
+        let max_length =
+            sbert.max_seq_length.unwrap_or(if qwen { 8192 } else { 512 }).min(positions);
         let name = names.name.unwrap_or_else(|| {
             dir.file_name().and_then(|n| n.to_str()).unwrap_or("model").to_string()
         });
@@ -350,7 +358,10 @@ impl OnnxConfig {
             None => PaddingSide::Right,
         };
         if pooling == Pooling::LastToken {
-            cfg.eos_token = tok_cfg.eos_token.and_then(TokenJson::content).or_else(|| Some("<|endoftext|>".into()));
+            cfg.eos_token = tok_cfg
+                .eos_token
+                .and_then(TokenJson::content)
+                .or_else(|| Some("<|endoftext|>".into()));
         }
         Ok(cfg)
     }

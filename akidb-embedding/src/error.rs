@@ -75,7 +75,9 @@ pub enum EmbedError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The tokenizer produces ids the model does not have.
-    #[error("tokenizer does not fit the model: tokenizer has {tokenizer_vocab} tokens, model {model}")]
+    #[error(
+        "tokenizer does not fit the model: tokenizer has {tokenizer_vocab} tokens, model {model}"
+    )]
     TokenizerModelMismatch {
         /// Tokenizer vocabulary size.
         tokenizer_vocab: usize,

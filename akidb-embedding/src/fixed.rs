@@ -39,7 +39,10 @@ pub(crate) struct FixedRun {
 
 impl std::fmt::Debug for FixedRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FixedRun").field("tokens", &self.tokens).field("device", &self.device).finish()
+        f.debug_struct("FixedRun")
+            .field("tokens", &self.tokens)
+            .field("device", &self.device)
+            .finish()
     }
 }
 
@@ -71,8 +74,13 @@ impl FixedRun {
         let allocator = match cuda_device {
             Some(id) => Allocator::new(
                 &session,
-                MemoryInfo::new(AllocationDevice::CUDA, id, AllocatorType::Device, MemoryType::Default)
-                    .map_err(ort_err("CUDA memory info"))?,
+                MemoryInfo::new(
+                    AllocationDevice::CUDA,
+                    id,
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                )
+                .map_err(ort_err("CUDA memory info"))?,
             )
             .map_err(ort_err("CUDA allocator"))?,
             None => Allocator::default(),
@@ -80,7 +88,8 @@ impl FixedRun {
         let mut binding = session.create_binding().map_err(ort_err("IO binding"))?;
         let mut tensors = Vec::with_capacity(inputs.len());
         for name in inputs {
-            let t = Tensor::<i64>::new(&allocator, [1usize, tokens]).map_err(ort_err("input tensor"))?;
+            let t = Tensor::<i64>::new(&allocator, [1usize, tokens])
+                .map_err(ort_err("input tensor"))?;
             binding.bind_input(*name, &t).map_err(ort_err("binding an input"))?;
             tensors.push(t);
         }
@@ -96,7 +105,8 @@ impl FixedRun {
         // One mechanism on every device (so the CPU tests exercise the CUDA code path): copy
         // each host array into its bound tensor, run, copy the bound output back.
         for (t, v) in self.inputs.iter_mut().zip(values) {
-            let host = Tensor::from_array(([1usize, v.len()], v.to_vec())).map_err(ort_err("input tensor"))?;
+            let host = Tensor::from_array(([1usize, v.len()], v.to_vec()))
+                .map_err(ort_err("input tensor"))?;
             host.copy_into(&mut *t).map_err(ort_err("copying inputs to the device"))?;
         }
         self.session.run_binding(&self.binding).map_err(ort_err("model run (fixed shape)"))?;

@@ -81,7 +81,8 @@ fn sha256_file(path: &Path) -> Result<String, EmbedError> {
 /// The ONNX graph's external weight files: beside it, named after it (`model.onnx_data`,
 /// `model.onnx.data`, ...), in name order.
 fn external_data(model: &Path) -> Vec<PathBuf> {
-    let (Some(dir), Some(name)) = (model.parent(), model.file_name().and_then(|n| n.to_str())) else {
+    let (Some(dir), Some(name)) = (model.parent(), model.file_name().and_then(|n| n.to_str()))
+    else {
         return Vec::new();
     };
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -89,7 +90,9 @@ fn external_data(model: &Path) -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.len() > name.len() && n.starts_with(name)))
+        .filter(|e| {
+            e.file_name().to_str().is_some_and(|n| n.len() > name.len() && n.starts_with(name))
+        })
         .map(|e| e.path())
         .collect();
     out.sort();
@@ -107,15 +110,22 @@ fn file_digests(model: &Path, files: &[(String, PathBuf)]) -> Result<Vec<String>
     let mut changed = false;
     let mut out = Vec::with_capacity(files.len());
     for (_, path) in files {
-        let meta = std::fs::metadata(path).map_err(|source| EmbedError::Io { path: path.clone(), source })?;
-        let key = path.canonicalize().unwrap_or_else(|_| path.clone()).to_string_lossy().into_owned();
+        let meta = std::fs::metadata(path)
+            .map_err(|source| EmbedError::Io { path: path.clone(), source })?;
+        let key =
+            path.canonicalize().unwrap_or_else(|_| path.clone()).to_string_lossy().into_owned();
         let cached = cache.files.get(&key).filter(|c| **c == stamp(&meta, c.sha256.clone()));
         let sha = match cached {
             Some(c) => c.sha256.clone(),
             None => {
                 let t = std::time::Instant::now();
                 let sha = sha256_file(path)?;
-                log::info!("hashed {} ({} bytes) in {:?} for the model's identity", path.display(), meta.len(), t.elapsed());
+                log::info!(
+                    "hashed {} ({} bytes) in {:?} for the model's identity",
+                    path.display(),
+                    meta.len(),
+                    t.elapsed()
+                );
                 // Stamp with the metadata from before hashing: a change during hashing moves
                 // the times, and the entry will not match next time.
                 cache.files.insert(key, stamp(&meta, sha.clone()));
@@ -128,7 +138,10 @@ fn file_digests(model: &Path, files: &[(String, PathBuf)]) -> Result<Vec<String>
     if changed {
         cache.version = 1;
         if let Err(e) = write_cache(&cache_path, &cache) {
-            log::info!("cannot cache model digests in {} (hashing again next load): {e}", cache_path.display());
+            log::info!(
+                "cannot cache model digests in {} (hashing again next load): {e}",
+                cache_path.display()
+            );
         }
     }
     Ok(out)

@@ -102,7 +102,12 @@ pub struct Embeddings {
 /// one token count and one truncation flag per text, or [`EmbedError::BadOutput`] naming the
 /// model. Everything that consumes an embedder's output checks it with this first.
 pub fn check_output(info: &ModelInfo, texts: usize, out: &Embeddings) -> Result<(), EmbedError> {
-    let bad = |what, expected, got| EmbedError::BadOutput { model: info.name.clone(), what, expected, got };
+    let bad = |what, expected, got| EmbedError::BadOutput {
+        model: info.name.clone(),
+        what,
+        expected,
+        got,
+    };
     if out.vectors.len() != texts {
         return Err(bad("vectors", texts, out.vectors.len()));
     }

@@ -80,8 +80,9 @@ impl OnnxEmbeddingProvider {
     /// Loads the model.
     pub fn new(config: OnnxConfig) -> Result<Self, EmbedError> {
         validate(&config)?;
-        let mut tokenizer = Tokenizer::from_file(&config.tokenizer_path)
-            .map_err(|source| EmbedError::Tokenizer { path: config.tokenizer_path.clone(), source })?;
+        let mut tokenizer = Tokenizer::from_file(&config.tokenizer_path).map_err(|source| {
+            EmbedError::Tokenizer { path: config.tokenizer_path.clone(), source }
+        })?;
         let eos_id = match &config.eos_token {
             Some(t) => Some(tokenizer.token_to_id(t).ok_or_else(|| EmbedError::InvalidConfig {
                 field: "eos_token",
@@ -98,7 +99,10 @@ impl OnnxEmbeddingProvider {
                 stride: 0,
                 direction: TruncationDirection::Right,
             }))
-            .map_err(|source| EmbedError::Tokenizer { path: config.tokenizer_path.clone(), source })?;
+            .map_err(|source| EmbedError::Tokenizer {
+                path: config.tokenizer_path.clone(),
+                source,
+            })?;
         let pad_id = tokenizer
             .get_padding()
             .map(|p| p.pad_id)
@@ -115,7 +119,9 @@ impl OnnxEmbeddingProvider {
                 });
             }
         }
-        if let ExecutionProviderConfig::TensorRT { fp8_enable: true, .. } = config.execution_provider {
+        if let ExecutionProviderConfig::TensorRT { fp8_enable: true, .. } =
+            config.execution_provider
+        {
             check_qdq(&config.model_path)?;
         }
         let digest = crate::identity::model_digest(&config)?;
@@ -161,7 +167,10 @@ impl OnnxEmbeddingProvider {
             self.info.dimension = hidden;
         }
         if self.config.dimension > hidden {
-            return Err(EmbedError::DimensionMismatch { configured: self.config.dimension, model: hidden });
+            return Err(EmbedError::DimensionMismatch {
+                configured: self.config.dimension,
+                model: hidden,
+            });
         }
         self.info.hidden_size = hidden;
         let largest = Tokens { ids: vec![vocab.saturating_sub(1) as i64; 2], truncated: false };
@@ -177,8 +186,15 @@ impl OnnxEmbeddingProvider {
     /// Opens the fixed-shape `[1, n]` session (see [`crate::fixed`]) on the provider in use, and
     /// checks it against the dynamic session: two probe texts of different lengths, the second
     /// after the graph was captured, must give the same vectors (cosine >= 0.999).
-    fn open_fixed(&mut self, env: &ort::environment::Environment, n: usize) -> Result<(), EmbedError> {
-        let axes = dimension_names(&self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner), "input_ids");
+    fn open_fixed(
+        &mut self,
+        env: &ort::environment::Environment,
+        n: usize,
+    ) -> Result<(), EmbedError> {
+        let axes = dimension_names(
+            &self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            "input_ids",
+        );
         if axes.len() != 2 || axes.iter().any(String::is_empty) {
             return Err(EmbedError::InvalidConfig {
                 field: "fixed_single",
@@ -193,33 +209,47 @@ impl OnnxEmbeddingProvider {
             self.config.execution_provider.clone()
         };
         let device = match ep {
-            ExecutionProviderConfig::Cuda { device_id } | ExecutionProviderConfig::TensorRT { device_id, .. } => {
-                Some(device_id)
-            }
+            ExecutionProviderConfig::Cuda { device_id }
+            | ExecutionProviderConfig::TensorRT { device_id, .. } => Some(device_id),
             ExecutionProviderConfig::CoreML | ExecutionProviderConfig::Cpu => None,
         };
         let requested = ep.name();
-        let eps = providers(&ep, true).map_err(|reason| EmbedError::ProviderUnavailable { provider: requested, reason })?;
+        let eps = providers(&ep, true)
+            .map_err(|reason| EmbedError::ProviderUnavailable { provider: requested, reason })?;
         let mut builder = session_builder(env, &self.config)?
             .with_dimension_override(&axes[0], 1)
             .map_err(ort_err("dimension override"))?
             .with_dimension_override(&axes[1], n as i64)
             .map_err(ort_err("dimension override"))?;
         if !eps.is_empty() {
-            builder = builder.with_execution_providers(eps).map_err(ort_err("fixed-shape session providers"))?;
+            builder = builder
+                .with_execution_providers(eps)
+                .map_err(ort_err("fixed-shape session providers"))?;
         }
-        let session = builder.commit_from_file(&self.config.model_path).map_err(ort_err("loading the fixed-shape session"))?;
-        let probe = self.tokenize(&["AkiDB fixed-shape check: robot 3 stopped near the loading dock at 14:02"], InputKind::Document)?;
-        let long = Tokens { ids: probe[0].ids[..probe[0].ids.len().min(n)].to_vec(), truncated: false };
-        let short = Tokens { ids: long.ids[..long.ids.len().div_ceil(2)].to_vec(), truncated: false };
+        let session = builder
+            .commit_from_file(&self.config.model_path)
+            .map_err(ort_err("loading the fixed-shape session"))?;
+        let probe = self.tokenize(
+            &["AkiDB fixed-shape check: robot 3 stopped near the loading dock at 14:02"],
+            InputKind::Document,
+        )?;
+        let long =
+            Tokens { ids: probe[0].ids[..probe[0].ids.len().min(n)].to_vec(), truncated: false };
+        let short =
+            Tokens { ids: long.ids[..long.ids.len().div_ceil(2)].to_vec(), truncated: false };
         let dynamic = self.run(&[&long], &mut |_, v| v)?.remove(0);
         let dynamic_short = self.run(&[&short], &mut |_, v| v)?.remove(0);
         let (names, _) = self.inputs(&[&long], n);
         let names: Vec<&str> = names.iter().map(|(name, _)| *name).collect();
         let hidden = self.info.hidden_size as i64;
         let shape = if self.signature.pooled { vec![1, hidden] } else { vec![1, n as i64, hidden] };
-        let ty = if self.signature.float16 { TensorElementType::Float16 } else { TensorElementType::Float32 };
-        let run = FixedRun::new(session, n, &names, (self.signature.output.as_str(), ty, shape), device)?;
+        let ty = if self.signature.float16 {
+            TensorElementType::Float16
+        } else {
+            TensorElementType::Float32
+        };
+        let run =
+            FixedRun::new(session, n, &names, (self.signature.output.as_str(), ty, shape), device)?;
         self.fixed = Some((n, Mutex::new(run)));
         let mut fixed = Vec::new();
         for _ in 0..3 {
@@ -279,11 +309,16 @@ impl OnnxEmbeddingProvider {
     }
 
     /// Tokenizes `chunk` (in parallel when it holds several texts) into `out`.
-    fn tokenize_chunk(&self, chunk: Vec<(usize, Cow<'_, str>)>, out: &mut [Option<Tokens>]) -> Result<(), EmbedError> {
+    fn tokenize_chunk(
+        &self,
+        chunk: Vec<(usize, Cow<'_, str>)>,
+        out: &mut [Option<Tokens>],
+    ) -> Result<(), EmbedError> {
         let encode_err = |source| EmbedError::Tokenize { source };
         if let [(i, one)] = chunk.as_slice() {
             // One text: no thread-pool hop.
-            out[*i] = Some(self.tokens(self.tokenizer.encode(one.as_ref(), true).map_err(encode_err)?));
+            out[*i] =
+                Some(self.tokens(self.tokenizer.encode(one.as_ref(), true).map_err(encode_err)?));
         } else if !chunk.is_empty() {
             let refs: Vec<&str> = chunk.iter().map(|(_, t)| t.as_ref()).collect();
             let encodings = self.tokenizer.encode_batch(refs, true).map_err(encode_err)?;
@@ -320,15 +355,24 @@ impl OnnxEmbeddingProvider {
         let mut last = None;
         for _ in 0..LONG_TEXT_PREFIX_STEPS {
             if size >= text.len() {
-                return self.tokenizer.encode(text, true).map_err(|source| EmbedError::Tokenize { source });
+                return self
+                    .tokenizer
+                    .encode(text, true)
+                    .map_err(|source| EmbedError::Tokenize { source });
             }
             let mut cut = size;
             while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
-            let e = self.tokenizer.encode(&text[..cut], true).map_err(|source| EmbedError::Tokenize { source })?;
+            let e = self
+                .tokenizer
+                .encode(&text[..cut], true)
+                .map_err(|source| EmbedError::Tokenize { source })?;
             let last_kept = e.get_word_ids().iter().rev().find_map(|w| *w);
-            let last_cut = e.get_overflowing().last().and_then(|o| o.get_word_ids().iter().rev().find_map(|w| *w));
+            let last_cut = e
+                .get_overflowing()
+                .last()
+                .and_then(|o| o.get_word_ids().iter().rev().find_map(|w| *w));
             if let (Some(kept), Some(cut_word)) = (last_kept, last_cut) {
                 if kept < cut_word {
                     return Ok(e);
@@ -391,9 +435,11 @@ impl OnnxEmbeddingProvider {
             return self.pool_output(&out, &mask, b, s, sink);
         }
         let shape = [b as i64, s as i64];
-        let mut values: Vec<(&str, ort::session::SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        let mut values: Vec<(&str, ort::session::SessionInputValue<'_>)> =
+            Vec::with_capacity(inputs.len());
         for (name, v) in &inputs {
-            let t = TensorRef::from_array_view((shape, v.as_slice())).map_err(ort_err("input tensor"))?;
+            let t = TensorRef::from_array_view((shape, v.as_slice()))
+                .map_err(ort_err("input tensor"))?;
             values.push((name, t.into()));
         }
         let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -432,7 +478,8 @@ impl OnnxEmbeddingProvider {
             }
         };
         if self.signature.float16 {
-            let (sh, d) = value.try_extract_tensor::<half::f16>().map_err(ort_err("reading output"))?;
+            let (sh, d) =
+                value.try_extract_tensor::<half::f16>().map_err(ort_err("reading output"))?;
             each(&|i| d[i].to_f32(), *sh.last().unwrap_or(&0) as usize);
         } else {
             let (sh, d) = value.try_extract_tensor::<f32>().map_err(ort_err("reading output"))?;
@@ -451,7 +498,8 @@ impl OnnxEmbeddingProvider {
         let mut cur: Vec<usize> = Vec::new();
         for i in order {
             let len = tokens[i].ids.len().max(1);
-            if !cur.is_empty() && (cur.len() == self.config.max_batch || (cur.len() + 1) * len > budget)
+            if !cur.is_empty()
+                && (cur.len() == self.config.max_batch || (cur.len() + 1) * len > budget)
             {
                 runs.push(std::mem::take(&mut cur));
             }
@@ -475,7 +523,8 @@ impl Embedder for OnnxEmbeddingProvider {
         }
         // Identical texts (repeated log lines) are embedded once: a text's embedding does not
         // depend on its batch, so the copies get the same vector.
-        let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(texts.len());
+        let mut first: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(texts.len());
         let mut unique: Vec<&str> = Vec::with_capacity(texts.len());
         let slot: Vec<usize> = texts
             .iter()
@@ -512,7 +561,9 @@ impl Embedder for OnnxEmbeddingProvider {
 }
 
 fn validate(c: &OnnxConfig) -> Result<(), EmbedError> {
-    let bad = |field, value: usize, expected| Err(EmbedError::InvalidConfig { field, value: value.to_string(), expected });
+    let bad = |field, value: usize, expected| {
+        Err(EmbedError::InvalidConfig { field, value: value.to_string(), expected })
+    };
     if c.max_length < 2 || c.max_length > MAX_SEQUENCE {
         return bad("max_length", c.max_length, "2 to 32768 tokens");
     }
@@ -543,11 +594,14 @@ fn validate(c: &OnnxConfig) -> Result<(), EmbedError> {
 fn check_qdq(path: &std::path::Path) -> Result<(), EmbedError> {
     use std::io::Read;
     let needle = b"DequantizeLinear";
-    let mut f = std::fs::File::open(path).map_err(|source| EmbedError::Io { path: path.to_path_buf(), source })?;
+    let mut f = std::fs::File::open(path)
+        .map_err(|source| EmbedError::Io { path: path.to_path_buf(), source })?;
     let mut buf = vec![0u8; 1 << 20];
     let mut carry: Vec<u8> = Vec::new();
     loop {
-        let n = f.read(&mut buf).map_err(|source| EmbedError::Io { path: path.to_path_buf(), source })?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|source| EmbedError::Io { path: path.to_path_buf(), source })?;
         if n == 0 {
             return Err(EmbedError::Fp8NeedsQdqModel { path: path.to_path_buf() });
         }
@@ -583,17 +637,26 @@ fn session_builder(
 
 /// The providers to register for `ep`; `cuda_graph`: capture CUDA graphs (the fixed-shape
 /// session on CUDA).
-fn providers(ep: &ExecutionProviderConfig, cuda_graph: bool) -> Result<Vec<ort::ep::ExecutionProviderDispatch>, String> {
+fn providers(
+    ep: &ExecutionProviderConfig,
+    cuda_graph: bool,
+) -> Result<Vec<ort::ep::ExecutionProviderDispatch>, String> {
     let check = |available: ort::Result<bool>, what: &str| match available {
         Ok(true) => Ok(()),
-        Ok(false) => Err(format!("the loaded ONNX Runtime library has no {what} provider compiled in")),
+        Ok(false) => {
+            Err(format!("the loaded ONNX Runtime library has no {what} provider compiled in"))
+        }
         Err(e) => Err(e.to_string()),
     };
     Ok(match ep {
         ExecutionProviderConfig::Cpu => Vec::new(),
         ExecutionProviderConfig::Cuda { device_id } => {
             check(ort::ep::CUDA::is_available(), "CUDA")?;
-            vec![ort::ep::CUDA::default().with_device_id(*device_id).with_cuda_graph(cuda_graph).build().error_on_failure()]
+            vec![ort::ep::CUDA::default()
+                .with_device_id(*device_id)
+                .with_cuda_graph(cuda_graph)
+                .build()
+                .error_on_failure()]
         }
         ExecutionProviderConfig::CoreML => {
             check(ort::ep::CoreML::is_available(), "CoreML")?;
@@ -640,7 +703,10 @@ fn providers(ep: &ExecutionProviderConfig, cuda_graph: bool) -> Result<Vec<ort::
 
 /// Creates the session on the requested provider, or on CPU with a warning when fallback is
 /// allowed. Returns the session and the name of the provider in use.
-fn create_session(env: &ort::environment::Environment, config: &OnnxConfig) -> Result<(Session, String), EmbedError> {
+fn create_session(
+    env: &ort::environment::Environment,
+    config: &OnnxConfig,
+) -> Result<(Session, String), EmbedError> {
     let requested = config.execution_provider.name();
     let attempt = || -> Result<Session, String> {
         let eps = providers(&config.execution_provider, false)?;
@@ -649,7 +715,9 @@ fn create_session(env: &ort::environment::Environment, config: &OnnxConfig) -> R
         builder.commit_from_file(&config.model_path).map_err(|e| e.to_string())
     };
     let cpu = || -> Result<Session, EmbedError> {
-        session_builder(env, config)?.commit_from_file(&config.model_path).map_err(ort_err("loading the model"))
+        session_builder(env, config)?
+            .commit_from_file(&config.model_path)
+            .map_err(ort_err("loading the model"))
     };
     if config.execution_provider == ExecutionProviderConfig::Cpu {
         return Ok((cpu()?, "CPU".into()));
@@ -673,7 +741,9 @@ fn read_signature(session: &Session, config: &OnnxConfig) -> Result<Signature, E
         outputs: outputs.clone(),
     };
     let known = ["input_ids", "attention_mask", "token_type_ids", "position_ids"];
-    if !inputs.iter().any(|i| i == "input_ids") || inputs.iter().any(|i| !known.contains(&i.as_str())) {
+    if !inputs.iter().any(|i| i == "input_ids")
+        || inputs.iter().any(|i| !known.contains(&i.as_str()))
+    {
         return Err(bad());
     }
     // Prefer token states; accept an already pooled output.
@@ -731,7 +801,12 @@ fn position_ids(mask: &[i64], s: usize) -> Vec<i64> {
 
 /// Pools the token states of one text under its attention mask; `state(token, dim)` reads
 /// the output (whatever its element type).
-pub(crate) fn pool(state: &dyn Fn(usize, usize) -> f32, mask: &[i64], hidden: usize, pooling: Pooling) -> Vec<f32> {
+pub(crate) fn pool(
+    state: &dyn Fn(usize, usize) -> f32,
+    mask: &[i64],
+    hidden: usize,
+    pooling: Pooling,
+) -> Vec<f32> {
     let row = |i: usize| (0..hidden).map(|j| state(i, j)).collect::<Vec<f32>>();
     match pooling {
         Pooling::Mean => {

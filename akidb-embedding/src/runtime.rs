@@ -53,9 +53,9 @@ fn venv_libraries(venv: &Path) -> Vec<PathBuf> {
             .flatten()
             .map(|f| f.path())
             .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("libonnxruntime.so.") || n == "libonnxruntime.dylib")
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with("libonnxruntime.so.") || n == "libonnxruntime.dylib"
+                })
             })
             .collect();
         libs.sort();
@@ -65,7 +65,9 @@ fn venv_libraries(venv: &Path) -> Vec<PathBuf> {
 }
 
 /// Loads the runtime once per process and returns its environment.
-pub(crate) fn environment(explicit: Option<&Path>) -> Result<&'static ort::environment::Environment, EmbedError> {
+pub(crate) fn environment(
+    explicit: Option<&Path>,
+) -> Result<&'static ort::environment::Environment, EmbedError> {
     if let Some((path, env)) = LOADED.get() {
         if let Some(req) = explicit {
             if req != path {
@@ -82,8 +84,12 @@ pub(crate) fn environment(explicit: Option<&Path>) -> Result<&'static ort::envir
     let Some(path) = searched.iter().find(|p| p.is_file()).cloned() else {
         return Err(EmbedError::RuntimeNotFound { searched });
     };
-    let builder = ort::init_from(&path).map_err(|source| EmbedError::RuntimeLoad { path: path.clone(), source })?;
-    let env = builder.with_name("akidb").build().map_err(ort_err("creating the ONNX Runtime environment"))?;
+    let builder = ort::init_from(&path)
+        .map_err(|source| EmbedError::RuntimeLoad { path: path.clone(), source })?;
+    let env = builder
+        .with_name("akidb")
+        .build()
+        .map_err(ort_err("creating the ONNX Runtime environment"))?;
     log::info!("loaded ONNX Runtime from {}", path.display());
     Ok(&LOADED.get_or_init(|| (path, env)).1)
 }

@@ -11,7 +11,10 @@ use common::*;
 fn status_kb(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").expect("status");
     s.lines()
-        .find_map(|l| l.strip_prefix(field).map(|r| r.trim().trim_end_matches("kB").trim().parse().expect("kB")))
+        .find_map(|l| {
+            l.strip_prefix(field)
+                .map(|r| r.trim().trim_end_matches("kB").trim().parse().expect("kB"))
+        })
         .expect("field")
 }
 
@@ -50,7 +53,8 @@ fn many_16k() -> Vec<String> {
 fn child_embed_and_report() {
     let Ok(case) = std::env::var("AKIDB_MEM_CASE") else { return };
     let p = OnnxEmbeddingProvider::from_dir(minilm_dir()).expect("load");
-    p.embed(&["warm up the session and its arenas", "a second text"], InputKind::Document).expect("warm up");
+    p.embed(&["warm up the session and its arenas", "a second text"], InputKind::Document)
+        .expect("warm up");
     let (texts, input): (Vec<String>, usize) = match case.as_str() {
         "giant-word" => {
             let t = giant_first_word();
@@ -81,7 +85,10 @@ fn child_embed_and_report() {
         let cos = cosine(&out.vectors[0], &want);
         assert!(cos > 0.99999, "cosine {cos} to the whole-text tokens");
     }
-    println!("RESULT input_bytes={input} peak_growth_kb={} secs={secs:.3}", peak.saturating_sub(base));
+    println!(
+        "RESULT input_bytes={input} peak_growth_kb={} secs={secs:.3}",
+        peak.saturating_sub(base)
+    );
 }
 
 fn run(case: &str) -> (f64, f64, f64) {
@@ -91,13 +98,18 @@ fn run(case: &str) -> (f64, f64, f64) {
         .output()
         .expect("spawn");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().find_map(|l| l.find("RESULT").map(|i| &l[i..])).unwrap_or_else(|| {
-        panic!("{case}: child said {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
-    });
+    let line =
+        stdout.lines().find_map(|l| l.find("RESULT").map(|i| &l[i..])).unwrap_or_else(|| {
+            panic!("{case}: child said {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+        });
     let field = |k: &str| -> f64 {
-        line.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse().ok()).expect("field")
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .expect("field")
     };
-    let (input, growth, secs) = (field("input_bytes="), field("peak_growth_kb=") * 1024.0, field("secs="));
+    let (input, growth, secs) =
+        (field("input_bytes="), field("peak_growth_kb=") * 1024.0, field("secs="));
     eprintln!(
         "{case}: input {:.1} MB, peak RSS growth {:.1} MB ({:.1}x input), {secs:.2} s",
         input / 1e6,
@@ -112,9 +124,15 @@ fn run(case: &str) -> (f64, f64, f64) {
 /// chunks whose tokenizer state is dropped before the next).
 #[test]
 fn embedding_memory_is_bounded_by_the_input() {
-    let results: Vec<_> = ["giant-word", "one-word", "many-16k"].iter().map(|case| (case, run(case))).collect();
+    let results: Vec<_> =
+        ["giant-word", "one-word", "many-16k"].iter().map(|case| (case, run(case))).collect();
     for (case, (input, growth, _secs)) in results {
         let bound = 2.0 * input + 160e6;
-        assert!(growth <= bound, "{case}: peak RSS grew {:.0} MB, bound {:.0} MB", growth / 1e6, bound / 1e6);
+        assert!(
+            growth <= bound,
+            "{case}: peak RSS grew {:.0} MB, bound {:.0} MB",
+            growth / 1e6,
+            bound / 1e6
+        );
     }
 }

@@ -37,7 +37,8 @@ fn minilm_fixed_shape_single_texts_match_sentence_transformers() {
     let r = json(root().join("tests/fixtures/minilm/reference.json"));
     let texts = strings(&r["texts"]);
     let want = vectors(&r["embeddings"]);
-    let config = akidb_embedding::OnnxConfig::from_dir(minilm_dir()).expect("config").with_fixed_single(32);
+    let config =
+        akidb_embedding::OnnxConfig::from_dir(minilm_dir()).expect("config").with_fixed_single(32);
     let p = OnnxEmbeddingProvider::new(config).expect("load");
     let at_load = p.fixed_runs();
     let mut fixed = 0;
@@ -68,7 +69,11 @@ fn repeated_texts_in_a_batch_each_get_their_reference_vector() {
         let c = cosine(&got.vectors[pos], &want[i]);
         assert!(c >= 0.999, "position {pos} (text {i}): cosine {c}");
         let alone = p.embed(&[texts[i].as_str()], InputKind::Document).expect("embed");
-        assert_eq!((got.token_counts[pos], got.truncated[pos]), (alone.token_counts[0], alone.truncated[0]), "position {pos}");
+        assert_eq!(
+            (got.token_counts[pos], got.truncated[pos]),
+            (alone.token_counts[0], alone.truncated[0]),
+            "position {pos}"
+        );
     }
     assert!(got.truncated[3] && got.truncated[6] && !got.truncated[0]);
 }

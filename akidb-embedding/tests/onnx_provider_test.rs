@@ -2,7 +2,9 @@
 
 mod common;
 
-use akidb_embedding::{EmbedError, ExecutionProviderConfig, OnnxConfig, OnnxEmbeddingProvider, PaddingSide, Pooling};
+use akidb_embedding::{
+    EmbedError, ExecutionProviderConfig, OnnxConfig, OnnxEmbeddingProvider, PaddingSide, Pooling,
+};
 use common::*;
 
 #[test]
@@ -12,7 +14,10 @@ fn minilm_folder_configures_mean_pooling_without_prompts() {
     assert_eq!(c.dimension, 384);
     assert_eq!(c.max_length, 256);
     assert_eq!(c.padding, PaddingSide::Right);
-    assert_eq!((c.query_prompt.as_deref(), c.document_prompt.as_deref(), c.eos_token.as_deref()), (None, None, None));
+    assert_eq!(
+        (c.query_prompt.as_deref(), c.document_prompt.as_deref(), c.eos_token.as_deref()),
+        (None, None, None)
+    );
     assert_eq!(c.model_name, "all-MiniLM-L6-v2");
     assert_eq!(c.model_vocab_size, Some(30522));
 }
@@ -35,14 +40,16 @@ fn folder_settings_are_read_and_bad_json_is_a_typed_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&qwen_dir(), dir.path());
     // E5/BGE-style folder: CLS pooling, passage prompt, name override.
-    std::fs::write(dir.path().join("1_Pooling/config.json"), r#"{"pooling_mode_cls_token": true}"#).expect("w");
+    std::fs::write(dir.path().join("1_Pooling/config.json"), r#"{"pooling_mode_cls_token": true}"#)
+        .expect("w");
     std::fs::write(
         dir.path().join("config_sentence_transformers.json"),
         r#"{"prompts": {"query": "query: ", "passage": "passage: "}}"#,
     )
     .expect("w");
     std::fs::write(dir.path().join("akidb.json"), r#"{"name": "my/model"}"#).expect("w");
-    std::fs::write(dir.path().join("tokenizer_config.json"), r#"{"padding_side": "right"}"#).expect("w");
+    std::fs::write(dir.path().join("tokenizer_config.json"), r#"{"padding_side": "right"}"#)
+        .expect("w");
     let c = OnnxConfig::from_dir(dir.path()).expect("from_dir");
     assert_eq!(c.pooling, Pooling::Cls);
     assert_eq!(c.query_prompt.as_deref(), Some("query: "));
@@ -69,14 +76,24 @@ fn invalid_numbers_are_rejected_before_loading() {
     }
     let mut c = base.clone();
     c.eos_token = Some("<|no_such_token|>".into());
-    assert!(matches!(OnnxEmbeddingProvider::new(c), Err(EmbedError::InvalidConfig { field: "eos_token", .. })));
+    assert!(matches!(
+        OnnxEmbeddingProvider::new(c),
+        Err(EmbedError::InvalidConfig { field: "eos_token", .. })
+    ));
 }
 
 #[test]
 fn tensorrt_defaults_and_unavailability() {
     let ep = ExecutionProviderConfig::tensorrt(0, "/tmp/akidb-trt");
     match &ep {
-        ExecutionProviderConfig::TensorRT { fp16_enable, fp8_enable, engine_cache_path, max_batch, max_sequence, .. } => {
+        ExecutionProviderConfig::TensorRT {
+            fp16_enable,
+            fp8_enable,
+            engine_cache_path,
+            max_batch,
+            max_sequence,
+            ..
+        } => {
             assert!(*fp16_enable && !*fp8_enable);
             assert_eq!(engine_cache_path.as_deref(), Some(std::path::Path::new("/tmp/akidb-trt")));
             assert_eq!((*max_batch, *max_sequence), (64, 512));
@@ -85,11 +102,17 @@ fn tensorrt_defaults_and_unavailability() {
     }
     assert_eq!(ep.name(), "TensorRT");
     let c = OnnxConfig::from_dir(qwen_dir()).expect("from_dir").with_execution_provider(ep);
-    assert!(matches!(OnnxEmbeddingProvider::new(c), Err(EmbedError::ProviderUnavailable { provider: "TensorRT", .. })));
+    assert!(matches!(
+        OnnxEmbeddingProvider::new(c),
+        Err(EmbedError::ProviderUnavailable { provider: "TensorRT", .. })
+    ));
     let c = OnnxConfig::from_dir(qwen_dir())
         .expect("from_dir")
         .with_execution_provider(ExecutionProviderConfig::CoreML);
-    assert!(matches!(OnnxEmbeddingProvider::new(c), Err(EmbedError::ProviderUnavailable { provider: "CoreML", .. })));
+    assert!(matches!(
+        OnnxEmbeddingProvider::new(c),
+        Err(EmbedError::ProviderUnavailable { provider: "CoreML", .. })
+    ));
 }
 
 #[test]
@@ -139,7 +162,10 @@ fn missing_or_broken_runtime_is_a_typed_error() {
 
 /// A Python environment at `venv` whose `onnxruntime` wheel holds `library` (a file, or a link
 /// to one), laid out as pip lays it out.
-fn fake_venv(venv: &std::path::Path, library: Result<&std::path::Path, &[u8]>) -> std::path::PathBuf {
+fn fake_venv(
+    venv: &std::path::Path,
+    library: Result<&std::path::Path, &[u8]>,
+) -> std::path::PathBuf {
     let capi = venv.join("lib/python3.12/site-packages/onnxruntime/capi");
     std::fs::create_dir_all(&capi).expect("mkdir");
     let lib = capi.join("libonnxruntime.so.1.99.0");
@@ -183,14 +209,24 @@ fn libraries_load_only_from_paths_the_application_names() {
     let out = child_in(&work, &[]);
     assert!(out.contains("RESULT not-found"), "{out}");
     for planted in [&junk, &working, &cwd_venv] {
-        assert!(!out.contains(planted.to_str().expect("utf8")), "looked at {}: {out}", planted.display());
+        assert!(
+            !out.contains(planted.to_str().expect("utf8")),
+            "looked at {}: {out}",
+            planted.display()
+        );
     }
-    assert!(out.contains("ORT_DYLIB_PATH") && out.contains("AKIDB_ORT_VENV"), "the error says what to set: {out}");
+    assert!(
+        out.contains("ORT_DYLIB_PATH") && out.contains("AKIDB_ORT_VENV"),
+        "the error says what to set: {out}"
+    );
     // Named explicitly, a Python environment is searched.
     let optin = tmp.path().join("named-venv");
     fake_venv(&optin, Ok(&real));
     let out = child_in(&work, &[("AKIDB_ORT_VENV", &optin)]);
     assert!(out.contains("RESULT loaded"), "{out}");
-    assert_eq!(akidb_embedding::runtime::library_in_venv(&optin), Some(optin.join("lib/python3.12/site-packages/onnxruntime/capi/libonnxruntime.so.1.99.0")));
+    assert_eq!(
+        akidb_embedding::runtime::library_in_venv(&optin),
+        Some(optin.join("lib/python3.12/site-packages/onnxruntime/capi/libonnxruntime.so.1.99.0"))
+    );
     assert_eq!(akidb_embedding::runtime::library_in_venv(&tmp.path().join("nothing")), None);
 }

@@ -5,7 +5,9 @@
 
 mod common;
 
-use akidb_embedding::{EmbedError, Embedder, InputKind, OnnxConfig, OnnxEmbeddingProvider, PaddingSide};
+use akidb_embedding::{
+    EmbedError, Embedder, InputKind, OnnxConfig, OnnxEmbeddingProvider, PaddingSide,
+};
 use common::*;
 
 const MIN_COSINE: f32 = 0.999;
@@ -65,7 +67,8 @@ fn fused_export_agrees_with_the_traced_export_on_hard_inputs() {
     // Empty text, CJK, emoji, mixed scripts, and a 100k-character text truncated at max_length
     // (4,096 tokens here: positions near the end of the RoPE cache).
     let long = "Roboter 3 hielt an der Laderampe an; 安全停止 🤖 ".repeat(2_500);
-    let texts = ["", "ロボット3が停止しました", "🤖🔋⚠️", "lidar 雷达 Lidar-Sensor", long.as_str(), "a"];
+    let texts =
+        ["", "ロボット3が停止しました", "🤖🔋⚠️", "lidar 雷达 Lidar-Sensor", long.as_str(), "a"];
     let traced = provider(OnnxConfig::from_dir(qwen_dir()).expect("from_dir"));
     let p = provider(fused());
     let a = traced.embed(&texts, InputKind::Document).expect("traced");

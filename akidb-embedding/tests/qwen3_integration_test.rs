@@ -4,7 +4,8 @@
 mod common;
 
 use akidb_embedding::{
-    EmbedError, Embedder, ExecutionProviderConfig, InputKind, OnnxConfig, OnnxEmbeddingProvider, PaddingSide, Pooling,
+    EmbedError, Embedder, ExecutionProviderConfig, InputKind, OnnxConfig, OnnxEmbeddingProvider,
+    PaddingSide, Pooling,
 };
 use common::*;
 
@@ -110,7 +111,8 @@ fn embedding_does_not_depend_on_batch_neighbours() {
     let p = provider(config());
     let target = r.docs[1].as_str();
     let alone = p.embed(&[target], InputKind::Document).expect("alone").vectors.remove(0);
-    let with_long = p.embed(&[r.docs[11].as_str(), target, "", "a"], InputKind::Document).expect("batch");
+    let with_long =
+        p.embed(&[r.docs[11].as_str(), target, "", "a"], InputKind::Document).expect("batch");
     let with_short = p.embed(&["x", target], InputKind::Document).expect("batch");
     assert!(cosine(&alone, &with_long.vectors[1]) > 0.99999);
     assert!(cosine(&alone, &with_short.vectors[1]) > 0.99999);
@@ -194,7 +196,8 @@ fn wrong_pooling_is_caught_by_the_reference() {
     let r = reference();
     let p = provider(config().with_pooling(Pooling::Mean));
     let got = p.embed(&refs(&r.docs), InputKind::Document).expect("embed");
-    let worst = got.vectors.iter().zip(&r.doc_vecs).map(|(g, w)| cosine(g, w)).fold(1.0f32, f32::min);
+    let worst =
+        got.vectors.iter().zip(&r.doc_vecs).map(|(g, w)| cosine(g, w)).fold(1.0f32, f32::min);
     assert!(worst < 0.99, "mean pooling unexpectedly matches: {worst}");
 }
 
@@ -203,7 +206,8 @@ fn truncation_is_reported_and_long_inputs_work() {
     let p = provider(config().with_max_length(16));
     let long: String = "robot arm fault ".repeat(10_000); // 160k characters
     let cjk: String = "机器人在装卸区附近停止🤖".repeat(500);
-    let got = p.embed(&[long.as_str(), "short", cjk.as_str(), ""], InputKind::Document).expect("embed");
+    let got =
+        p.embed(&[long.as_str(), "short", cjk.as_str(), ""], InputKind::Document).expect("embed");
     assert_eq!(got.truncated, vec![true, false, true, false]);
     assert_eq!(got.token_counts[0], 16);
     assert_eq!(got.token_counts[2], 16);
@@ -242,12 +246,21 @@ fn empty_batch_is_empty() {
 fn missing_model_or_tokenizer_is_a_typed_error() {
     let mut c = config();
     c.model_path = qwen_dir().join("nope.onnx");
-    assert!(matches!(OnnxEmbeddingProvider::new(c), Err(EmbedError::MissingFile { what: "model", .. })));
+    assert!(matches!(
+        OnnxEmbeddingProvider::new(c),
+        Err(EmbedError::MissingFile { what: "model", .. })
+    ));
     let mut c = config();
     c.tokenizer_path = qwen_dir().join("nope.json");
-    assert!(matches!(OnnxEmbeddingProvider::new(c), Err(EmbedError::MissingFile { what: "tokenizer", .. })));
+    assert!(matches!(
+        OnnxEmbeddingProvider::new(c),
+        Err(EmbedError::MissingFile { what: "tokenizer", .. })
+    ));
     let dir = tempfile::tempdir().expect("tempdir");
-    assert!(matches!(OnnxConfig::from_dir(dir.path()), Err(EmbedError::MissingFile { what: "model.onnx", .. })));
+    assert!(matches!(
+        OnnxConfig::from_dir(dir.path()),
+        Err(EmbedError::MissingFile { what: "model.onnx", .. })
+    ));
     let mut c = config();
     c.tokenizer_path = qwen_dir().join("config.json"); // JSON, but no tokenizer
     assert!(matches!(OnnxEmbeddingProvider::new(c), Err(EmbedError::Tokenizer { .. })));
@@ -267,7 +280,10 @@ fn tokenizer_that_does_not_fit_the_model_is_rejected() {
     let mut c = config();
     c.tokenizer_path = minilm_dir().join("tokenizer.json");
     c.eos_token = None;
-    assert!(matches!(OnnxEmbeddingProvider::new(c), Err(EmbedError::TokenizerModelMismatch { .. })));
+    assert!(matches!(
+        OnnxEmbeddingProvider::new(c),
+        Err(EmbedError::TokenizerModelMismatch { .. })
+    ));
 }
 
 #[test]
@@ -287,7 +303,11 @@ fn unavailable_provider_is_an_error_unless_fallback_is_allowed() {
         other => panic!("expected ProviderUnavailable, got {other:?}"),
     }
     let p = provider(c.with_fallback(true));
-    assert!(p.info().execution_provider.starts_with("CPU (fallback from CUDA"), "{}", p.info().execution_provider);
+    assert!(
+        p.info().execution_provider.starts_with("CPU (fallback from CUDA"),
+        "{}",
+        p.info().execution_provider
+    );
     let r = reference();
     let got = p.embed(&[r.docs[0].as_str()], InputKind::Document).expect("embed");
     assert!(cosine(&got.vectors[0], &r.doc_vecs[0]) >= MIN_COSINE);
@@ -315,7 +335,11 @@ fn fixed_shape_single_texts_match_transformers() {
         assert!(c >= MIN_COSINE, "{text:?} ({} tokens): cosine {c}", r.doc_tokens[i]);
     }
     assert!(fixed_runs >= 3 && fixed_runs < r.docs.len(), "both paths exercised: {fixed_runs}");
-    assert_eq!(p.fixed_runs() - at_load, fixed_runs as u64, "texts of <= 24 tokens, and only they, ran fixed");
+    assert_eq!(
+        p.fixed_runs() - at_load,
+        fixed_runs as u64,
+        "texts of <= 24 tokens, and only they, ran fixed"
+    );
     for (q, want) in r.queries.iter().zip(&r.query_vecs) {
         let got = p.embed(&[q], InputKind::Query).expect("embed");
         assert!(cosine(&got.vectors[0], want) >= MIN_COSINE, "{q:?}");

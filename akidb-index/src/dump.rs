@@ -97,7 +97,12 @@ pub(crate) fn write(
                 for nb in graph.links(node, l) {
                     graph.decode(nb, &mut b);
                     let first = graph.node_ids(nb).next().unwrap_or_default();
-                    list.push((first, graph.level(nb) as u8, rank[nb as usize], distance.eval(&a, &b)));
+                    list.push((
+                        first,
+                        graph.level(nb) as u8,
+                        rank[nb as usize],
+                        distance.eval(&a, &b),
+                    ));
                 }
                 lists.push(list);
             }
@@ -140,7 +145,11 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or("unexpected end of file")?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.bytes.len())
+            .ok_or("unexpected end of file")?;
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)
@@ -183,7 +192,10 @@ impl<'a> Cursor<'a> {
     }
     fn done(&self, what: &str) -> Result<(), String> {
         if self.at != self.bytes.len() {
-            return Err(format!("{} trailing bytes in the {what} file", self.bytes.len() - self.at));
+            return Err(format!(
+                "{} trailing bytes in the {what} file",
+                self.bytes.len() - self.at
+            ));
         }
         Ok(())
     }
@@ -295,7 +307,8 @@ pub(crate) fn read<'v>(
     }
     let entry_id = g.u64()?;
     let entry_at = (g.u8()?, g.i32()?);
-    let entry = resolve(entry_at).filter(|p| ids[*p as usize] == entry_id).ok_or("bad entry point")?;
+    let entry =
+        resolve(entry_at).filter(|p| ids[*p as usize] == entry_id).ok_or("bad entry point")?;
     g.done("graph")?;
 
     let mut d = Cursor { bytes: data, at: 0 };
@@ -329,7 +342,8 @@ pub(crate) fn read<'v>(
         }
         if let Some(want) = expected(id) {
             // Branch-free over the whole vector (it vectorises; an early exit would not).
-            let differs = want.iter().zip(&v).fold(0u32, |acc, (a, b)| acc | (a.to_bits() ^ b.to_bits()));
+            let differs =
+                want.iter().zip(&v).fold(0u32, |acc, (a, b)| acc | (a.to_bits() ^ b.to_bits()));
             if differs != 0 || want.len() != v.len() {
                 return Err(format!("the vector of id {id} differs from storage's"));
             }

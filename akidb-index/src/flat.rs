@@ -33,9 +33,7 @@ impl PartialOrd for Candidate {
 }
 impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.dist
-            .total_cmp(&other.dist)
-            .then(self.id.cmp(&other.id))
+        self.dist.total_cmp(&other.dist).then(self.id.cmp(&other.id))
     }
 }
 
@@ -55,23 +53,14 @@ pub(crate) fn push_bounded(heap: &mut BinaryHeap<Candidate>, k: usize, c: Candid
 pub(crate) fn into_neighbors(heap: BinaryHeap<Candidate>, metric: Metric) -> Vec<Neighbor> {
     heap.into_sorted_vec()
         .into_iter()
-        .map(|c| Neighbor {
-            id: c.id,
-            score: metric.score(c.dist),
-        })
+        .map(|c| Neighbor { id: c.id, score: metric.score(c.dist) })
         .collect()
 }
 
 impl FlatIndex {
     /// An empty index.
     pub fn new(dim: usize, metric: Metric) -> Self {
-        Self {
-            dim,
-            metric,
-            data: Vec::new(),
-            ids: Vec::new(),
-            slot_of: HashMap::new(),
-        }
+        Self { dim, metric, data: Vec::new(), ids: Vec::new(), slot_of: HashMap::new() }
     }
 
     /// Live ids, in storage order.
@@ -91,18 +80,25 @@ impl FlatIndex {
 
     /// The stored vector of `id`.
     pub fn vector(&self, id: u64) -> Option<&[f32]> {
-        self.slot_of
-            .get(&id)
-            .map(|&s| &self.data[s * self.dim..(s + 1) * self.dim])
+        self.slot_of.get(&id).map(|&s| &self.data[s * self.dim..(s + 1) * self.dim])
     }
 
     /// Exact search restricted to the given candidate ids (unknown ids are skipped).
-    pub fn search_ids(&self, query: &[f32], k: usize, ids: &[u64]) -> Result<Vec<Neighbor>, IndexError> {
+    pub fn search_ids(
+        &self,
+        query: &[f32],
+        k: usize,
+        ids: &[u64],
+    ) -> Result<Vec<Neighbor>, IndexError> {
         self.check_dim(query.len())?;
         let mut heap = BinaryHeap::with_capacity(k + 1);
         for id in ids {
             if let Some(v) = self.vector(*id) {
-                push_bounded(&mut heap, k, Candidate { dist: self.metric.distance(query, v), id: *id });
+                push_bounded(
+                    &mut heap,
+                    k,
+                    Candidate { dist: self.metric.distance(query, v), id: *id },
+                );
             }
         }
         Ok(into_neighbors(heap, self.metric))
@@ -130,7 +126,12 @@ impl FlatIndex {
 }
 
 impl VectorSearch for FlatIndex {
-    fn search(&self, query: &[f32], k: usize, filter: Option<IdFilter<'_>>) -> Result<Vec<Neighbor>, IndexError> {
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<IdFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
         self.check_dim(query.len())?;
         if k == 0 || self.ids.is_empty() {
             return Ok(Vec::new());
@@ -236,12 +237,16 @@ mod tests {
             data.retain(|(i, _)| !i.is_multiple_of(3));
             // `items` pairs each live id with its own vector after the removals' moves.
             assert_eq!(idx.items().count(), data.len());
-            assert!(idx.items().all(|(id, v)| data[(id - id / 3 - 1) as usize] == (id, v.to_vec())));
+            assert!(idx
+                .items()
+                .all(|(id, v)| data[(id - id / 3 - 1) as usize] == (id, v.to_vec())));
             let q: Vec<f32> = (0..16).map(|_| rng.gen_range(-1.0..1.0)).collect();
-            let got: Vec<u64> = idx.search(&q, 10, None).expect("search").iter().map(|n| n.id).collect();
+            let got: Vec<u64> =
+                idx.search(&q, 10, None).expect("search").iter().map(|n| n.id).collect();
             assert_eq!(got, brute(&data, &q, 10, metric), "{metric:?}");
             let even = |id: u64| id.is_multiple_of(2);
-            let got: Vec<u64> = idx.search(&q, 10, Some(&even)).expect("search").iter().map(|n| n.id).collect();
+            let got: Vec<u64> =
+                idx.search(&q, 10, Some(&even)).expect("search").iter().map(|n| n.id).collect();
             let evens: Vec<_> = data.iter().filter(|(i, _)| i % 2 == 0).cloned().collect();
             assert_eq!(got, brute(&evens, &q, 10, metric));
         }
@@ -255,9 +260,16 @@ mod tests {
             Err(IndexError::WrongDimension { expected: 3, got: 2 })
         );
         idx.insert(&[(1, &[1.0, 2.0, 3.0][..])]).expect("insert");
-        assert_eq!(idx.insert(&[(1, &[1.0, 2.0, 3.0][..])]), Err(IndexError::DuplicateId { id: 1 }));
+        assert_eq!(
+            idx.insert(&[(1, &[1.0, 2.0, 3.0][..])]),
+            Err(IndexError::DuplicateId { id: 1 })
+        );
         let twice = [(2, &[1.0, 2.0, 3.0][..]), (2, &[3.0, 2.0, 1.0][..])];
-        assert_eq!(idx.insert(&twice), Err(IndexError::DuplicateId { id: 2 }), "the same id twice in one call");
+        assert_eq!(
+            idx.insert(&twice),
+            Err(IndexError::DuplicateId { id: 2 }),
+            "the same id twice in one call"
+        );
         assert_eq!(idx.len(), 1, "nothing of a refused call is inserted");
         assert!(idx.search(&[1.0], 1, None).is_err());
         let hits = idx.search(&[1.0, 2.0, 4.0], 5, None).expect("search");

@@ -260,7 +260,10 @@ pub(crate) struct Graph {
 
 impl std::fmt::Debug for Graph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Graph").field("nodes", &self.ids.len()).field("ids", &self.node_of.len()).finish()
+        f.debug_struct("Graph")
+            .field("nodes", &self.ids.len())
+            .field("ids", &self.node_of.len())
+            .finish()
     }
 }
 
@@ -327,7 +330,11 @@ impl Graph {
     }
     /// Node -> first id, then its further ids.
     pub(crate) fn node_ids(&self, node: u32) -> impl Iterator<Item = u64> + '_ {
-        let more = if self.shared[node as usize] { self.extra.get(&node).map(Vec::as_slice) } else { None };
+        let more = if self.shared[node as usize] {
+            self.extra.get(&node).map(Vec::as_slice)
+        } else {
+            None
+        };
         std::iter::once(self.ids[node as usize]).chain(more.unwrap_or_default().iter().copied())
     }
     pub(crate) fn level(&self, node: u32) -> usize {
@@ -510,10 +517,14 @@ impl Graph {
     pub(crate) fn link_new(&self, fresh: &[(u32, usize)], items: &[(u64, &[f32])]) {
         match link_pool().filter(|p| fresh.len() > PARALLEL_MIN && p.current_num_threads() > 1) {
             Some(pool) => pool.install(|| {
-                fresh.par_iter().for_each(|&(node, i)| with_scratch(|s| self.link(s, node, items[i].1)));
+                fresh
+                    .par_iter()
+                    .for_each(|&(node, i)| with_scratch(|s| self.link(s, node, items[i].1)));
             }),
             None => {
-                with_scratch(|s| fresh.iter().for_each(|&(node, i)| self.link(s, node, items[i].1)));
+                with_scratch(|s| {
+                    fresh.iter().for_each(|&(node, i)| self.link(s, node, items[i].1))
+                });
             }
         }
     }
@@ -572,7 +583,14 @@ impl Graph {
 
     /// Beam search of width `ef_construction` on `layer` from `ep`, never visiting `skip` (the
     /// node being inserted): the nearest nodes found, nearest first.
-    fn search_layer(&self, s: &mut Scratch, q: &[f32], ep: Near, skip: u32, layer: usize) -> Vec<Near> {
+    fn search_layer(
+        &self,
+        s: &mut Scratch,
+        q: &[f32],
+        ep: Near,
+        skip: u32,
+        layer: usize,
+    ) -> Vec<Near> {
         let ef = self.ef_construction;
         let g = s.begin(self.ids.len());
         let Scratch { marks, fresh, candidates, results, links, .. } = s;
@@ -687,7 +705,8 @@ impl Graph {
     /// can drop it: measured, one node in 12,500 random 384-d vectors, unreachable by any
     /// walk) stays, in one of the spare slots.
     fn prune_into(&self, s: &mut Scratch, node: u32, layer: usize, pool: &[Near], old: &[u32]) {
-        let mut kept: Vec<u32> = self.select(s, pool, self.cap(layer)).iter().map(|c| c.node).collect();
+        let mut kept: Vec<u32> =
+            self.select(s, pool, self.cap(layer)).iter().map(|c| c.node).collect();
         if layer == 0 {
             let room = self.stride0() - 1;
             for c in pool {
@@ -731,7 +750,11 @@ impl Graph {
     }
 
     /// The live ids of `node` that pass `filter`, first the node's own.
-    fn accepted<'a>(&'a self, node: u32, filter: Option<IdFilter<'a>>) -> impl Iterator<Item = u64> + 'a {
+    fn accepted<'a>(
+        &'a self,
+        node: u32,
+        filter: Option<IdFilter<'a>>,
+    ) -> impl Iterator<Item = u64> + 'a {
         let own = (!self.removed[node as usize]).then_some(self.ids[node as usize]);
         let more = (self.shared[node as usize])
             .then(|| self.extra.get(&node))
@@ -756,7 +779,13 @@ impl Graph {
 
     /// The ids of the `ef` nearest nodes with a live id passing `filter` (every such id of
     /// them), or [`Walk::OverBudget`] after visiting `budget` nodes without `ef` accepted.
-    pub(crate) fn search(&self, query: &[f32], ef: usize, filter: Option<IdFilter<'_>>, budget: usize) -> Walk {
+    pub(crate) fn search(
+        &self,
+        query: &[f32],
+        ef: usize,
+        filter: Option<IdFilter<'_>>,
+        budget: usize,
+    ) -> Walk {
         let Some((entry, top)) = self.entry() else {
             return Walk::Found(Vec::new());
         };
@@ -852,7 +881,9 @@ mod tests {
     use super::*;
 
     fn unit(seed: u64, dim: usize) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..dim).map(|i| ((mix(seed * 1000 + i as u64) >> 40) as f32 / (1u64 << 24) as f32) - 0.5).collect();
+        let mut v: Vec<f32> = (0..dim)
+            .map(|i| ((mix(seed * 1000 + i as u64) >> 40) as f32 / (1u64 << 24) as f32) - 0.5)
+            .collect();
         crate::normalize(&mut v);
         v
     }
@@ -872,7 +903,8 @@ mod tests {
         let dim = 24;
         let vs: Vec<Vec<f32>> = (0..3000).map(|i| unit(i, dim)).collect();
         let mut g = Graph::new(dim, Metric::Cosine, 8, 64);
-        let items: Vec<(u64, &[f32])> = vs.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
+        let items: Vec<(u64, &[f32])> =
+            vs.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
         g.insert(&items[..1000]);
         for chunk in items[1000..].chunks(10) {
             g.insert(chunk);

@@ -246,7 +246,12 @@ impl HnswIndex {
     }
 
     fn empty_graph(&self) -> Graph {
-        Graph::new(self.flat.dimension(), self.flat.metric(), clamp_m(self.params.m), self.params.ef_construction)
+        Graph::new(
+            self.flat.dimension(),
+            self.flat.metric(),
+            clamp_m(self.params.m),
+            self.params.ef_construction,
+        )
     }
 
     /// Approximate heap bytes of the graph (reports).
@@ -255,7 +260,11 @@ impl HnswIndex {
     }
 
     /// Builds a fresh graph over every live vector, in parallel chunks; `false` if cancelled.
-    fn build_graph(&mut self, cancel: &dyn Fn() -> bool, progress: &mut dyn FnMut(usize, usize)) -> bool {
+    fn build_graph(
+        &mut self,
+        cancel: &dyn Fn() -> bool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> bool {
         let mut graph = self.empty_graph();
         let items: Vec<(u64, &[f32])> = self.flat.items().collect();
         let mut done = 0;
@@ -283,7 +292,9 @@ impl HnswIndex {
 
     /// Graph entries that are tombstones (removed ids still linked in the graph).
     pub fn tombstones(&self) -> usize {
-        self.graph.as_ref().map_or(0, |g| g.id_count().saturating_sub(self.flat.len() + self.pending))
+        self.graph
+            .as_ref()
+            .map_or(0, |g| g.id_count().saturating_sub(self.flat.len() + self.pending))
     }
 
     /// Whether the graph has been built (see the field docs).
@@ -325,13 +336,18 @@ impl HnswIndex {
     /// Wraps a graph loaded from disk: `flat` holds the live vectors (from storage); graph ids
     /// not in `flat` become tombstones, and live ids missing from the graph are inserted.
     /// Returns the index and the number of ids tombstoned and inserted.
-    pub(crate) fn from_parts(params: HnswParams, flat: FlatIndex, mut graph: Graph) -> (Self, usize, usize) {
+    pub(crate) fn from_parts(
+        params: HnswParams,
+        flat: FlatIndex,
+        mut graph: Graph,
+    ) -> (Self, usize, usize) {
         let gone: Vec<u64> = (0..graph.nodes() as u32)
             .flat_map(|n| graph.node_ids(n).collect::<Vec<_>>())
             .filter(|id| !flat.contains(*id))
             .collect();
         graph.mark_removed(&gone);
-        let missing: Vec<(u64, &[f32])> = flat.items().filter(|(id, _)| !graph.contains(*id)).collect();
+        let missing: Vec<(u64, &[f32])> =
+            flat.items().filter(|(id, _)| !graph.contains(*id)).collect();
         graph.insert(&missing);
         let replayed = missing.len();
         drop(missing);
@@ -362,7 +378,10 @@ impl HnswIndex {
     ) -> Result<(Vec<Neighbor>, SearchPath), IndexError> {
         let live = self.flat.len();
         if query.len() != self.flat.dimension() {
-            return Err(IndexError::WrongDimension { expected: self.flat.dimension(), got: query.len() });
+            return Err(IndexError::WrongDimension {
+                expected: self.flat.dimension(),
+                got: query.len(),
+            });
         }
         if k == 0 || live == 0 {
             return Ok((Vec::new(), SearchPath::Exact));
@@ -379,7 +398,9 @@ impl HnswIndex {
         }
         let found = match graph.search(query, ef, filter, (live / 10).max(1_000)) {
             Walk::Found(found) => found,
-            Walk::OverBudget => return Ok((self.flat.search(query, k, filter)?, SearchPath::ExactFiltered)),
+            Walk::OverBudget => {
+                return Ok((self.flat.search(query, k, filter)?, SearchPath::ExactFiltered))
+            }
         };
         // The walk's nearest 2k hits re-scored against the exact vectors (the walk's distances
         // are those of half floats, off by ~1e-4: farther hits cannot reach the top k).
@@ -459,7 +480,8 @@ impl HnswIndex {
         };
         // The stored vectors' nodes (a vector removed since staging stays an unlinked
         // tombstone), then the batch's, each paired with its position in `items`.
-        let mut items: Vec<(u64, &[f32])> = Vec::with_capacity(staged.stored.len() + staged.nodes.len());
+        let mut items: Vec<(u64, &[f32])> =
+            Vec::with_capacity(staged.stored.len() + staged.nodes.len());
         let mut fresh = Vec::with_capacity(items.capacity());
         for &(node, id) in &staged.stored {
             if let Some(v) = self.flat.vector(id) {
@@ -489,7 +511,12 @@ impl HnswIndex {
 }
 
 impl VectorSearch for HnswIndex {
-    fn search(&self, query: &[f32], k: usize, filter: Option<IdFilter<'_>>) -> Result<Vec<Neighbor>, IndexError> {
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<IdFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
         self.search_with(query, k, filter, SearchParams::default()).map(|r| r.0)
     }
     fn len(&self) -> usize {
@@ -555,7 +582,10 @@ mod tests {
     fn self_hits(idx: &HnswIndex, items: &[(u64, Vec<f32>)], params: SearchParams) -> usize {
         items
             .iter()
-            .filter(|(id, v)| idx.search_with(v, 1, None, params).expect("search").0.first().map(|h| h.id) == Some(*id))
+            .filter(|(id, v)| {
+                idx.search_with(v, 1, None, params).expect("search").0.first().map(|h| h.id)
+                    == Some(*id)
+            })
             .count()
     }
 
@@ -598,7 +628,10 @@ mod tests {
         assert_eq!(idx.stage(new.clone()).err(), Some(IndexError::DuplicateId { id: 2_000_000 }));
         new.pop();
         new.push((2_000_100, vec![0.5; 8]));
-        assert!(matches!(idx.stage(new).err(), Some(IndexError::WrongDimension { expected: 16, got: 8 })));
+        assert!(matches!(
+            idx.stage(new).err(),
+            Some(IndexError::WrongDimension { expected: 16, got: 8 })
+        ));
         assert_eq!((idx.len(), idx.tombstones()), (EXACT_BELOW + 100, 0));
         let again = unit_vectors(3, 10, 2_000_000);
         insert_in_steps(&mut idx, &again);
@@ -632,21 +665,27 @@ mod tests {
         let staged = idx.stage(new.clone()).expect("stage");
         // The graph exists (stored vectors and batch added unlinked) but nothing is on it yet.
         assert!(idx.graph_built());
-        assert_eq!((idx.len(), idx.tombstones(), staged.stored.len()), (EXACT_BELOW - 500, 0, EXACT_BELOW - 500));
+        assert_eq!(
+            (idx.len(), idx.tombstones(), staged.stored.len()),
+            (EXACT_BELOW - 500, 0, EXACT_BELOW - 500)
+        );
         for step in ["staged", "linked"] {
             if step == "linked" {
                 idx.link(&staged);
             }
-            let (hits, path) = idx.search_with(&base[7].1, 10, None, SearchParams::default()).expect("search");
+            let (hits, path) =
+                idx.search_with(&base[7].1, 10, None, SearchParams::default()).expect("search");
             assert_eq!((hits[0].id, path), (7, SearchPath::Exact), "{step}");
             assert_eq!(self_hits(&idx, &new, SearchParams::default()), 0, "{step}");
         }
         idx.publish(staged).expect("publish");
         assert_eq!((idx.len(), idx.tombstones()), (EXACT_BELOW + 300, 0));
-        let (_, path) = idx.search_with(&base[7].1, 10, None, SearchParams::default()).expect("search");
+        let (_, path) =
+            idx.search_with(&base[7].1, 10, None, SearchParams::default()).expect("search");
         assert_eq!(path, SearchPath::Graph);
         // Stored vectors and the batch alike are on the graph the link step built.
-        let sample: Vec<(u64, Vec<f32>)> = base.iter().step_by(20).cloned().chain(new.iter().cloned()).collect();
+        let sample: Vec<(u64, Vec<f32>)> =
+            base.iter().step_by(20).cloned().chain(new.iter().cloned()).collect();
         assert!(self_hits(&idx, &sample, SearchParams::default()) >= sample.len() * 99 / 100);
         assert_eq!(idx.graph().map(Graph::id_count), Some(EXACT_BELOW + 300));
     }
@@ -679,7 +718,10 @@ mod tests {
         });
         // Measured on 2 cores: 6,000-8,000 scans answered during the link (debug and release
         // builds); 5-30 when links shared the global pool.
-        assert!(answered_meanwhile >= 300, "{answered_meanwhile} scans answered while the batch was linked");
+        assert!(
+            answered_meanwhile >= 300,
+            "{answered_meanwhile} scans answered while the batch was linked"
+        );
         idx.publish(staged).expect("publish");
         assert_eq!(idx.len(), EXACT_BELOW + 20_000);
     }
@@ -708,8 +750,10 @@ mod tests {
 
     #[test]
     fn dot_graph_distance_keeps_order_at_every_magnitude() {
-        let values = [-1e30f32, -3.0, -1e-3, -1e-12, -1e-38, 0.0, 1e-38, 1e-12, 1.001e-12, 1e-3, 1.0, 1e30];
-        let mapped: Vec<f32> = values.iter().map(|s| super::order_preserving_nonnegative(*s)).collect();
+        let values =
+            [-1e30f32, -3.0, -1e-3, -1e-12, -1e-38, 0.0, 1e-38, 1e-12, 1.001e-12, 1e-3, 1.0, 1e30];
+        let mapped: Vec<f32> =
+            values.iter().map(|s| super::order_preserving_nonnegative(*s)).collect();
         assert!(mapped.iter().all(|m| m.is_finite() && *m >= 0.0));
         assert!(mapped.windows(2).all(|w| w[0] < w[1]), "{mapped:?}");
     }

@@ -23,8 +23,8 @@ pub mod persist;
 
 pub use flat::FlatIndex;
 pub use hnsw::{
-    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, Staged, EXACT_BELOW, EXACT_SELECTIVITY,
-    SCAN_CHECK_COST, SCAN_MATCH_COST, SELECTIVITY_SAMPLE, WALK_FILTER_EXPONENT,
+    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, Staged, EXACT_BELOW,
+    EXACT_SELECTIVITY, SCAN_CHECK_COST, SCAN_MATCH_COST, SELECTIVITY_SAMPLE, WALK_FILTER_EXPONENT,
     WALK_VISITS_PER_EF,
 };
 pub use metric::{normalize, Metric};

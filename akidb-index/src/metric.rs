@@ -176,8 +176,9 @@ pub(crate) fn prefetch<T>(v: &[T]) {
 #[allow(unsafe_code)]
 mod simd {
     use std::arch::x86_64::{
-        __m128i, __m256, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps,
-        _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm_loadu_si128,
+        __m128i, __m256, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps,
+        _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm_loadu_si128,
     };
     use std::sync::OnceLock;
 
@@ -194,7 +195,12 @@ mod simd {
     /// `f(acc, a[i..i+8], b[i..i+8] as f32)` over 8-lane blocks with four accumulators, then
     /// the tail in scalar code; the lanes summed at the end.
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn fold_f16(a: &[f32], b: &[u16], f: impl Fn(__m256, __m256, __m256) -> __m256, tail: impl Fn(f32, f32) -> f32) -> f32 {
+    fn fold_f16(
+        a: &[f32],
+        b: &[u16],
+        f: impl Fn(__m256, __m256, __m256) -> __m256,
+        tail: impl Fn(f32, f32) -> f32,
+    ) -> f32 {
         let n = a.len().min(b.len());
         let mut acc = [_mm256_setzero_ps(); 4];
         let mut i = 0;
@@ -334,7 +340,8 @@ pub fn normalize(v: &mut [f32]) -> bool {
             *a += f64::from(x) * f64::from(x);
         }
     }
-    let sum: f64 = acc.iter().sum::<f64>() + rest.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+    let sum: f64 =
+        acc.iter().sum::<f64>() + rest.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
     let n = sum.sqrt();
     if !(n.is_finite() && n > 0.0) {
         return false;
@@ -358,7 +365,10 @@ mod tests {
             let l: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
             let close = |x: f32, y: f32| (x - y).abs() <= 1e-4 * (1.0 + y.abs());
             assert!(close(dot(&a, &b), d) && close(l2_squared(&a, &b), l), "dispatched, n={n}");
-            assert!(close(dot_portable(&a, &b), d) && close(l2_portable(&a, &b), l), "portable, n={n}");
+            assert!(
+                close(dot_portable(&a, &b), d) && close(l2_portable(&a, &b), l),
+                "portable, n={n}"
+            );
         }
     }
 
@@ -372,7 +382,8 @@ mod tests {
                 let b: Vec<f32> = (0..n).map(|i| (i as f32).sin() * mag).collect();
                 let (bits, scale) = to_f16(&b, false);
                 let b16: Vec<u16> = bits.collect();
-                let bh: Vec<f32> = b16.iter().map(|x| scale * half::f16::from_bits(*x).to_f32()).collect();
+                let bh: Vec<f32> =
+                    b16.iter().map(|x| scale * half::f16::from_bits(*x).to_f32()).collect();
                 let d: f32 = a.iter().zip(&bh).map(|(x, y)| x * y).sum();
                 let l: f32 = a.iter().zip(&bh).map(|(x, y)| (x - y) * (x - y)).sum();
                 let close = |x: f32, y: f32, tol: f32| (x - y).abs() <= tol;
@@ -383,7 +394,10 @@ mod tests {
                 let exact = dot(&a, &b);
                 let bound: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum::<f32>() * 1e-3;
                 assert!(close(scale * dot_f16(&a, &b16), exact, bound + tol), "n={n}, mag={mag}");
-                assert!(Metric::L2.distance_f16(&b, &b16, scale) <= 1e-5 * mag * mag * n as f32, "self distance");
+                assert!(
+                    Metric::L2.distance_f16(&b, &b16, scale) <= 1e-5 * mag * mag * n as f32,
+                    "self distance"
+                );
             }
         }
     }
@@ -412,7 +426,11 @@ mod tests {
             let before = v.clone();
             assert!(normalize(&mut v), "{:?}", &before[..before.len().min(4)]);
             let norm: f64 = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
-            assert!((norm - 1.0).abs() < 1e-5, "norm {norm} for {:?}", &before[..before.len().min(4)]);
+            assert!(
+                (norm - 1.0).abs() < 1e-5,
+                "norm {norm} for {:?}",
+                &before[..before.len().min(4)]
+            );
             assert!(v.iter().all(|x| x.is_finite()));
         }
     }

@@ -172,7 +172,12 @@ fn generation_name(seq: u64) -> String {
 
 /// Writes a generation of `index` covering storage sequence numbers up to `covered_seq`, then
 /// removes older generations. Crash-safe: see the module docs.
-pub fn save(index: &HnswIndex, dir: &Path, identity: &IndexIdentity, covered_seq: u64) -> Result<PathBuf, PersistError> {
+pub fn save(
+    index: &HnswIndex,
+    dir: &Path,
+    identity: &IndexIdentity,
+    covered_seq: u64,
+) -> Result<PathBuf, PersistError> {
     // A symbolic link planted in place of the index folders would send the files elsewhere:
     // replace the link (never what it points to) by a real folder.
     for d in [dir.parent(), Some(dir)].into_iter().flatten() {
@@ -220,7 +225,8 @@ pub fn save(index: &HnswIndex, dir: &Path, identity: &IndexIdentity, covered_seq
         };
         let mpath = tmp.join("MANIFEST.json");
         let mut f = fs::File::create(&mpath).map_err(io(&mpath))?;
-        f.write_all(&serde_json::to_vec_pretty(&manifest).unwrap_or_default()).map_err(io(&mpath))?;
+        f.write_all(&serde_json::to_vec_pretty(&manifest).unwrap_or_default())
+            .map_err(io(&mpath))?;
         f.sync_all().map_err(io(&mpath))?;
         sync_dir(&tmp).map_err(io(&tmp))?;
         let final_path = dir.join(generation_name(covered_seq));
@@ -239,7 +245,8 @@ pub fn save(index: &HnswIndex, dir: &Path, identity: &IndexIdentity, covered_seq
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let keep = result.as_ref().is_ok_and(|p| p.file_name() == Some(e.file_name().as_os_str()));
+            let keep =
+                result.as_ref().is_ok_and(|p| p.file_name() == Some(e.file_name().as_os_str()));
             if !keep && (name.starts_with("gen-") || name.starts_with("tmp-")) {
                 let _ = fs::remove_dir_all(e.path());
             }
@@ -290,8 +297,8 @@ fn read_generation(
     if !mmeta.is_file() || mmeta.len() > 1 << 20 {
         return Err("manifest is not a small plain file".into());
     }
-    let manifest: Manifest =
-        serde_json::from_slice(&fs::read(&mpath).map_err(|e| e.to_string())?).map_err(|e| format!("manifest: {e}"))?;
+    let manifest: Manifest = serde_json::from_slice(&fs::read(&mpath).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("manifest: {e}"))?;
     if manifest.format_version != INDEX_FORMAT_VERSION {
         return Err(format!("format version {}", manifest.format_version));
     }
@@ -302,7 +309,10 @@ fn read_generation(
         return Err(format!("built for {:?}, expected {:?}", manifest.identity, identity));
     }
     if manifest.covered_seq > last_seq {
-        return Err(format!("covers sequence {} but storage ends at {last_seq}", manifest.covered_seq));
+        return Err(format!(
+            "covers sequence {} but storage ends at {last_seq}",
+            manifest.covered_seq
+        ));
     }
     let names: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
     if names != FILES {
@@ -321,11 +331,17 @@ fn read_generation(
     let dim = identity.dimension as u64;
     let data_len = 12 + nodes * (20 + 4 * dim);
     if manifest.files[1].len != data_len {
-        return Err(format!("data file of {} bytes, {data_len} expected for {nodes} nodes", manifest.files[1].len));
+        return Err(format!(
+            "data file of {} bytes, {data_len} expected for {nodes} nodes",
+            manifest.files[1].len
+        ));
     }
     let graph_most = graph_file_bound(nodes, identity.params.m as u64, dim);
     if manifest.files[0].len > graph_most {
-        return Err(format!("graph file of {} bytes, more than {graph_most} for {nodes} nodes", manifest.files[0].len));
+        return Err(format!(
+            "graph file of {} bytes, more than {graph_most} for {nodes} nodes",
+            manifest.files[0].len
+        ));
     }
     // Each file is read once: its size and checksum, then its structure, from the same bytes.
     let mut contents = Vec::with_capacity(FILES.len());
@@ -383,12 +399,21 @@ fn check_links(graph: &crate::graph::Graph, live: &FlatIndex, ef: usize) -> (usi
     for &id in ids.iter().step_by(step).take(LINK_SAMPLE) {
         let Some(q) = live.vector(id) else { continue };
         tried += 1;
-        let crate::graph::Walk::Found(hits) = graph.search(q, ef, None, usize::MAX) else { continue };
+        let crate::graph::Walk::Found(hits) = graph.search(q, ef, None, usize::MAX) else {
+            continue;
+        };
         let hit_ids: Vec<u64> = hits.iter().map(|c| c.id).filter(|h| live.contains(*h)).collect();
-        let (Ok(own), Ok(best)) = (live.search_ids(q, 1, &[id]), live.search_ids(q, 1, &hit_ids)) else { continue };
+        let (Ok(own), Ok(best)) = (live.search_ids(q, 1, &[id]), live.search_ids(q, 1, &hit_ids))
+        else {
+            continue;
+        };
         let (Some(own), Some(best)) = (own.first(), best.first()) else { continue };
         let tolerance = 1e-5 * own.score.abs().max(1.0);
-        let as_near = if higher { best.score >= own.score - tolerance } else { best.score <= own.score + tolerance };
+        let as_near = if higher {
+            best.score >= own.score - tolerance
+        } else {
+            best.score <= own.score + tolerance
+        };
         found += usize::from(as_near);
     }
     (found, tried)
@@ -428,7 +453,11 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
             index: Box::new(index),
         };
     }
-    let reason = if reasons.is_empty() { "no index generation on disk".to_string() } else { reasons.join("; ") };
+    let reason = if reasons.is_empty() {
+        "no index generation on disk".to_string()
+    } else {
+        reasons.join("; ")
+    };
     LoadOutcome::Rebuild { reason, flat }
 }
 
@@ -444,11 +473,14 @@ mod tests {
 
     /// Clustered unit vectors (repeatable).
     fn vectors(n: usize) -> Vec<Vec<f32>> {
-        let h = |i: u64| ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / (1u64 << 24) as f32) - 0.5;
+        let h = |i: u64| {
+            ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
         (0..n as u64)
             .map(|i| {
                 let c = i % 12;
-                let mut v: Vec<f32> = (0..DIM as u64).map(|d| 3.0 * h(c * 131 + d) + h(i * 977 + d)).collect();
+                let mut v: Vec<f32> =
+                    (0..DIM as u64).map(|d| 3.0 * h(c * 131 + d) + h(i * 977 + d)).collect();
                 crate::normalize(&mut v);
                 v
             })
@@ -457,7 +489,8 @@ mod tests {
 
     fn flat(vs: &[Vec<f32>]) -> FlatIndex {
         let mut f = FlatIndex::new(DIM, Metric::Cosine);
-        let items: Vec<(u64, &[f32])> = vs.iter().enumerate().map(|(i, v)| (i as u64 + 1, v.as_slice())).collect();
+        let items: Vec<(u64, &[f32])> =
+            vs.iter().enumerate().map(|(i, v)| (i as u64 + 1, v.as_slice())).collect();
         crate::VectorInsert::insert(&mut f, &items).expect("insert");
         f
     }
@@ -475,7 +508,9 @@ mod tests {
     /// The graph walk's ids for `q`, re-scored exactly as the index does (the index itself
     /// answers a collection this small by an exact scan).
     fn walk(index: &HnswIndex, q: &[f32]) -> Vec<u64> {
-        let crate::graph::Walk::Found(found) = index.graph().expect("graph").search(q, 64, None, usize::MAX) else {
+        let crate::graph::Walk::Found(found) =
+            index.graph().expect("graph").search(q, 64, None, usize::MAX)
+        else {
             return Vec::new();
         };
         let ids: Vec<u64> = found.iter().map(|c| c.id).collect();
@@ -486,7 +521,8 @@ mod tests {
     fn recall(f: &FlatIndex, vs: &[Vec<f32>], ids_of: impl Fn(&[f32]) -> Vec<u64>) -> f64 {
         let mut found = 0;
         for q in vs.iter().step_by(37) {
-            let exact: Vec<u64> = f.search(q, 10, None).expect("exact").iter().map(|n| n.id).collect();
+            let exact: Vec<u64> =
+                f.search(q, 10, None).expect("exact").iter().map(|n| n.id).collect();
             found += ids_of(q).iter().take(10).filter(|id| exact.contains(id)).count();
         }
         found as f64 / (10 * vs.iter().step_by(37).count()) as f64
@@ -499,12 +535,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let gen = save(&index, dir.path(), &identity(), 3000).expect("save");
         let io = HnswIo::new(&gen, BASENAME);
-        let loaded: Hnsw<f32, GraphDistance> =
-            io.load_hnsw_with_dist(GraphDistance::new(Metric::Cosine)).expect("hnsw_rs loads an AkiDB generation");
+        let loaded: Hnsw<f32, GraphDistance> = io
+            .load_hnsw_with_dist(GraphDistance::new(Metric::Cosine))
+            .expect("hnsw_rs loads an AkiDB generation");
         assert_eq!(loaded.get_nb_point(), 3000);
-        let r = recall(index.flat(), &vs, |q| loaded.search(q, 10, 64).iter().map(|n| n.d_id as u64).collect());
+        let r = recall(index.flat(), &vs, |q| {
+            loaded.search(q, 10, 64).iter().map(|n| n.d_id as u64).collect()
+        });
         let ours = recall(index.flat(), &vs, |q| walk(&index, q));
-        assert!(r >= 0.95 && r >= ours - 0.02, "hnsw_rs's search over AkiDB's graph: recall@10 {r} (AkiDB's: {ours})");
+        assert!(
+            r >= 0.95 && r >= ours - 0.02,
+            "hnsw_rs's search over AkiDB's graph: recall@10 {r} (AkiDB's: {ours})"
+        );
     }
 
     #[test]
@@ -514,8 +556,15 @@ mod tests {
         let vs = vectors(3000);
         let f = flat(&vs);
         let id = identity();
-        let old: Hnsw<f32, GraphDistance> = Hnsw::new(id.params.m, 3000, 16, id.params.ef_construction, GraphDistance::new(Metric::Cosine));
-        let items: Vec<(&[f32], usize)> = vs.iter().enumerate().map(|(i, v)| (v.as_slice(), i + 1)).collect();
+        let old: Hnsw<f32, GraphDistance> = Hnsw::new(
+            id.params.m,
+            3000,
+            16,
+            id.params.ef_construction,
+            GraphDistance::new(Metric::Cosine),
+        );
+        let items: Vec<(&[f32], usize)> =
+            vs.iter().enumerate().map(|(i, v)| (v.as_slice(), i + 1)).collect();
         old.parallel_insert_slice(&items);
         let dir = tempfile::tempdir().expect("tempdir");
         let gen = dir.path().join(generation_name(3000));
@@ -536,19 +585,30 @@ mod tests {
             files,
             link_sample: None,
         };
-        fs::write(gen.join("MANIFEST.json"), serde_json::to_vec(&manifest).expect("json")).expect("manifest");
-        let LoadOutcome::Loaded { index, replayed, tombstoned, .. } = load(dir.path(), &id, f, 3000) else {
+        fs::write(gen.join("MANIFEST.json"), serde_json::to_vec(&manifest).expect("json"))
+            .expect("manifest");
+        let LoadOutcome::Loaded { index, replayed, tombstoned, .. } =
+            load(dir.path(), &id, f, 3000)
+        else {
             panic!("an hnsw_rs-written generation must load");
         };
         assert_eq!((replayed, tombstoned), (0, 0));
         // The graph came across: walking it finds what hnsw_rs's own search of it finds.
         let r = recall(index.flat(), &vs, |q| walk(&index, q));
-        let theirs = recall(index.flat(), &vs, |q| old.search(q, 10, 64).iter().map(|n| n.d_id as u64).collect());
-        assert!(r >= 0.9 && r >= theirs - 0.02, "recall@10 walking the loaded graph {r}, hnsw_rs's search {theirs}");
+        let theirs = recall(index.flat(), &vs, |q| {
+            old.search(q, 10, 64).iter().map(|n| n.d_id as u64).collect()
+        });
+        assert!(
+            r >= 0.9 && r >= theirs - 0.02,
+            "recall@10 walking the loaded graph {r}, hnsw_rs's search {theirs}"
+        );
         // And what it saves again loads again, with the same answers.
         let again = save(&index, dir.path(), &id, 3000).expect("save");
         assert!(again.exists());
-        let LoadOutcome::Loaded { index: second, .. } = load(dir.path(), &id, flat(&vs), 3000) else { panic!("reload") };
+        let LoadOutcome::Loaded { index: second, .. } = load(dir.path(), &id, flat(&vs), 3000)
+        else {
+            panic!("reload")
+        };
         for q in vs.iter().step_by(101) {
             assert_eq!(walk(&index, q), walk(&second, q));
         }

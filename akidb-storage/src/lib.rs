@@ -109,7 +109,9 @@ pub enum StorageError {
     },
     /// The database file exists but is empty. AkiDB creates its file atomically (it never leaves
     /// an empty one), so an empty file is someone else's: it is refused, not initialised.
-    #[error("{path} is an empty file: not an AkiDB database (remove it to create a new database there)")]
+    #[error(
+        "{path} is an empty file: not an AkiDB database (remove it to create a new database there)"
+    )]
     EmptyFile {
         /// The redb file.
         path: PathBuf,
@@ -188,10 +190,7 @@ pub enum StorageError {
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 fn redb_err<E: Into<redb::Error>>(context: &'static str) -> impl FnOnce(E) -> StorageError {
-    move |e| StorageError::Redb {
-        context,
-        source: e.into(),
-    }
+    move |e| StorageError::Redb { context, source: e.into() }
 }
 
 /// Options for [`Storage::open`].
@@ -206,10 +205,7 @@ pub struct StorageOptions {
 
 impl Default for StorageOptions {
     fn default() -> Self {
-        Self {
-            create_if_missing: true,
-            cache_size: 64 << 20,
-        }
+        Self { create_if_missing: true, cache_size: 64 << 20 }
     }
 }
 
@@ -331,32 +327,23 @@ impl Storage {
     pub fn open(dir: &Path, options: &StorageOptions) -> Result<Self> {
         match std::fs::metadata(dir) {
             Ok(m) if !m.is_dir() => {
-                return Err(StorageError::NotADirectory {
-                    path: dir.to_path_buf(),
-                })
+                return Err(StorageError::NotADirectory { path: dir.to_path_buf() })
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !options.create_if_missing {
-                    return Err(StorageError::NotFound {
-                        path: dir.to_path_buf(),
-                    });
+                    return Err(StorageError::NotFound { path: dir.to_path_buf() });
                 }
-                std::fs::create_dir_all(dir).map_err(|source| StorageError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|source| StorageError::Io { path: dir.to_path_buf(), source })?;
             }
-            Err(source) => {
-                return Err(StorageError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })
-            }
+            Err(source) => return Err(StorageError::Io { path: dir.to_path_buf(), source }),
         }
         let file = dir.join(DB_FILE_NAME);
         match std::fs::symlink_metadata(&file) {
-            Ok(m) if m.file_type().is_symlink() => return Err(StorageError::Symlink { path: file }),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(StorageError::Symlink { path: file })
+            }
             Ok(m) if m.len() == 0 => return Err(StorageError::EmptyFile { path: file }),
             Ok(_) => verify_existing(&file)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -506,10 +493,7 @@ impl Storage {
                 })?;
             meta.insert("next_collection_id", (id + 1).to_le_bytes().as_slice())
                 .map_err(redb_err("write meta"))?;
-            let stored = encode(&StoredCollection {
-                id,
-                schema: schema.to_vec(),
-            })?;
+            let stored = encode(&StoredCollection { id, schema: schema.to_vec() })?;
             colls.insert(name, stored.as_slice()).map_err(redb_err("write collections"))?;
             let mut seqs = w.open_table(SEQUENCES).map_err(redb_err("open sequences"))?;
             seqs.insert(id, 0).map_err(redb_err("write sequences"))?;
@@ -519,11 +503,7 @@ impl Storage {
             w.open_table(t.vecs()).map_err(redb_err("create vecs table"))?;
         }
         w.commit().map_err(redb_err("commit create collection"))?;
-        Ok(CollectionEntry {
-            name: name.into(),
-            id,
-            schema: schema.to_vec(),
-        })
+        Ok(CollectionEntry { name: name.into(), id, schema: schema.to_vec() })
     }
 
     /// Replaces the schema bytes of an existing collection (same id, same data).
@@ -535,10 +515,7 @@ impl Storage {
                 Some(v) => decode::<StoredCollection>("akidb_collections", v.value())?.id,
                 None => return Err(StorageError::CollectionNotFound { name: name.into() }),
             };
-            let stored = encode(&StoredCollection {
-                id,
-                schema: schema.to_vec(),
-            })?;
+            let stored = encode(&StoredCollection { id, schema: schema.to_vec() })?;
             colls.insert(name, stored.as_slice()).map_err(redb_err("write collections"))?;
         }
         w.commit().map_err(redb_err("commit schema"))
@@ -551,11 +528,7 @@ impl Storage {
         let v = colls.get(name).map_err(redb_err("read collections"))?;
         v.map(|v| {
             let s: StoredCollection = decode("akidb_collections", v.value())?;
-            Ok(CollectionEntry {
-                name: name.into(),
-                id: s.id,
-                schema: s.schema,
-            })
+            Ok(CollectionEntry { name: name.into(), id: s.id, schema: s.schema })
         })
         .transpose()
     }
@@ -568,11 +541,7 @@ impl Storage {
         for item in colls.iter().map_err(redb_err("iterate collections"))? {
             let (k, v) = item.map_err(redb_err("iterate collections"))?;
             let s: StoredCollection = decode("akidb_collections", v.value())?;
-            out.push(CollectionEntry {
-                name: k.value().to_string(),
-                id: s.id,
-                schema: s.schema,
-            });
+            out.push(CollectionEntry { name: k.value().to_string(), id: s.id, schema: s.schema });
         }
         Ok(out)
     }
@@ -612,12 +581,10 @@ impl Storage {
         {
             let colls = w.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
             match colls.get(coll.name.as_str()).map_err(redb_err("read collections"))? {
-                Some(v) if decode::<StoredCollection>("akidb_collections", v.value())?.id == coll.id => {}
-                _ => {
-                    return Err(StorageError::CollectionNotFound {
-                        name: coll.name.clone(),
-                    })
-                }
+                Some(v)
+                    if decode::<StoredCollection>("akidb_collections", v.value())?.id
+                        == coll.id => {}
+                _ => return Err(StorageError::CollectionNotFound { name: coll.name.clone() }),
             }
             let t = CollectionTables::new(coll.id);
             let mut seqs = w.open_table(SEQUENCES).map_err(redb_err("open sequences"))?;
@@ -788,7 +755,8 @@ fn create_new(file: &Path) -> Result<()> {
                     .map_err(redb_err("write meta"))?;
                 meta.insert("next_collection_id", 1u64.to_le_bytes().as_slice())
                     .map_err(redb_err("write meta"))?;
-                meta.insert("database_id", random_id()?.as_slice()).map_err(redb_err("write meta"))?;
+                meta.insert("database_id", random_id()?.as_slice())
+                    .map_err(redb_err("write meta"))?;
                 w.open_table(COLLECTIONS).map_err(redb_err("create collections"))?;
                 w.open_table(SEQUENCES).map_err(redb_err("create sequences"))?;
             }
@@ -870,7 +838,12 @@ impl redb::StorageBackend for CopyOnWrite {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.len = Some(len);
         // Writes past the new end are cut off.
-        let cut: Vec<u64> = state.writes.range(..).filter(|(k, d)| **k + d.len() as u64 > len).map(|(k, _)| *k).collect();
+        let cut: Vec<u64> = state
+            .writes
+            .range(..)
+            .filter(|(k, d)| **k + d.len() as u64 > len)
+            .map(|(k, _)| *k)
+            .collect();
         for k in cut {
             if let Some(mut d) = state.writes.remove(&k) {
                 if k < len {
@@ -931,9 +904,7 @@ fn latched(e: &redb::TransactionError) -> bool {
 fn map_open_error(file: &Path, e: redb::DatabaseError) -> StorageError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
-            StorageError::Locked {
-                path: file.to_path_buf(),
-            }
+            StorageError::Locked { path: file.to_path_buf() }
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
             if matches!(
@@ -941,21 +912,12 @@ fn map_open_error(file: &Path, e: redb::DatabaseError) -> StorageError {
                 std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
             ) =>
         {
-            StorageError::NotADatabase {
-                path: file.to_path_buf(),
-                reason: io.to_string(),
-            }
+            StorageError::NotADatabase { path: file.to_path_buf(), reason: io.to_string() }
         }
         redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
-            StorageError::NotADatabase {
-                path: file.to_path_buf(),
-                reason,
-            }
+            StorageError::NotADatabase { path: file.to_path_buf(), reason }
         }
-        other => StorageError::Redb {
-            context: "open database",
-            source: other.into(),
-        },
+        other => StorageError::Redb { context: "open database", source: other.into() },
     }
 }
 
@@ -967,14 +929,10 @@ struct StoredDocumentRef<'a> {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    let bytes = bincode::serde::encode_to_vec(value, BINCODE).map_err(|e| StorageError::Encode {
-        reason: e.to_string(),
-    })?;
+    let bytes = bincode::serde::encode_to_vec(value, BINCODE)
+        .map_err(|e| StorageError::Encode { reason: e.to_string() })?;
     if bytes.len() > MAX_RECORD_BYTES {
-        return Err(StorageError::RecordTooLarge {
-            bytes: bytes.len(),
-            limit: MAX_RECORD_BYTES,
-        });
+        return Err(StorageError::RecordTooLarge { bytes: bytes.len(), limit: MAX_RECORD_BYTES });
     }
     Ok(bytes)
 }
@@ -1010,11 +968,8 @@ pub mod fuzzing {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T> {
-    let (value, used) =
-        bincode::serde::decode_from_slice(bytes, BINCODE).map_err(|e| StorageError::Corrupt {
-            table: table.into(),
-            reason: e.to_string(),
-        })?;
+    let (value, used) = bincode::serde::decode_from_slice(bytes, BINCODE)
+        .map_err(|e| StorageError::Corrupt { table: table.into(), reason: e.to_string() })?;
     if used != bytes.len() {
         return Err(StorageError::Corrupt {
             table: table.into(),
@@ -1033,11 +988,7 @@ fn decode_vector(table: &str, bytes: &[u8], out: &mut Vec<f32>) -> Result<()> {
         });
     }
     out.clear();
-    out.extend(
-        bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-    );
+    out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
     Ok(())
 }
 
@@ -1076,9 +1027,9 @@ impl Snapshot {
         def: TableDefinition<'_, K, V>,
     ) -> Result<redb::ReadOnlyTable<K, V>> {
         self.txn.open_table(def).map_err(|e| match e {
-            redb::TableError::TableDoesNotExist(_) => StorageError::CollectionNotFound {
-                name: coll.name.clone(),
-            },
+            redb::TableError::TableDoesNotExist(_) => {
+                StorageError::CollectionNotFound { name: coll.name.clone() }
+            }
             other => redb_err("open table")(other),
         })
     }
@@ -1095,9 +1046,7 @@ impl Snapshot {
         seqs.get(coll.id)
             .map_err(redb_err("read sequence"))?
             .map(|v| v.value())
-            .ok_or_else(|| StorageError::CollectionNotFound {
-                name: coll.name.clone(),
-            })
+            .ok_or_else(|| StorageError::CollectionNotFound { name: coll.name.clone() })
     }
 
     /// Documents and vectors by user id (`None` where absent).
@@ -1277,7 +1226,11 @@ mod tests {
         let c = s.create_collection("c", b"{}").expect("create");
         let v = [1.0f32];
         let w = s
-            .prepare_write(&c, &[DocumentWrite { id: "a", text: None, metadata: "{}", vector: &v }], &[])
+            .prepare_write(
+                &c,
+                &[DocumentWrite { id: "a", text: None, metadata: "{}", vector: &v }],
+                &[],
+            )
             .expect("prepare");
         drop(w);
         assert_eq!(s.snapshot().expect("snap").count(&c).expect("count"), 0);
@@ -1290,7 +1243,10 @@ mod tests {
         let mut long = ok.clone();
         long.push(0);
         assert!(matches!(decode::<StoredDocument>("t", &long), Err(StorageError::Corrupt { .. })));
-        assert!(matches!(decode::<StoredDocument>("t", &[0xff; 3]), Err(StorageError::Corrupt { .. })));
+        assert!(matches!(
+            decode::<StoredDocument>("t", &[0xff; 3]),
+            Err(StorageError::Corrupt { .. })
+        ));
         let mut v = vec![];
         assert!(decode_vector("t", &[0u8; 5], &mut v).is_err());
     }

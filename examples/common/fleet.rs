@@ -44,7 +44,10 @@ pub struct LogEvent {
 impl LogEvent {
     /// The ROS 2 console line.
     pub fn line(&self) -> String {
-        format!("[{}] [{:.9}] [{}.{}]: {}", self.level, self.ts, self.robot, self.node, self.message)
+        format!(
+            "[{}] [{:.9}] [{}.{}]: {}",
+            self.level, self.ts, self.robot, self.node, self.message
+        )
     }
 
     /// What gets embedded: node and message (timestamps and levels carry no meaning to a model).
@@ -77,7 +80,11 @@ impl LogEvent {
         let code = message
             .rsplit_once('(')
             .and_then(|(_, c)| c.strip_suffix(')'))
-            .filter(|c| c.contains('_') && c.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_'))
+            .filter(|c| {
+                c.contains('_')
+                    && c.chars()
+                        .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+            })
             .map(str::to_string);
         Some(LogEvent {
             id,
@@ -148,8 +155,14 @@ impl Rng {
 
 const ROBOTS: usize = 8;
 const PLACES: [&str; 8] = [
-    "aisle 4", "aisle 7", "charging bay 2", "packing station B", "rack row 12", "cross-dock lane 3",
-    "pallet buffer", "outbound gate 5",
+    "aisle 4",
+    "aisle 7",
+    "charging bay 2",
+    "packing station B",
+    "rack row 12",
+    "cross-dock lane 3",
+    "pallet buffer",
+    "outbound gate 5",
 ];
 
 /// Routine traffic: `{p}` place, `{o}` obstacle, `{n}` `{m}` `{t}` integers, `{f}` `{V}` `{a}` `{s}` decimals.
@@ -195,64 +208,174 @@ const INCIDENTS: &[Incident] = &[
         robot: 3,
         at_s: 2 * 3600 + 840,
         lines: &[
-            ("WARN", "lidar_driver", "Scan packets dropped: 18% loss on /scan while approaching the loading dock", Some("LID_W011")),
-            ("ERROR", "lidar_driver", "Lidar timeout: no scan received for 1.2 s", Some("LID_E003")),
-            ("ERROR", "safety_monitor", "Protective stop triggered at loading dock 1: safety scanner data stale", Some("SAF_E101")),
-            ("ERROR", "controller_server", "Robot halted near the loading dock, waiting for the safety field to clear", Some("NAV_E042")),
+            (
+                "WARN",
+                "lidar_driver",
+                "Scan packets dropped: 18% loss on /scan while approaching the loading dock",
+                Some("LID_W011"),
+            ),
+            (
+                "ERROR",
+                "lidar_driver",
+                "Lidar timeout: no scan received for 1.2 s",
+                Some("LID_E003"),
+            ),
+            (
+                "ERROR",
+                "safety_monitor",
+                "Protective stop triggered at loading dock 1: safety scanner data stale",
+                Some("SAF_E101"),
+            ),
+            (
+                "ERROR",
+                "controller_server",
+                "Robot halted near the loading dock, waiting for the safety field to clear",
+                Some("NAV_E042"),
+            ),
             ("INFO", "lidar_driver", "Lidar restarted after timeout; scans resumed", None),
         ],
-        questions: &[("why did robot 3 stop near the loading dock?", true), ("lidar timeout caused a protective stop", false)],
+        questions: &[
+            ("why did robot 3 stop near the loading dock?", true),
+            ("lidar timeout caused a protective stop", false),
+        ],
     },
     Incident {
         robot: 5,
         at_s: 3 * 3600 + 1500,
         lines: &[
-            ("WARN", "battery_monitor", "Battery cell temperature rising fast: 58 C on cell 7", Some("BAT_W020")),
-            ("ERROR", "battery_monitor", "Battery overheating: pack temperature 67 C exceeds limit of 60 C", Some("BAT_E021")),
-            ("ERROR", "safety_monitor", "Thermal protection engaged, drive power cut until the battery cools down", Some("SAF_E130")),
+            (
+                "WARN",
+                "battery_monitor",
+                "Battery cell temperature rising fast: 58 C on cell 7",
+                Some("BAT_W020"),
+            ),
+            (
+                "ERROR",
+                "battery_monitor",
+                "Battery overheating: pack temperature 67 C exceeds limit of 60 C",
+                Some("BAT_E021"),
+            ),
+            (
+                "ERROR",
+                "safety_monitor",
+                "Thermal protection engaged, drive power cut until the battery cools down",
+                Some("SAF_E130"),
+            ),
             ("WARN", "fleet_client", "Robot removed from task pool: battery thermal fault", None),
         ],
-        questions: &[("battery overheating", false), ("which robot had a thermal problem with its battery?", false)],
+        questions: &[
+            ("battery overheating", false),
+            ("which robot had a thermal problem with its battery?", false),
+        ],
     },
     Incident {
         robot: 2,
         at_s: 4 * 3600 + 600,
         lines: &[
-            ("WARN", "arm_controller", "Grasp failed on tote 4411: vacuum pressure too low", Some("ARM_W305")),
-            ("WARN", "arm_controller", "Retrying pick, second attempt also lost suction", Some("ARM_W305")),
-            ("ERROR", "arm_controller", "Pick aborted after 3 failed grasp attempts at packing station B", Some("ARM_E310")),
-            ("ERROR", "gripper_driver", "Vacuum gripper seal leak suspected: pressure -12 kPa instead of -60 kPa", Some("GRP_E012")),
+            (
+                "WARN",
+                "arm_controller",
+                "Grasp failed on tote 4411: vacuum pressure too low",
+                Some("ARM_W305"),
+            ),
+            (
+                "WARN",
+                "arm_controller",
+                "Retrying pick, second attempt also lost suction",
+                Some("ARM_W305"),
+            ),
+            (
+                "ERROR",
+                "arm_controller",
+                "Pick aborted after 3 failed grasp attempts at packing station B",
+                Some("ARM_E310"),
+            ),
+            (
+                "ERROR",
+                "gripper_driver",
+                "Vacuum gripper seal leak suspected: pressure -12 kPa instead of -60 kPa",
+                Some("GRP_E012"),
+            ),
         ],
-        questions: &[("gripper could not pick up the tote", false), ("vacuum suction problems on the arm", true)],
+        questions: &[
+            ("gripper could not pick up the tote", false),
+            ("vacuum suction problems on the arm", true),
+        ],
     },
     Incident {
         robot: 7,
         at_s: 5 * 3600 + 300,
         lines: &[
             ("WARN", "amcl", "Particle filter diverging: pose covariance 2.8 m", Some("LOC_W050")),
-            ("ERROR", "amcl", "Localization lost: scan matching score 0.21 below threshold", Some("LOC_E051")),
-            ("ERROR", "bt_navigator", "Navigation aborted because the robot does not know where it is", Some("NAV_E060")),
+            (
+                "ERROR",
+                "amcl",
+                "Localization lost: scan matching score 0.21 below threshold",
+                Some("LOC_E051"),
+            ),
+            (
+                "ERROR",
+                "bt_navigator",
+                "Navigation aborted because the robot does not know where it is",
+                Some("NAV_E060"),
+            ),
             ("INFO", "amcl", "Relocalised against map v12 after manual initial pose", None),
         ],
-        questions: &[("localization lost", false), ("robot 7 did not know its position on the map", true)],
+        questions: &[
+            ("localization lost", false),
+            ("robot 7 did not know its position on the map", true),
+        ],
     },
     Incident {
         robot: 1,
         at_s: 6 * 3600 + 2100,
         lines: &[
-            ("FATAL", "safety_monitor", "Emergency stop button pressed by operator at outbound gate 5", Some("SAF_F001")),
-            ("ERROR", "controller_server", "All motion disabled: e-stop circuit open", Some("SAF_F001")),
-            ("INFO", "safety_monitor", "Emergency stop released, awaiting reset confirmation", None),
+            (
+                "FATAL",
+                "safety_monitor",
+                "Emergency stop button pressed by operator at outbound gate 5",
+                Some("SAF_F001"),
+            ),
+            (
+                "ERROR",
+                "controller_server",
+                "All motion disabled: e-stop circuit open",
+                Some("SAF_F001"),
+            ),
+            (
+                "INFO",
+                "safety_monitor",
+                "Emergency stop released, awaiting reset confirmation",
+                None,
+            ),
         ],
-        questions: &[("someone hit the emergency stop", false), ("e-stop pressed at the outbound gate", false)],
+        questions: &[
+            ("someone hit the emergency stop", false),
+            ("e-stop pressed at the outbound gate", false),
+        ],
     },
     Incident {
         robot: 4,
         at_s: 7 * 3600 + 900,
         lines: &[
-            ("WARN", "motor_driver", "Left wheel motor current 14.2 A above nominal 9 A", Some("MOT_W201")),
-            ("ERROR", "motor_driver", "Overcurrent on left drive motor, driver tripped", Some("MOT_E202")),
-            ("ERROR", "controller_server", "Drive fault: left wheel not responding to velocity commands", Some("MOT_E202")),
+            (
+                "WARN",
+                "motor_driver",
+                "Left wheel motor current 14.2 A above nominal 9 A",
+                Some("MOT_W201"),
+            ),
+            (
+                "ERROR",
+                "motor_driver",
+                "Overcurrent on left drive motor, driver tripped",
+                Some("MOT_E202"),
+            ),
+            (
+                "ERROR",
+                "controller_server",
+                "Drive fault: left wheel not responding to velocity commands",
+                Some("MOT_E202"),
+            ),
         ],
         questions: &[("left wheel motor overcurrent", false), ("drive motor fault", false)],
     },
@@ -260,29 +383,75 @@ const INCIDENTS: &[Incident] = &[
         robot: 6,
         at_s: 8 * 3600 + 1200,
         lines: &[
-            ("WARN", "wifi_manager", "Lost connection to access point, reconnecting", Some("NET_W400")),
-            ("ERROR", "fleet_client", "Fleet manager unreachable for 45 s, holding position", Some("NET_E401")),
-            ("ERROR", "fleet_client", "Task 9032 timed out: no acknowledgement from fleet manager", Some("NET_E402")),
+            (
+                "WARN",
+                "wifi_manager",
+                "Lost connection to access point, reconnecting",
+                Some("NET_W400"),
+            ),
+            (
+                "ERROR",
+                "fleet_client",
+                "Fleet manager unreachable for 45 s, holding position",
+                Some("NET_E401"),
+            ),
+            (
+                "ERROR",
+                "fleet_client",
+                "Task 9032 timed out: no acknowledgement from fleet manager",
+                Some("NET_E402"),
+            ),
             ("INFO", "wifi_manager", "Connection restored on AP-17", None),
         ],
-        questions: &[("robot lost its network connection", false), ("fleet manager unreachable", true)],
+        questions: &[
+            ("robot lost its network connection", false),
+            ("fleet manager unreachable", true),
+        ],
     },
     Incident {
         robot: 8,
         at_s: 9 * 3600 + 2400,
         lines: &[
-            ("WARN", "docking_server", "Docking attempt 1 failed: charging contacts not detected", Some("DCK_W500")),
-            ("WARN", "docking_server", "Docking attempt 2 failed: misaligned by 4 cm", Some("DCK_W500")),
-            ("ERROR", "docking_server", "Could not dock at charging bay 2 after 3 attempts; battery at 9%", Some("DCK_E501")),
+            (
+                "WARN",
+                "docking_server",
+                "Docking attempt 1 failed: charging contacts not detected",
+                Some("DCK_W500"),
+            ),
+            (
+                "WARN",
+                "docking_server",
+                "Docking attempt 2 failed: misaligned by 4 cm",
+                Some("DCK_W500"),
+            ),
+            (
+                "ERROR",
+                "docking_server",
+                "Could not dock at charging bay 2 after 3 attempts; battery at 9%",
+                Some("DCK_E501"),
+            ),
         ],
-        questions: &[("robot failed to dock at the charger", false), ("charging contacts not detected", false)],
+        questions: &[
+            ("robot failed to dock at the charger", false),
+            ("charging contacts not detected", false),
+        ],
     },
     Incident {
         robot: 3,
         at_s: 10 * 3600 + 500,
         lines: &[
-            ("ERROR", "conveyor_interface", "Tote 5120 jammed during handover to conveyor 2", Some("CNV_E700")),
-            ("WARN", "conveyor_interface", "Conveyor 2 belt stalled, handover paused", Some("CNV_W701")),
+            (
+                "ERROR",
+                "conveyor_interface",
+                "Tote 5120 jammed during handover to conveyor 2",
+                Some("CNV_E700"),
+            ),
+            (
+                "WARN",
+                "conveyor_interface",
+                "Conveyor 2 belt stalled, handover paused",
+                Some("CNV_W701"),
+            ),
             ("INFO", "conveyor_interface", "Jam cleared by operator, handover resumed", None),
         ],
         questions: &[("tote stuck on the conveyor", false)],
@@ -291,8 +460,18 @@ const INCIDENTS: &[Incident] = &[
         robot: 5,
         at_s: 11 * 3600 + 100,
         lines: &[
-            ("WARN", "diagnostics", "Disk usage at 97% on /var/log, rotating logs", Some("SYS_W800")),
-            ("ERROR", "diagnostics", "Rosbag recording stopped: no space left on device", Some("SYS_E801")),
+            (
+                "WARN",
+                "diagnostics",
+                "Disk usage at 97% on /var/log, rotating logs",
+                Some("SYS_W800"),
+            ),
+            (
+                "ERROR",
+                "diagnostics",
+                "Rosbag recording stopped: no space left on device",
+                Some("SYS_E801"),
+            ),
         ],
         questions: &[("disk full on the robot", false)],
     },
@@ -300,8 +479,18 @@ const INCIDENTS: &[Incident] = &[
         robot: 2,
         at_s: 12 * 3600 + 1800,
         lines: &[
-            ("WARN", "safety_monitor", "Person detected in the arm workspace, arm paused", Some("SAF_W140")),
-            ("WARN", "safety_monitor", "Arm workspace intrusion: worker too close to the manipulator", Some("SAF_W140")),
+            (
+                "WARN",
+                "safety_monitor",
+                "Person detected in the arm workspace, arm paused",
+                Some("SAF_W140"),
+            ),
+            (
+                "WARN",
+                "safety_monitor",
+                "Arm workspace intrusion: worker too close to the manipulator",
+                Some("SAF_W140"),
+            ),
         ],
         questions: &[("a person walked into the robot arm's area", false)],
     },
@@ -309,8 +498,18 @@ const INCIDENTS: &[Incident] = &[
         robot: 6,
         at_s: 13 * 3600 + 700,
         lines: &[
-            ("WARN", "imu_driver", "IMU gyro bias drift 0.8 deg/s, recalibrating", Some("IMU_W900")),
-            ("WARN", "odometry", "Wheel odometry and IMU disagree by 0.35 m over 20 m", Some("ODO_W910")),
+            (
+                "WARN",
+                "imu_driver",
+                "IMU gyro bias drift 0.8 deg/s, recalibrating",
+                Some("IMU_W900"),
+            ),
+            (
+                "WARN",
+                "odometry",
+                "Wheel odometry and IMU disagree by 0.35 m over 20 m",
+                Some("ODO_W910"),
+            ),
         ],
         questions: &[("odometry drift", false)],
     },
@@ -318,8 +517,18 @@ const INCIDENTS: &[Incident] = &[
         robot: 4,
         at_s: 14 * 3600 + 1300,
         lines: &[
-            ("ERROR", "safety_monitor", "Sicherheitsstopp: Person im Arbeitsbereich des Greifarms erkannt", Some("SAF_E141")),
-            ("WARN", "arm_controller", "Greifarm angehalten, Freigabe durch Bediener erforderlich", Some("SAF_E141")),
+            (
+                "ERROR",
+                "safety_monitor",
+                "Sicherheitsstopp: Person im Arbeitsbereich des Greifarms erkannt",
+                Some("SAF_E141"),
+            ),
+            (
+                "WARN",
+                "arm_controller",
+                "Greifarm angehalten, Freigabe durch Bediener erforderlich",
+                Some("SAF_E141"),
+            ),
             ("INFO", "safety_monitor", "Arbeitsbereich wieder frei, Greifarm fährt fort", None),
         ],
         questions: &[("Sicherheitsstopp Greifarm Person erkannt", false)],
@@ -328,8 +537,18 @@ const INCIDENTS: &[Incident] = &[
         robot: 1,
         at_s: 15 * 3600 + 400,
         lines: &[
-            ("WARN", "battery_monitor", "バッテリー残量が少なくなっています：12%", Some("BAT_W010")),
-            ("ERROR", "battery_monitor", "バッテリー残量低下のため充電ステーションへ戻ります", Some("BAT_E011")),
+            (
+                "WARN",
+                "battery_monitor",
+                "バッテリー残量が少なくなっています：12%",
+                Some("BAT_W010"),
+            ),
+            (
+                "ERROR",
+                "battery_monitor",
+                "バッテリー残量低下のため充電ステーションへ戻ります",
+                Some("BAT_E011"),
+            ),
         ],
         questions: &[("バッテリー残量が少ない", false)],
     },
@@ -337,8 +556,18 @@ const INCIDENTS: &[Incident] = &[
         robot: 7,
         at_s: 16 * 3600 + 2000,
         lines: &[
-            ("WARN", "camera_driver", "Depth camera frame rate dropped to 4 Hz, USB bandwidth exceeded", Some("CAM_W600")),
-            ("ERROR", "camera_driver", "Depth camera disconnected, obstacle layer disabled", Some("CAM_E601")),
+            (
+                "WARN",
+                "camera_driver",
+                "Depth camera frame rate dropped to 4 Hz, USB bandwidth exceeded",
+                Some("CAM_W600"),
+            ),
+            (
+                "ERROR",
+                "camera_driver",
+                "Depth camera disconnected, obstacle layer disabled",
+                Some("CAM_E601"),
+            ),
         ],
         questions: &[("depth camera disconnected", false), ("camera problems on robot 7", true)],
     },
@@ -346,8 +575,18 @@ const INCIDENTS: &[Incident] = &[
         robot: 8,
         at_s: 17 * 3600 + 900,
         lines: &[
-            ("ERROR", "planner_server", "No valid path to rack row 12: aisle 7 blocked by a pallet", Some("NAV_E044")),
-            ("WARN", "bt_navigator", "Goal to rack row 12 failed, requesting an alternative route from fleet manager", Some("NAV_E044")),
+            (
+                "ERROR",
+                "planner_server",
+                "No valid path to rack row 12: aisle 7 blocked by a pallet",
+                Some("NAV_E044"),
+            ),
+            (
+                "WARN",
+                "bt_navigator",
+                "Goal to rack row 12 failed, requesting an alternative route from fleet manager",
+                Some("NAV_E044"),
+            ),
         ],
         questions: &[("path planning failed because an aisle was blocked", false)],
     },
@@ -404,7 +643,8 @@ pub fn generate(n: usize, seed: u64) -> (Vec<LogEvent>, Vec<Question>) {
     }
     let mut questions = Vec::new();
     for (ii, inc) in INCIDENTS.iter().enumerate() {
-        let relevant: Vec<String> = (0..inc.lines.len()).map(|li| ids[&format!("incident-{ii}-{li}")].clone()).collect();
+        let relevant: Vec<String> =
+            (0..inc.lines.len()).map(|li| ids[&format!("incident-{ii}-{li}")].clone()).collect();
         for (q, filtered) in inc.questions {
             questions.push(Question {
                 text: q,
@@ -431,7 +671,9 @@ fn fill(tpl: &str, rng: &mut Rng) -> String {
             "n" => out.push_str(&(5 + rng.below(90)).to_string()),
             "m" => out.push_str(&(100 + rng.below(9000)).to_string()),
             "t" => out.push_str(&(24 + rng.below(12)).to_string()),
-            "o" => out.push_str(["a pallet", "a person", "a stopped robot", "a cart", "a forklift"][rng.below(5)]),
+            "o" => out.push_str(
+                ["a pallet", "a person", "a stopped robot", "a cart", "a forklift"][rng.below(5)],
+            ),
             "V" => out.push_str(&format!("{:.1}", rng.range(44.0, 54.0))),
             "a" => out.push_str(&format!("{:.1}", rng.range(5.0, 30.0))),
             "s" => out.push_str(&format!("{:.1}", rng.range(0.3, 2.0))),
@@ -468,8 +710,14 @@ pub fn iso8601(t: i64) -> String {
 pub fn parse_time(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let in_range = |t: i64| {
-        let ok = jiff::Timestamp::from_second(t).is_ok_and(|ts| (1..=9999).contains(&ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).year()));
-        if ok { Ok(t) } else { Err(format!("{s:?} is outside the years 1 to 9999")) }
+        let ok = jiff::Timestamp::from_second(t).is_ok_and(|ts| {
+            (1..=9999).contains(&ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).year())
+        });
+        if ok {
+            Ok(t)
+        } else {
+            Err(format!("{s:?} is outside the years 1 to 9999"))
+        }
     };
     if !s.is_empty() && s.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
         let t: i64 = s.parse().map_err(|_| format!("{s:?} is out of range"))?;
@@ -479,7 +727,10 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         return in_range(ts.as_second());
     }
     if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
-        return dt.to_zoned_datetime(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second()).map_err(|e| e.to_string());
+        return dt
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp().as_second())
+            .map_err(|e| e.to_string());
     }
     match s.parse::<jiff::civil::Date>() {
         Ok(d) => d.to_zoned_datetime(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second()).map_err(|e| e.to_string()),

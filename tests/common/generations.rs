@@ -33,7 +33,8 @@ pub fn rewrite_data(gen: &Path, edit: &dyn Fn(u64, &mut [f32])) {
     while at < b.len() {
         let id = u64::from_le_bytes(b[at + 4..at + 12].try_into().expect("8"));
         let body = &mut b[at + 20..at + 20 + 4 * dim];
-        let mut v: Vec<f32> = body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
+        let mut v: Vec<f32> =
+            body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect();
         edit(id, &mut v);
         for (c, x) in body.chunks_exact_mut(4).zip(&v) {
             c.copy_from_slice(&x.to_le_bytes());
@@ -47,7 +48,8 @@ pub fn rewrite_data(gen: &Path, edit: &dyn Fn(u64, &mut [f32])) {
 /// Recomputes the manifest's sizes and checksums after `edit` changed it.
 pub fn fix_manifest(gen: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let mpath = gen.join("MANIFEST.json");
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).expect("read")).expect("json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&mpath).expect("read")).expect("json");
     edit(&mut m);
     for f in m["files"].as_array_mut().expect("files") {
         let bytes = std::fs::read(gen.join(f["name"].as_str().expect("name"))).expect("read");

@@ -23,8 +23,10 @@ pub fn minilm_dir() -> PathBuf {
 }
 
 pub fn json(path: PathBuf) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .expect("reference json")
+    serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .expect("reference json")
 }
 
 pub fn vectors(v: &serde_json::Value) -> Vec<Vec<f32>> {
