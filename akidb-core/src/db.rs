@@ -152,10 +152,7 @@ impl Database {
             });
         }
         let h = config.hnsw;
-        if !(2..=255).contains(&h.m)
-            || !(1..=MAX_EF).contains(&h.ef_construction)
-            || !(1..=MAX_EF).contains(&h.ef_search)
-        {
+        if h.validate().is_err() {
             return Err(Error::InvalidIndexParams {
                 m: h.m,
                 ef_construction: h.ef_construction,

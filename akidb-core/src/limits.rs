@@ -13,8 +13,9 @@ pub const MAX_METADATA_DEPTH: usize = 16;
 pub const MAX_BATCH: usize = 65_536;
 /// Largest `k` of a search.
 pub const MAX_K: usize = 10_000;
-/// Largest `ef_construction` / `ef_search` (and per-query `ef`).
-pub const MAX_EF: usize = 10_000;
+/// Largest `ef_construction` / `ef_search` (and per-query `ef`); the index crate's, where
+/// `HnswParams::validate` checks it.
+pub const MAX_EF: usize = akidb_index::MAX_EF;
 /// Largest vector dimension of a collection.
 pub const MAX_DIMENSION: usize = 65_536;
 /// Deepest nesting of a metadata filter.

@@ -268,9 +268,9 @@ impl std::fmt::Debug for Graph {
 }
 
 impl Graph {
-    /// An empty graph. `m` is clamped to 2..=255 (what hnsw_rs's dump format can hold).
+    /// An empty graph. `m` is clamped to [`crate::hnsw::M_RANGE`] (see `clamp_m`).
     pub(crate) fn new(dim: usize, metric: Metric, m: usize, ef_construction: usize) -> Self {
-        let m = m.clamp(2, 255);
+        let m = crate::hnsw::clamp_m(m);
         Self {
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             dim,

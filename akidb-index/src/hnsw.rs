@@ -95,7 +95,42 @@ impl Default for HnswParams {
     }
 }
 
+/// The range of [`HnswParams::m`] (what the hnsw_rs dump format can hold).
+pub const M_RANGE: std::ops::RangeInclusive<usize> = 2..=255;
+/// The largest `ef_construction`, `ef_search` and per-query `ef`.
+pub const MAX_EF: usize = 10_000;
+
+/// Parameters outside [`HnswParams::validate`]'s ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid HNSW parameter {name} = {value}: must be {min} to {max}")]
+pub struct InvalidParams {
+    /// Which parameter.
+    pub name: &'static str,
+    /// Its value.
+    pub value: usize,
+    /// Smallest allowed.
+    pub min: usize,
+    /// Largest allowed.
+    pub max: usize,
+}
+
 impl HnswParams {
+    /// Checks every parameter: `m` in [`M_RANGE`], `ef_construction` and `ef_search` 1 to
+    /// [`MAX_EF`]. The one place these ranges are checked (collections call it at creation;
+    /// the graph only clamps `m` for callers of this crate that skip it).
+    pub fn validate(&self) -> Result<(), InvalidParams> {
+        let check = |name, value: usize, min: usize, max: usize| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(InvalidParams { name, value, min, max })
+            }
+        };
+        check("m", self.m, *M_RANGE.start(), *M_RANGE.end())?;
+        check("ef_construction", self.ef_construction, 1, MAX_EF)?;
+        check("ef_search", self.ef_search, 1, MAX_EF)
+    }
+
     /// Parameters with the given `m` and `ef_construction` (default `ef_search`).
     pub fn new(m: usize, ef_construction: usize) -> Self {
         Self { m, ef_construction, ..Self::default() }
@@ -184,9 +219,10 @@ fn order_preserving_nonnegative(s: f32) -> f32 {
     f32::from_bits(key >> 2)
 }
 
-/// Links per node and layer, as hnsw_rs's format holds them.
-fn clamp_m(m: usize) -> usize {
-    m.clamp(2, 255)
+/// Links per node and layer, as hnsw_rs's format holds them (for callers that skipped
+/// [`HnswParams::validate`]).
+pub(crate) fn clamp_m(m: usize) -> usize {
+    m.clamp(*M_RANGE.start(), *M_RANGE.end())
 }
 
 /// An HNSW index with exact fallbacks; see the module docs.
@@ -554,6 +590,19 @@ impl VectorInsert for HnswIndex {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn params_are_validated_in_one_place() {
+        assert_eq!(HnswParams::default().validate(), Ok(()));
+        let bad = |p: HnswParams| p.validate().expect_err("out of range").name;
+        assert_eq!(bad(HnswParams::new(1, 100)), "m");
+        assert_eq!(bad(HnswParams::new(256, 100)), "m");
+        assert_eq!(bad(HnswParams::new(16, 0)), "ef_construction");
+        assert_eq!(bad(HnswParams::new(16, MAX_EF + 1)), "ef_construction");
+        assert_eq!(bad(HnswParams::new(16, 100).with_ef_search(0)), "ef_search");
+        assert_eq!(HnswParams::new(2, 1).with_ef_search(MAX_EF).validate(), Ok(()));
+        assert_eq!(HnswParams::new(255, MAX_EF).validate(), Ok(()));
+    }
     use rand::{Rng, SeedableRng};
 
     use super::*;

@@ -23,9 +23,9 @@ pub mod persist;
 
 pub use flat::FlatIndex;
 pub use hnsw::{
-    GraphDistance, HnswIndex, HnswParams, SearchParams, SearchPath, Staged, EXACT_BELOW,
-    EXACT_SELECTIVITY, SCAN_CHECK_COST, SCAN_MATCH_COST, SELECTIVITY_SAMPLE, WALK_FILTER_EXPONENT,
-    WALK_VISITS_PER_EF,
+    GraphDistance, HnswIndex, HnswParams, InvalidParams, SearchParams, SearchPath, Staged,
+    EXACT_BELOW, EXACT_SELECTIVITY, MAX_EF, M_RANGE, SCAN_CHECK_COST, SCAN_MATCH_COST,
+    SELECTIVITY_SAMPLE, WALK_FILTER_EXPONENT, WALK_VISITS_PER_EF,
 };
 pub use metric::{normalize, Metric};
 

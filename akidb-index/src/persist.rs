@@ -361,7 +361,7 @@ fn read_generation(
         }
         contents.push(bytes);
     }
-    let params = (identity.params.m.clamp(2, 255), identity.params.ef_construction);
+    let params = (crate::hnsw::clamp_m(identity.params.m), identity.params.ef_construction);
     let graph = crate::dump::read(
         &contents[0],
         &contents[1],
