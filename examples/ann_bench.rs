@@ -66,76 +66,52 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// ANN benchmark of AkiDB's index on texmex .fvecs/.ivecs data (one JSON line per result).
+#[derive(clap::Parser)]
+#[command(name = "ann_bench")]
 struct Args {
+    /// Base vectors (.fvecs).
+    #[arg(long)]
     base: PathBuf,
+    /// Query vectors (.fvecs).
+    #[arg(long)]
     query: PathBuf,
+    /// Exact neighbours of each query (.ivecs).
+    #[arg(long = "groundtruth")]
     gt: PathBuf,
+    /// cosine, dot (or ip), l2.
+    #[arg(long, default_value = "cosine", value_parser = metric)]
     metric: Metric,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
     m: usize,
+    /// HNSW build beam.
+    #[arg(long = "ef-construction", default_value_t = 200)]
     efc: usize,
+    /// Search beams to measure, comma-separated.
+    #[arg(long = "ef", value_delimiter = ',', default_value = "10,20,40,80,160")]
     efs: Vec<usize>,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(usize))]
     k: usize,
+    /// Search threads (one query at a time each).
+    #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Filter selectivities to measure, comma-separated (e.g. 0.5,0.1,0.01).
+    #[arg(long = "filter", value_delimiter = ',')]
     filters: Vec<f64>,
-    reps: usize,
+    /// Passes over the query set per measurement (median and best reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    reps: u32,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut a = Args {
-        base: PathBuf::new(),
-        query: PathBuf::new(),
-        gt: PathBuf::new(),
-        metric: Metric::Cosine,
-        m: 16,
-        efc: 200,
-        efs: vec![10, 20, 40, 80, 160],
-        k: 10,
-        threads: 1,
-        filters: vec![],
-        reps: 5,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(f) = it.next() {
-        let mut v = || it.next().ok_or(format!("{f} needs a value"));
-        match f.as_str() {
-            "--base" => a.base = v()?.into(),
-            "--query" => a.query = v()?.into(),
-            "--groundtruth" => a.gt = v()?.into(),
-            "--metric" => {
-                a.metric = match v()?.as_str() {
-                    "cosine" => Metric::Cosine,
-                    "dot" | "ip" => Metric::Dot,
-                    "l2" => Metric::L2,
-                    m => return Err(format!("unknown metric {m}")),
-                }
-            }
-            "--m" => a.m = v()?.parse().map_err(|_| "--m")?,
-            "--ef-construction" => a.efc = v()?.parse().map_err(|_| "--ef-construction")?,
-            "--ef" => {
-                a.efs = v()?
-                    .split(',')
-                    .map(|s| s.parse().map_err(|_| "--ef"))
-                    .collect::<Result<_, _>>()?
-            }
-            "--k" => a.k = v()?.parse().map_err(|_| "--k")?,
-            "--threads" => a.threads = v()?.parse().map_err(|_| "--threads")?,
-            "--reps" => a.reps = v()?.parse::<usize>().map_err(|_| "--reps")?.max(1),
-            "--filter" => {
-                a.filters = v()?
-                    .split(',')
-                    .map(|s| s.parse().map_err(|_| "--filter"))
-                    .collect::<Result<_, _>>()?
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
+fn metric(s: &str) -> Result<Metric, String> {
+    match s {
+        "cosine" => Ok(Metric::Cosine),
+        "dot" | "ip" => Ok(Metric::Dot),
+        "l2" => Ok(Metric::L2),
+        m => Err(format!("unknown metric {m}: cosine, dot or l2")),
     }
-    if a.base.as_os_str().is_empty()
-        || a.query.as_os_str().is_empty()
-        || a.gt.as_os_str().is_empty()
-    {
-        return Err("--base, --query and --groundtruth are required".into());
-    }
-    Ok(a)
 }
 
 /// Runs `pass` `reps` times; returns its last result and the median and best passes per second.
@@ -155,7 +131,7 @@ fn timed<T>(
 }
 
 fn main() -> Result<(), String> {
-    let a = parse()?;
+    let a = <Args as clap::Parser>::parse();
     let (dim, base) = fvecs(&a.base)?;
     let (qdim, queries) = fvecs(&a.query)?;
     let gt = ivecs(&a.gt)?;
@@ -192,7 +168,7 @@ fn main() -> Result<(), String> {
     let k = a.k;
     pool.install(|| -> Result<(), String> {
         for &ef in &a.efs {
-            let (hits, rate, best) = timed(a.reps, || {
+            let (hits, rate, best) = timed(a.reps as usize, || {
                 let mut hits = 0usize;
                 for (q, truth) in queries.iter().zip(&gt) {
                     let (res, _) = index.search_with(q, k, None, SearchParams::with_ef(ef)).map_err(|e| e.to_string())?;
@@ -213,7 +189,7 @@ fn main() -> Result<(), String> {
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?;
             for &ef in &a.efs {
-                let ((hits, want, path), rate, best) = timed(a.reps, || {
+                let ((hits, want, path), rate, best) = timed(a.reps as usize, || {
                     let (mut hits, mut want) = (0usize, 0usize);
                     let mut path = None;
                     for (q, truth) in queries.iter().zip(&truth) {

@@ -10,6 +10,10 @@
 //! ```
 //!
 //! `--write-corpus` first writes 100,000 fleet-log lines (examples/common/fleet.rs) to the corpus.
+//! The output states the repeat rate of the documents taken (`distinct_docs`, `repeat_rate`):
+//! AkiDB embeds a repeated line once per call, a peer may embed every copy. `--unique` takes
+//! distinct lines only, and `--write-taken PATH` writes the documents taken, for the peer to run
+//! on the same set (`chroma_peer.py text ... PATH N`).
 #![allow(missing_docs)]
 
 #[path = "common/stats.rs"]
@@ -24,31 +28,52 @@ use std::time::Instant;
 
 use akidb::{Database, IngestOptions, OnnxEmbeddingProvider, TextDocument};
 
+/// End-to-end text bench: ingest and query_text latency (one JSON line).
+#[derive(clap::Parser)]
+#[command(name = "e2e_bench")]
+struct Args {
+    /// Sentence-transformers model folder (ONNX).
+    #[arg(long)]
+    model_dir: std::path::PathBuf,
+    /// Corpus: one document per line.
+    #[arg(long)]
+    corpus: std::path::PathBuf,
+    /// Documents to ingest (the first N non-empty lines).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    n: u64,
+    /// First write 100,000 generated fleet-log lines to --corpus.
+    #[arg(long)]
+    write_corpus: bool,
+    /// Take distinct lines only (AkiDB embeds a repeated line once per call; a peer may embed
+    /// every copy): the first N distinct lines.
+    #[arg(long)]
+    unique: bool,
+    /// Also write the documents taken to this file, for a peer to run on the same set.
+    #[arg(long, value_name = "PATH")]
+    write_taken: Option<std::path::PathBuf>,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut dir, mut corpus, mut n, mut write) = (None, None, 10_000usize, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--model-dir" => dir = args.next(),
-            "--corpus" => corpus = args.next(),
-            "--n" => n = args.next().ok_or("--n")?.parse()?,
-            "--write-corpus" => write = true,
-            _ => return Err(format!("unknown argument {a}").into()),
-        }
-    }
-    let corpus = corpus.ok_or("--corpus is required")?;
-    if write {
+    let a = <Args as clap::Parser>::parse();
+    if a.write_corpus {
         let (events, _) = fleet::generate(100_000, 11);
         let lines: Vec<String> = events.iter().map(|e| e.text()).collect();
-        std::fs::write(&corpus, lines.join("\n"))?;
+        std::fs::write(&a.corpus, lines.join("\n"))?;
     }
-    let docs: Vec<String> = std::fs::read_to_string(&corpus)?
+    let mut seen = std::collections::HashSet::new();
+    let docs: Vec<String> = std::fs::read_to_string(&a.corpus)?
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .take(n)
+        .filter(|l| !a.unique || seen.insert(l.to_string()))
+        .take(a.n as usize)
         .map(str::to_string)
         .collect();
-    let model = Arc::new(OnnxEmbeddingProvider::from_dir(dir.ok_or("--model-dir is required")?)?);
+    if let Some(p) = &a.write_taken {
+        std::fs::write(p, docs.join("\n"))?;
+    }
+    // The repeat rate of what is ingested, stated beside the figures.
+    let distinct = docs.iter().collect::<std::collections::HashSet<_>>().len();
+    let model = Arc::new(OnnxEmbeddingProvider::from_dir(&a.model_dir)?);
     let tmp = tempfile::tempdir()?;
     let db = Database::open(tmp.path().join("bench.akidb"))?;
     let c = db.text_collection("texts", model)?;
@@ -72,7 +97,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::json!({
             "engine": "akidb", "n": report.written, "ingest_docs_per_s": report.written as f64 / ingest_s,
             "query_text_p50_ms": percentile(&mut lat, 0.5), "query_text_p95_ms": percentile(&mut lat, 0.95),
-            "search_paths": paths,
+            "search_paths": paths, "distinct_docs": distinct,
+            "repeat_rate": 1.0 - distinct as f64 / docs.len().max(1) as f64,
         })
     );
     Ok(())

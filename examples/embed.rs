@@ -20,24 +20,33 @@ fn main() {
     }
 }
 
+/// Embeds the lines of standard input, one JSON line out per line in.
+#[derive(clap::Parser)]
+#[command(name = "embed")]
+struct Args {
+    /// Sentence-transformers model folder (ONNX).
+    #[arg(long)]
+    model_dir: std::path::PathBuf,
+    /// Embed as queries (with the model's query prompt), not documents.
+    #[arg(long)]
+    query: bool,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    provider: String,
+    /// Output dimension (Matryoshka truncation).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    dim: Option<u32>,
+}
+
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut dir, mut kind, mut dim, mut cuda) = (None, InputKind::Document, None, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--model-dir" => dir = args.next(),
-            "--query" => kind = InputKind::Query,
-            "--provider" => cuda = args.next().as_deref() == Some("cuda"),
-            "--dim" => dim = Some(args.next().ok_or("--dim needs a value")?.parse::<usize>()?),
-            _ => {
-                return Err(format!(
-                    "unknown argument {a}; usage: embed --model-dir DIR [--query] [--dim D]"
-                )
-                .into())
-            }
-        }
-    }
-    let mut config = OnnxConfig::from_dir(dir.ok_or("--model-dir is required")?)?;
+    let a = <Args as clap::Parser>::parse();
+    let (dir, kind, dim, cuda) = (
+        a.model_dir,
+        if a.query { InputKind::Query } else { InputKind::Document },
+        a.dim.map(|d| d as usize),
+        a.provider == "cuda",
+    );
+    let mut config = OnnxConfig::from_dir(dir)?;
     if let Some(d) = dim {
         config = config.with_dimension(d);
     }

@@ -23,24 +23,35 @@ use std::time::Instant;
 
 use akidb::{Embedder, InputKind, OnnxConfig, OnnxEmbeddingProvider};
 
+/// CPU embedding bench: batch-1 latency and batch-32 throughput (one JSON line).
+#[derive(clap::Parser)]
+#[command(name = "embed_bench")]
+struct Args {
+    /// Sentence-transformers model folder (ONNX).
+    #[arg(long)]
+    model_dir: std::path::PathBuf,
+    /// Corpus of words the texts are drawn from.
+    #[arg(long)]
+    corpus: std::path::PathBuf,
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: u32,
+    /// First write a corpus of generated fleet-log messages to --corpus.
+    #[arg(long)]
+    write_corpus: bool,
+    /// Most texts per model run.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_batch: Option<u32>,
+    /// Most padded tokens per model run.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_batch_tokens: Option<u32>,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut dir, mut corpus, mut threads, mut write) = (None, None, 2usize, false);
-    let (mut max_batch, mut max_tokens) = (None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--model-dir" => dir = args.next(),
-            "--corpus" => corpus = args.next(),
-            "--threads" => threads = args.next().ok_or("--threads")?.parse()?,
-            "--write-corpus" => write = true,
-            "--max-batch" => max_batch = Some(args.next().ok_or("--max-batch")?.parse::<usize>()?),
-            "--max-batch-tokens" => {
-                max_tokens = Some(args.next().ok_or("--max-batch-tokens")?.parse::<usize>()?)
-            }
-            _ => return Err(format!("unknown argument {a}").into()),
-        }
-    }
-    let corpus = corpus.ok_or("--corpus is required")?;
+    let a = <Args as clap::Parser>::parse();
+    let (dir, corpus, threads, write) = (a.model_dir, a.corpus, a.threads as usize, a.write_corpus);
+    let (max_batch, max_tokens) =
+        (a.max_batch.map(|v| v as usize), a.max_batch_tokens.map(|v| v as usize));
     if write {
         let (events, _) = fleet::generate(20_000, 7);
         let text: Vec<String> = events.iter().map(|e| e.message.clone()).collect();
@@ -56,8 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             words[start..start + len].join(" ")
         })
         .collect();
-    let mut config =
-        OnnxConfig::from_dir(dir.ok_or("--model-dir is required")?)?.with_intra_threads(threads);
+    let mut config = OnnxConfig::from_dir(&dir)?.with_intra_threads(threads);
     if let Some(b) = max_batch {
         config = config.with_max_batch(b);
     }

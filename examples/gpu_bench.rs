@@ -156,27 +156,49 @@ fn main() {
     }
 }
 
+/// GPU (or CPU) embedding bench and reference check through AkiDB's provider (one JSON line).
+#[derive(clap::Parser)]
+#[command(name = "gpu_bench")]
+struct Args {
+    /// Sentence-transformers model folder (ONNX).
+    #[arg(long)]
+    model_dir: String,
+    /// cuda, tensorrt or cpu.
+    #[arg(long, default_value = "cuda", value_parser = ["cuda", "tensorrt", "cpu"])]
+    provider: String,
+    /// CUDA device ordinal.
+    #[arg(long, default_value_t = 0)]
+    device: i32,
+    /// Batch-1 runs for the latency figures.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Reference embeddings to check against (tests/fixtures/*/reference.json).
+    #[arg(long, value_name = "REF.json")]
+    reference: Option<String>,
+    /// Longest input in tokens.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=32_768))]
+    max_length: Option<u32>,
+    /// Single texts of up to N tokens through the fixed-shape session.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=32_768))]
+    fixed_single: Option<u32>,
+    /// Latency and throughput figures.
+    #[arg(long)]
+    bench: bool,
+    /// ONNX Runtime profiling, trace written to PREFIX_*.json.
+    #[arg(long, value_name = "PREFIX")]
+    profile: Option<String>,
+}
+
 fn run() -> Result<(), String> {
-    let (mut dir, mut provider, mut device, mut runs) = (None, "cuda".to_string(), 0i32, 100usize);
-    let (mut reference, mut bench, mut max_length, mut fixed, mut profile) =
-        (None, false, None, None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut v = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--model-dir" => dir = Some(v()?),
-            "--provider" => provider = v()?,
-            "--device" => device = v()?.parse().map_err(|_| "--device")?,
-            "--runs" => runs = v()?.parse().map_err(|_| "--runs")?,
-            "--reference" => reference = Some(v()?),
-            "--max-length" => max_length = Some(v()?.parse::<usize>().map_err(|_| "--max-length")?),
-            "--fixed-single" => fixed = Some(v()?.parse::<usize>().map_err(|_| "--fixed-single")?),
-            "--bench" => bench = true,
-            "--profile" => profile = Some(v()?),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    let dir = dir.ok_or("--model-dir is required")?;
+    let a = <Args as clap::Parser>::parse();
+    let (dir, provider, device, runs) = (a.model_dir, a.provider, a.device, a.runs as usize);
+    let (reference, bench, max_length, fixed, profile) = (
+        a.reference,
+        a.bench,
+        a.max_length.map(|v| v as usize),
+        a.fixed_single.map(|v| v as usize),
+        a.profile,
+    );
     let mut config = OnnxConfig::from_dir(&dir).map_err(|e| e.to_string())?.with_max_batch(64);
     if let Some(m) = max_length {
         config = config.with_max_length(m);

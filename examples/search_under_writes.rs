@@ -57,20 +57,28 @@ impl Clusters {
     }
 }
 
-fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => {
-            args.get(i + 1).and_then(|v| v.parse().ok()).ok_or(format!("{name} takes a number"))
-        }
-        None => Ok(default),
-    }
+/// Searches while a writer upserts batches: latency and throughput, without and with writes.
+#[derive(clap::Parser)]
+#[command(name = "search_under_writes")]
+struct Args {
+    /// Vectors loaded before the phases.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    n: u64,
+    /// Vectors per write batch.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    batch: u64,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    seconds: u64,
+    /// Filter keeping this percentage of the vectors (0: none).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100))]
+    filter: u64,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let (n, batch, seconds) =
-        (arg(&args, "--n", 20_000)?, arg(&args, "--batch", 1_000)?, arg(&args, "--seconds", 20)?);
-    let pct = arg(&args, "--filter", 0)?;
+    let a = <Args as clap::Parser>::parse();
+    let (n, batch, seconds, pct) =
+        (a.n as usize, a.batch as usize, a.seconds as usize, a.filter as usize);
     let filter = (pct > 0).then(|| Filter::lt("bucket", pct as f64));
     let buckets = filter.is_some();
     let dir = tempfile::tempdir()?;
