@@ -26,7 +26,6 @@ use std::io::{self, Write};
 
 use crate::graph::{Graph, MAX_LEVEL};
 use crate::{GraphDistance, Metric};
-use hnsw_rs::anndists::dist::Distance;
 
 /// The distance type name recorded in a dump and checked by hnsw_rs's loader against
 /// `std::any::type_name` of the distance it is given. A literal, so that the format does not

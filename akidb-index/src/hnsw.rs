@@ -46,8 +46,6 @@
 
 use std::collections::BinaryHeap;
 
-use hnsw_rs::anndists::dist::Distance;
-
 use crate::flat::{into_neighbors, push_bounded, Candidate};
 use crate::graph::{Graph, Walk};
 use crate::metric::{dot, l2_squared};
@@ -177,8 +175,10 @@ pub enum SearchPath {
 }
 
 /// The distance recorded in index files, under which they are hnsw_rs graphs: non-negative
-/// and order-preserving. Load a generation with hnsw_rs as
-/// `HnswIo::new(dir, "akidb").load_hnsw_with_dist::<f32, _>(GraphDistance::new(metric))`.
+/// and order-preserving. With this crate's `hnsw-rs` feature it implements hnsw_rs's
+/// `Distance`, and hnsw_rs loads a generation as
+/// `HnswIo::new(dir, "akidb").load_hnsw_with_dist::<f32, _>(GraphDistance::new(metric))`
+/// (tested in `persist.rs`). AkiDB itself needs no hnsw_rs at run time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GraphDistance {
     metric: u8,
@@ -195,16 +195,23 @@ impl GraphDistance {
             },
         }
     }
-}
 
-impl Distance<f32> for GraphDistance {
+    /// The distance of two vectors prepared for the metric.
     #[inline]
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+    pub fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
         match self.metric {
             0 => (1.0 - dot(a, b)).max(0.0),
             1 => order_preserving_nonnegative(-dot(a, b)),
             _ => l2_squared(a, b),
         }
+    }
+}
+
+#[cfg(any(test, feature = "hnsw-rs"))]
+impl hnsw_rs::anndists::dist::Distance<f32> for GraphDistance {
+    #[inline]
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        GraphDistance::eval(self, a, b)
     }
 }
 
