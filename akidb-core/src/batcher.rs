@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use akidb_embedding::{EmbedError, Embedder, Embeddings, InputKind, ModelInfo};
+use akidb_embed_api::{EmbedError, Embedder, Embeddings, InputKind, ModelInfo};
 
 /// Options of a [`BatchingEmbedder`].
 ///
@@ -52,7 +52,7 @@ struct Request {
 
 /// An [`Embedder`] that merges concurrent requests into shared runs of an inner embedder.
 ///
-/// The inner embedder's output is checked ([`akidb_embedding::check_output`]) before it is
+/// The inner embedder's output is checked ([`akidb_embed_api::check_output`]) before it is
 /// split among callers, so a wrong count or dimension is [`EmbedError::BadOutput`] for the
 /// callers of that run, never a panic of the worker. A panic of the inner embedder is caught and
 /// answered as [`EmbedError::Panicked`]; the worker keeps serving. A worker that is gone anyway
@@ -193,7 +193,7 @@ fn embed_checked(
                 .unwrap_or_else(|| "(no message)".into());
             EmbedError::Panicked { model: inner.info().name.clone(), message }
         })??;
-    akidb_embedding::check_output(inner.info(), texts.len(), &out)?;
+    akidb_embed_api::check_output(inner.info(), texts.len(), &out)?;
     Ok(out)
 }
 

@@ -87,7 +87,7 @@ pub struct Database {
 }
 
 /// A model handed to [`Database::text_collection`] and its micro-batching worker.
-pub(crate) type Batcher = (Arc<dyn akidb_embedding::Embedder>, Arc<crate::BatchingEmbedder>);
+pub(crate) type Batcher = (Arc<dyn akidb_embed_api::Embedder>, Arc<crate::BatchingEmbedder>);
 
 pub(crate) struct DbInner {
     path: PathBuf,
@@ -593,7 +593,7 @@ pub struct Collection {
     pub(crate) db: Arc<DbInner>,
     pub(crate) state: Arc<CollectionState>,
     /// The embedding model of text calls, if attached.
-    pub(crate) embedder: Option<Arc<dyn akidb_embedding::Embedder>>,
+    pub(crate) embedder: Option<Arc<dyn akidb_embed_api::Embedder>>,
 }
 
 impl std::fmt::Debug for Collection {

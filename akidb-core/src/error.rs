@@ -196,7 +196,7 @@ pub enum Error {
     },
     /// The embedding model failed.
     #[error(transparent)]
-    Embedding(#[from] akidb_embedding::EmbedError),
+    Embedding(#[from] akidb_embed_api::EmbedError),
     /// A background task of the async facade was cancelled or panicked.
     #[error("background task failed: {source}")]
     Task {

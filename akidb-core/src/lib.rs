@@ -5,7 +5,8 @@
 //! `akidb` facade crate, which re-exports this API.
 //!
 //! Text collections ([`Database::text_collection`]) embed in process with an [`Embedder`]
-//! (normally [`OnnxEmbeddingProvider`]).
+//! (normally `OnnxEmbeddingProvider`, with the default feature `onnx`; the contract itself is
+//! the small `akidb-embed-api` crate, so a vector-only build compiles no ONNX Runtime).
 //!
 //! Data flow of a write: validate -> one redb write transaction -> commit (fsync) -> index update
 //! -> return. Of a search: validate -> index search with the filter applied per candidate ->
@@ -35,12 +36,17 @@ pub use filter::{Filter, FilterError};
 pub use schema::{CollectionConfig, Metric, ModelIdentity};
 pub use text::{IngestOptions, IngestProgress, IngestReport};
 
-/// The embedding layer: models, execution providers, configuration.
+/// The embedding contract (`Embedder` and its types): without the `onnx` feature, bring your
+/// own embedder or your own vectors.
+#[cfg(not(feature = "onnx"))]
+pub use akidb_embed_api as embedding;
+pub use akidb_embed_api::{EmbedError, Embedder, InputKind, ModelInfo};
+/// The embedding layer: the ONNX Runtime provider (models, execution providers,
+/// configuration) and the contract it implements (feature `onnx`, on by default).
+#[cfg(feature = "onnx")]
 pub use akidb_embedding as embedding;
-pub use akidb_embedding::{
-    EmbedError, Embedder, ExecutionProviderConfig, InputKind, ModelInfo, OnnxConfig,
-    OnnxEmbeddingProvider,
-};
+#[cfg(feature = "onnx")]
+pub use akidb_embedding::{ExecutionProviderConfig, OnnxConfig, OnnxEmbeddingProvider};
 /// The index layer: HNSW and exact indexes (usable on their own, as `examples/ann_bench.rs` does).
 pub use akidb_index as index;
 

@@ -39,7 +39,7 @@ impl ModelIdentity {
         }
     }
     /// The identity of a loaded model.
-    pub fn of(info: &akidb_embedding::ModelInfo) -> Self {
+    pub fn of(info: &akidb_embed_api::ModelInfo) -> Self {
         Self {
             name: info.name.clone(),
             digest: Some(info.digest.clone()),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use akidb_embedding::{Embedder, InputKind};
+use akidb_embed_api::{Embedder, InputKind};
 
 use crate::document::{check_id, check_metadata, check_text};
 use crate::limits::{MAX_BATCH, MAX_TEXT_BYTES};
@@ -150,7 +150,7 @@ impl Collection {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let embedder = self.embedder()?;
         let out = embedder.embed(&texts, InputKind::Document)?;
-        akidb_embedding::check_output(embedder.info(), texts.len(), &out)?;
+        akidb_embed_api::check_output(embedder.info(), texts.len(), &out)?;
         let truncated = out.truncated.iter().filter(|t| **t).count();
         let docs = docs
             .into_iter()
@@ -200,7 +200,7 @@ impl Collection {
         }
         let embedder = self.embedder()?;
         let out = embedder.embed(&[query], InputKind::Query)?;
-        akidb_embedding::check_output(embedder.info(), 1, &out)?;
+        akidb_embed_api::check_output(embedder.info(), 1, &out)?;
         let v = out.vectors.into_iter().next().unwrap_or_default();
         self.search_with(&v, k, filter, params)
     }

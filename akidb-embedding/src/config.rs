@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::EmbedError;
+pub use akidb_embed_api::Pooling;
 
 /// Where the model runs.
 ///
@@ -79,28 +80,6 @@ impl ExecutionProviderConfig {
             ExecutionProviderConfig::Cuda { .. } => "CUDA",
             ExecutionProviderConfig::CoreML => "CoreML",
             ExecutionProviderConfig::Cpu => "CPU",
-        }
-    }
-}
-
-/// How token states become one vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pooling {
-    /// Mean over attended tokens (all-MiniLM, E5).
-    Mean,
-    /// The first token (`[CLS]`; BGE).
-    Cls,
-    /// The last attended token, found through the attention mask (Qwen3-Embedding).
-    LastToken,
-}
-
-impl Pooling {
-    /// Name used in model identities.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Pooling::Mean => "mean",
-            Pooling::Cls => "cls",
-            Pooling::LastToken => "last_token",
         }
     }
 }

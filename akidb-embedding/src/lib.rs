@@ -49,84 +49,8 @@ pub mod identity;
 mod provider;
 pub mod runtime;
 
-pub use config::{ExecutionProviderConfig, OnnxConfig, PaddingSide, Pooling};
-pub use error::EmbedError;
+pub use akidb_embed_api::{
+    check_output, BoxError, EmbedError, Embedder, Embeddings, InputKind, ModelInfo, Pooling,
+};
+pub use config::{ExecutionProviderConfig, OnnxConfig, PaddingSide};
 pub use provider::{OnnxEmbeddingProvider, MAX_SEQUENCE};
-
-/// Whether a text is a query or a document (models prompt them differently).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputKind {
-    /// A document to store.
-    Document,
-    /// A search query.
-    Query,
-}
-
-/// What a model is, as recorded in collection schemas.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ModelInfo {
-    /// Model name (for messages; identity is [`ModelInfo::digest`]).
-    pub name: String,
-    /// The model's identity: a digest of its weights, tokenizer and settings (see
-    /// [`identity`]). Two models with the same digest produce the same vectors.
-    pub digest: String,
-    /// Output dimension (after Matryoshka truncation).
-    pub dimension: usize,
-    /// The model's hidden size.
-    pub hidden_size: usize,
-    /// Pooling.
-    pub pooling: Pooling,
-    /// Prompt prepended to queries.
-    pub query_prompt: Option<String>,
-    /// Prompt prepended to documents.
-    pub document_prompt: Option<String>,
-    /// Longest input in tokens.
-    pub max_length: usize,
-    /// The execution provider actually in use (`CPU (fallback from CUDA: ...)` after a fallback).
-    pub execution_provider: String,
-}
-
-/// Output of [`Embedder::embed`], in input order.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Embeddings {
-    /// One vector per text.
-    pub vectors: Vec<Vec<f32>>,
-    /// Tokens per text after truncation, special tokens included.
-    pub token_counts: Vec<usize>,
-    /// Whether each text was truncated to `max_length`.
-    pub truncated: Vec<bool>,
-}
-
-/// Checks what an [`Embedder`] returned for `texts` texts: one vector of `info.dimension` values,
-/// one token count and one truncation flag per text, or [`EmbedError::BadOutput`] naming the
-/// model. Everything that consumes an embedder's output checks it with this first.
-pub fn check_output(info: &ModelInfo, texts: usize, out: &Embeddings) -> Result<(), EmbedError> {
-    let bad = |what, expected, got| EmbedError::BadOutput {
-        model: info.name.clone(),
-        what,
-        expected,
-        got,
-    };
-    if out.vectors.len() != texts {
-        return Err(bad("vectors", texts, out.vectors.len()));
-    }
-    if out.token_counts.len() != texts {
-        return Err(bad("token counts", texts, out.token_counts.len()));
-    }
-    if out.truncated.len() != texts {
-        return Err(bad("truncation flags", texts, out.truncated.len()));
-    }
-    if let Some(v) = out.vectors.iter().find(|v| v.len() != info.dimension) {
-        return Err(bad("values in a vector", info.dimension, v.len()));
-    }
-    Ok(())
-}
-
-/// A text embedding backend: small, synchronous, shareable.
-pub trait Embedder: Send + Sync {
-    /// What the model is.
-    fn info(&self) -> &ModelInfo;
-    /// Embeds texts (any number: they are batched internally).
-    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError>;
-}

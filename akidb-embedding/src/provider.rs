@@ -67,9 +67,13 @@ struct Tokens {
 }
 
 impl OnnxEmbeddingProvider {
-    /// Loads the model (async constructor: the work runs on tokio's blocking pool).
+    /// Loads the model (async constructor: the work runs on tokio's blocking pool; feature
+    /// `tokio`, on by default).
+    #[cfg(feature = "tokio")]
     pub async fn with_config(config: OnnxConfig) -> Result<Self, EmbedError> {
-        tokio::task::spawn_blocking(move || Self::new(config)).await?
+        tokio::task::spawn_blocking(move || Self::new(config))
+            .await
+            .map_err(|e| EmbedError::Task { source: Box::new(e) })?
     }
 
     /// Loads a sentence-transformers style folder with [`OnnxConfig::from_dir`] defaults (CPU).
@@ -130,17 +134,16 @@ impl OnnxEmbeddingProvider {
         let signature = read_signature(&session, &config)?;
         check_positions(&session, &config)?;
         let mut provider = Self {
-            info: ModelInfo {
-                name: config.model_name.clone(),
+            info: ModelInfo::new(
+                config.model_name.clone(),
                 digest,
-                dimension: config.dimension,
-                hidden_size: 0,
-                pooling: config.pooling,
-                query_prompt: config.query_prompt.clone(),
-                document_prompt: config.document_prompt.clone(),
-                max_length: config.max_length,
-                execution_provider: active,
-            },
+                config.dimension,
+                config.pooling,
+            )
+            .with_hidden_size(0)
+            .with_prompts(config.query_prompt.clone(), config.document_prompt.clone())
+            .with_max_length(config.max_length)
+            .with_execution_provider(active),
             config,
             tokenizer,
             session: Mutex::new(session),

@@ -85,7 +85,7 @@ pub(crate) fn environment(
         return Err(EmbedError::RuntimeNotFound { searched });
     };
     let builder = ort::init_from(&path)
-        .map_err(|source| EmbedError::RuntimeLoad { path: path.clone(), source })?;
+        .map_err(|e| EmbedError::RuntimeLoad { path: path.clone(), source: Box::new(e) })?;
     let env = builder
         .with_name("akidb")
         .build()
