@@ -8,7 +8,11 @@
 //! Written once by `cargo test --test formats -- --ignored write_format_fixture` (only when a
 //! format is deliberately versioned; never to make this test pass).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+#[path = "common/generations.rs"]
+mod generations;
+use generations::copy_dir;
 use std::sync::Arc;
 
 use akidb::{
@@ -146,17 +150,6 @@ fn write_format_fixture() {
         .expect("write");
     // The digest cache is the model folder's, not the database's.
     assert!(!db_path.join(akidb::embedding::identity::DIGEST_CACHE).exists());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("ls").flatten() {
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-        }
-    }
 }
 
 #[test]

@@ -319,6 +319,14 @@ fn corrupt(path: &Path, how: &str) {
     }
 }
 
+/// `docs` under the ids `{prefix}0`, `{prefix}1`, ... (vectors only).
+fn renamed(docs: Vec<Document>, prefix: &str) -> Vec<Document> {
+    docs.into_iter()
+        .enumerate()
+        .map(|(i, d)| Document::new(format!("{prefix}{i}"), d.vector))
+        .collect()
+}
+
 /// Index files that do not belong to the database they sit in, or whose content was altered
 /// with checksums recomputed, are never used: each case below returned recall@10 0.000 (or
 /// worse answers) before generations were bound to their database and checked against
@@ -372,28 +380,14 @@ fn stale_foreign_and_tampered_generations_are_never_trusted() {
                 // vectors (same database identity: a copy of the same database).
                 std::fs::copy(path.join("akidb.redb"), &aside).expect("backup");
                 let (db, c) = open_loaded(&path);
-                c.upsert(
-                    &dataset(2_000, 9)
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, d)| Document::new(format!("x{i}"), d.vector))
-                        .collect::<Vec<_>>(),
-                )
-                .expect("later history");
+                c.upsert(&renamed(dataset(2_000, 9), "x")).expect("later history");
                 drop(c);
                 drop(db);
                 let later_index = dir.path().join("later-index");
                 copy_dir(&path.join("index"), &later_index);
                 std::fs::copy(&aside, path.join("akidb.redb")).expect("restore");
                 let (db, c) = open_loaded(&path);
-                c.upsert(
-                    &dataset(2_000, 8)
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, d)| Document::new(format!("y{i}"), d.vector))
-                        .collect::<Vec<_>>(),
-                )
-                .expect("new history");
+                c.upsert(&renamed(dataset(2_000, 8), "y")).expect("new history");
                 drop(c);
                 drop(db);
                 std::fs::remove_dir_all(path.join("index")).expect("rm");
