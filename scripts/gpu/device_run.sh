@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Runs on the H200 machine (see ../../../shared/gpu/README.md and docs/gpu.md), from the repo root,
-# after the ONNX Runtime GPU parts were moved to /root/ortgpu. Carried: .gpu/p4 (ORT core +
+# after the ONNX Runtime GPU parts were moved to /root/ortgpu (three from stage-ort-gpu.sh, or
+# four from scripts/gpu/resplit.sh when the tree and a part exceed a call). Carried: .gpu/p4 (ORT core +
 # assemble.sh), .gpu/bin (stripped release binaries), .gpu/peer (the torch peer script).
 # Usage: bash scripts/gpu/device_run.sh STAGE...   with STAGE = check | small | large | profile | fp16
 #        | fused-small | fused-large | fused-profile | peer
 set -uo pipefail
 stages=${*:-check}
 out=${OUT:-/tmp/out}; mkdir -p "$out"
+# Parts re-split by scripts/gpu/resplit.sh (qpart.00..03): assemble them here; assemble.sh
+# then finds the library in place.
+if ls /root/ortgpu/qpart.* >/dev/null 2>&1 && [ ! -f /root/ortgpu/libonnxruntime_providers_cuda.so ]; then
+  cat /root/ortgpu/qpart.* | xz -d -T0 > /root/ortgpu/libonnxruntime_providers_cuda.so
+fi
 eval "$(bash .gpu/p4/assemble.sh)"
 export PATH=/opt/torch/.venv/bin:$PATH PYTHONUNBUFFERED=1
 B=.gpu/bin/gpu_bench
