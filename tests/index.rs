@@ -319,6 +319,23 @@ fn corrupt(path: &Path, how: &str) {
     }
 }
 
+/// A database at `path` whose collection has the name and settings of `open_loaded`'s over
+/// other vectors (closed again, its index saved).
+fn other_database(path: &Path) -> PathBuf {
+    let db = Database::open(path).expect("open");
+    db.create_collection("v", CollectionConfig::new(DIM))
+        .expect("create")
+        .upsert(&dataset(N, 8))
+        .expect("other vectors");
+    path.to_path_buf()
+}
+
+/// Replaces the index folder of the database at `db_path` by a copy of `from`.
+fn replace_index(db_path: &Path, from: &Path) {
+    std::fs::remove_dir_all(db_path.join("index")).expect("rm");
+    copy_dir(from, &db_path.join("index"));
+}
+
 /// `docs` under the ids `{prefix}0`, `{prefix}1`, ... (vectors only).
 fn renamed(docs: Vec<Document>, prefix: &str) -> Vec<Document> {
     docs.into_iter()
@@ -353,26 +370,14 @@ fn stale_foreign_and_tampered_generations_are_never_trusted() {
                 // saved (the old generation is still there).
                 copy_dir(&path.join("index"), &aside);
                 std::fs::remove_file(path.join("akidb.redb")).expect("rm");
-                let db = Database::open(&path).expect("new database");
-                let c = db.create_collection("v", CollectionConfig::new(DIM)).expect("create");
-                c.upsert(&dataset(N, 8)).expect("other vectors");
-                drop(c);
-                drop(db);
-                std::fs::remove_dir_all(path.join("index")).expect("rm");
-                copy_dir(&aside, &path.join("index"));
+                other_database(&path);
+                replace_index(&path, &aside);
             }
             "other-database" => {
                 // An index folder copied from another database whose collection has the same
                 // name and settings.
-                let other = dir.path().join("other");
-                let db = Database::open(&other).expect("open");
-                db.create_collection("v", CollectionConfig::new(DIM))
-                    .expect("create")
-                    .upsert(&dataset(N, 8))
-                    .expect("u");
-                drop(db);
-                std::fs::remove_dir_all(path.join("index")).expect("rm");
-                copy_dir(&other.join("index"), &path.join("index"));
+                let other = other_database(&dir.path().join("other"));
+                replace_index(&path, &other.join("index"));
             }
             "restored-older-redb" => {
                 // The database file is restored from an older copy; the index on disk is from the
@@ -390,8 +395,7 @@ fn stale_foreign_and_tampered_generations_are_never_trusted() {
                 c.upsert(&renamed(dataset(2_000, 8), "y")).expect("new history");
                 drop(c);
                 drop(db);
-                std::fs::remove_dir_all(path.join("index")).expect("rm");
-                copy_dir(&later_index, &path.join("index"));
+                replace_index(&path, &later_index);
             }
             "negated-vectors" => {
                 rewrite_data(&generation(&path), &|_, v| v.iter_mut().for_each(|x| *x = -*x))
@@ -399,13 +403,7 @@ fn stale_foreign_and_tampered_generations_are_never_trusted() {
             "crafted-links" => {
                 // The graph of other vectors under the same ids, with this database's identity and
                 // its true vectors: every check of ids, sizes, checksums and vectors passes.
-                let other = dir.path().join("other");
-                let db = Database::open(&other).expect("open");
-                db.create_collection("v", CollectionConfig::new(DIM))
-                    .expect("create")
-                    .upsert(&dataset(N, 8))
-                    .expect("u");
-                drop(db);
+                let other = other_database(&dir.path().join("other"));
                 let ours = generation(&path);
                 let truth = generation_vectors(&ours);
                 let manifest: serde_json::Value = serde_json::from_slice(
