@@ -497,6 +497,8 @@ fn fleet_time_helpers_round_trip() {
         "99999999999999",
         "",
         "1e9",
+        "0000-01-01",
+        "0000-06-01T12:00",
     ] {
         assert!(fleet::parse_time(bad).is_err(), "{bad:?}");
     }

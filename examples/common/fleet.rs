@@ -726,16 +726,15 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
         return in_range(ts.as_second());
     }
-    if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
-        return dt
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp().as_second())
-            .map_err(|e| e.to_string());
-    }
-    match s.parse::<jiff::civil::Date>() {
-        Ok(d) => d.to_zoned_datetime(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second()).map_err(|e| e.to_string()),
-        Err(e) => Err(format!(
-            "{s:?} is not a time ({e}); use 2026-11-20T08:00:00Z, 2026-11-20T08:00, 2026-11-20 or unix seconds"
-        )),
-    }
+    // A date and time without offset (UTC), or a date (midnight UTC): one civil time.
+    let civil = s
+        .parse::<jiff::civil::DateTime>()
+        .or_else(|_| s.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+        .map_err(|e| {
+            format!(
+                "{s:?} is not a time ({e}); use 2026-11-20T08:00:00Z, 2026-11-20T08:00, 2026-11-20 or unix seconds"
+            )
+        })?;
+    let t = civil.to_zoned_datetime(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string())?;
+    in_range(t.timestamp().as_second())
 }
