@@ -14,7 +14,8 @@
 
 mod asynch;
 mod batcher;
-mod db;
+mod collection;
+mod database;
 mod document;
 mod error;
 pub mod filter;
@@ -22,19 +23,19 @@ pub mod limits;
 mod maintenance;
 mod schema;
 mod text;
+mod validate;
 
 pub use akidb_index::{HnswParams, SearchParams, SearchPath};
 pub use asynch::{AsyncCollection, AsyncDatabase};
 pub use batcher::{BatchOptions, BatchingEmbedder};
-pub use db::{
-    validate_collection_name, Collection, Database, DatabaseBuilder, IndexStats,
-    OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO,
-};
+pub use collection::{Collection, IndexStats, OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO};
+pub use database::{Database, DatabaseBuilder};
 pub use document::{Document, Hit, Record, TextDocument};
 pub use error::{Error, IdProblem, LimitExceeded, Result};
 pub use filter::{Filter, FilterError};
 pub use schema::{CollectionConfig, Metric, ModelIdentity};
 pub use text::{IngestOptions, IngestProgress, IngestReport};
+pub use validate::validate_collection_name;
 
 /// The embedding contract (`Embedder` and its types): without the `onnx` feature, bring your
 /// own embedder or your own vectors.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::db::CollectionState;
+use crate::collection::CollectionState;
 
 /// The worker's queue and thread.
 type Worker = (Sender<Weak<CollectionState>>, std::thread::JoinHandle<()>);

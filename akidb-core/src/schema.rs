@@ -109,11 +109,27 @@ impl CollectionConfig {
     }
 }
 
+/// The version written into every stored schema.
+const SCHEMA_VERSION: u32 = 1;
+
 /// The schema as stored: versioned so later fields can be added.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct StoredSchema {
-    pub(crate) schema_version: u32,
-    pub(crate) config: CollectionConfig,
+struct StoredSchema {
+    schema_version: u32,
+    config: CollectionConfig,
+}
+
+/// The stored form of collection `name`'s configuration.
+pub(crate) fn encode(name: &str, config: &CollectionConfig) -> crate::Result<Vec<u8>> {
+    serde_json::to_vec(&StoredSchema { schema_version: SCHEMA_VERSION, config: config.clone() })
+        .map_err(|source| crate::Error::CorruptSchema { name: name.into(), source })
+}
+
+/// The configuration stored for a collection.
+pub(crate) fn decode(entry: &akidb_storage::CollectionEntry) -> crate::Result<CollectionConfig> {
+    let s: StoredSchema = serde_json::from_slice(&entry.schema)
+        .map_err(|source| crate::Error::CorruptSchema { name: entry.name.clone(), source })?;
+    Ok(s.config)
 }
 
 impl std::fmt::Display for ModelIdentity {

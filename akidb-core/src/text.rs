@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use akidb_embed_api::{Embedder, InputKind};
 
-use crate::document::{check_id, check_metadata, check_text};
 use crate::limits::{MAX_BATCH, MAX_TEXT_BYTES};
+use crate::validate::{check_id, check_metadata, check_text};
 use crate::{
     BatchOptions, BatchingEmbedder, Collection, CollectionConfig, Database, Document, Error,
     Filter, Hit, ModelIdentity, Result, SearchParams, SearchPath, TextDocument,

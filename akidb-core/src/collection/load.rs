@@ -1,0 +1,99 @@
+//! Loading a collection on its first open in a process: one scan of its documents from a redb
+//! snapshot (vectors checked, metadata parsed), then the newest valid index generation brought
+//! up to date with that scan, or a graph rebuild when there is none (see `akidb_index::persist`
+//! for what makes a generation valid). Storage is the source of truth; a missing, stale or
+//! foreign generation costs time, never a failed open or a wrong answer.
+
+use akidb_index::persist::{self, LoadOutcome};
+use akidb_index::{FlatIndex, HnswIndex, VectorInsert, VectorSearch};
+use akidb_storage::{CollectionEntry, Storage};
+
+use super::engine::{Applied, Engine};
+use super::metadata::{self, MetadataMap};
+use super::CollectionState;
+use crate::schema::CollectionConfig;
+use crate::validate::check_stored_vector;
+use crate::{Error, Result};
+
+/// Builds the state of collection `entry` from storage (see the module docs).
+pub(crate) fn load(
+    store: &Storage,
+    entry: CollectionEntry,
+    config: CollectionConfig,
+    db_path: &std::path::Path,
+) -> Result<CollectionState> {
+    let (dim, metric) = (config.dimension, config.metric);
+    let snap = store.snapshot()?;
+    let last_seq = snap.last_seq(&entry)?;
+    let mut ids = Vec::new();
+    let mut vectors: Vec<f32> = Vec::new();
+    let mut metadata = MetadataMap::default();
+    let mut failure = None;
+    snap.scan(&entry, 0, |seq, doc, v| {
+        let read = check_stored_vector(v, dim, metric, || format!("stored under sequence {seq}"))
+            .and_then(|p| Ok((p, metadata::parse_object(&doc.metadata, seq, &entry)?)));
+        match read {
+            Ok((prepared, meta)) => {
+                ids.push(seq);
+                vectors.extend_from_slice(&prepared);
+                metadata.insert(seq, meta);
+                true
+            }
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        }
+    })?;
+    drop(snap);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let mut flat = FlatIndex::new(dim, metric);
+    let items: Vec<(u64, &[f32])> = ids.iter().copied().zip(vectors.chunks_exact(dim)).collect();
+    flat.insert(&items)?;
+    drop(items);
+    drop(vectors);
+
+    let name = entry.name.clone();
+    let dir = super::index_dir(db_path, &entry);
+    let identity = super::index_identity(store.database_id(), &entry, &config);
+    let (index, unsaved) = match persist::load(&dir, &identity, flat, last_seq) {
+        LoadOutcome::Loaded { index, covered_seq, replayed, tombstoned } => {
+            log::info!(
+                "collection {name}: index generation covering sequence {covered_seq} loaded; \
+                 {replayed} newer vectors replayed, {tombstoned} removed ones tombstoned"
+            );
+            (*index, (replayed + tombstoned) as u64)
+        }
+        LoadOutcome::Rebuild { reason, flat } => {
+            let n = flat.len();
+            if n > 0 {
+                log::info!("collection {name}: rebuilding the index over {n} vectors ({reason})");
+            }
+            let mut last_log = std::time::Instant::now();
+            let mut progress = |done: usize, total: usize| {
+                if last_log.elapsed().as_secs() >= 5 {
+                    log::info!("collection {name}: index rebuild {done}/{total}");
+                    last_log = std::time::Instant::now();
+                }
+            };
+            let hnsw = config.hnsw;
+            let index = HnswIndex::rebuild_from(flat, hnsw, &|| false, &mut progress)
+                .unwrap_or_else(|| HnswIndex::new(dim, metric, hnsw));
+            (index, n as u64)
+        }
+    };
+    let engine = Engine::new(&name, Applied::new(index, metadata, last_seq), unsaved);
+    Ok(CollectionState::new(entry, config, store, db_path, engine))
+}
+
+/// Errors of a load are those of an open: a collection dropped meanwhile is not found.
+pub(crate) fn map_error(e: Error) -> Error {
+    match e {
+        Error::Storage(akidb_storage::StorageError::CollectionNotFound { name }) => {
+            Error::CollectionNotFound { name }
+        }
+        e => e,
+    }
+}
