@@ -1,14 +1,16 @@
 //! ANN benchmark of AkiDB's index on texmex `.fvecs`/`.ivecs` data.
 //!
 //! ```text
-//! cargo run --release --example ann_bench -- --base B.fvecs --query Q.fvecs --groundtruth G.ivecs \
-//!     --metric cosine --m 16 --ef-construction 200 --ef 10,20,40,80,160 --k 10 --threads 1 \
+//! cargo run --release --example ann_bench -- \
+//!     --base B.fvecs --query Q.fvecs --groundtruth G.ivecs --metric cosine --m 16 \
+//!     --ef-construction 200 --ef 10,20,40,80,160 --k 10 --threads 1 \
 //!     [--filter 0.5,0.1,0.01] [--reps 5]
 //! ```
 //!
-//! Prints one JSON line for the build (`{"build_s","n","dim","rss_bytes","index_bytes_per_vector"}`;
-//! the build uses all cores) and one per ef (`{"ef","recall","qps"}`; searches on `--threads`
-//! threads, one query at a time). `--filter` adds, per selectivity `s`, a filtered run: every
+//! Prints one JSON line for the build
+//! (`{"build_s","n","dim","rss_bytes","index_bytes_per_vector"}`; the build uses all cores)
+//! and one per ef (`{"ef","recall","qps"}`; searches on `--threads` threads, one query at a
+//! time). `--filter` adds, per selectivity `s`, a filtered run: every
 //! base vector gets a label `i % 1000`, the filter keeps labels below `s * 1000`, and recall is
 //! measured against the exact filtered top-k (`{"selectivity","ef","recall","qps","path"}`).
 //! Each query set runs `--reps` times (default 5): `qps` is the median pass, `qps_best` the
@@ -158,7 +160,8 @@ fn main() -> Result<(), String> {
     println!(
         "{}",
         json!({"build_s": build_s, "n": base.len(), "dim": dim, "m": a.m, "ef_construction": a.efc,
-               "rss_bytes": rss, "index_bytes_per_vector": (rss.saturating_sub(rss0)) as f64 / base.len() as f64,
+               "rss_bytes": rss,
+               "index_bytes_per_vector": (rss.saturating_sub(rss0)) as f64 / base.len() as f64,
                "graph_bytes_per_vector": index.graph_bytes() as f64 / base.len() as f64})
     );
     let pool = rayon::ThreadPoolBuilder::new()
@@ -171,21 +174,31 @@ fn main() -> Result<(), String> {
             let (hits, rate, best) = timed(a.reps as usize, || {
                 let mut hits = 0usize;
                 for (q, truth) in queries.iter().zip(&gt) {
-                    let (res, _) = index.search_with(q, k, None, SearchParams::with_ef(ef)).map_err(|e| e.to_string())?;
+                    let (res, _) = index
+                        .search_with(q, k, None, SearchParams::with_ef(ef))
+                        .map_err(|e| e.to_string())?;
                     let truth = &truth[..k.min(truth.len())];
                     hits += res.iter().filter(|n| truth.contains(&n.id)).count();
                 }
                 Ok(hits)
             })?;
             let n = queries.len() as f64;
-            println!("{}", json!({"ef": ef, "recall": hits as f64 / (k * queries.len()) as f64, "qps": n * rate, "qps_best": n * best}));
+            let recall = hits as f64 / (k * queries.len()) as f64;
+            println!(
+                "{}",
+                json!({"ef": ef, "recall": recall, "qps": n * rate, "qps_best": n * best})
+            );
         }
         for &s in &a.filters {
             let cut = (s * 1000.0).round() as u64;
             let keep = move |id: u64| id % 1000 < cut;
             let truth: Vec<Vec<u64>> = queries
                 .iter()
-                .map(|q| index.search_with(q, k, Some(&keep), SearchParams::exact()).map(|r| r.0.iter().map(|n| n.id).collect()))
+                .map(|q| {
+                    index
+                        .search_with(q, k, Some(&keep), SearchParams::exact())
+                        .map(|r| r.0.iter().map(|n| n.id).collect())
+                })
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?;
             for &ef in &a.efs {
@@ -193,7 +206,9 @@ fn main() -> Result<(), String> {
                     let (mut hits, mut want) = (0usize, 0usize);
                     let mut path = None;
                     for (q, truth) in queries.iter().zip(&truth) {
-                        let (res, p) = index.search_with(q, k, Some(&keep), SearchParams::with_ef(ef)).map_err(|e| e.to_string())?;
+                        let (res, p) = index
+                            .search_with(q, k, Some(&keep), SearchParams::with_ef(ef))
+                            .map_err(|e| e.to_string())?;
                         path = Some(p);
                         hits += res.iter().filter(|n| truth.contains(&n.id)).count();
                         want += truth.len();

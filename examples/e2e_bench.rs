@@ -95,8 +95,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{}",
         serde_json::json!({
-            "engine": "akidb", "n": report.written, "ingest_docs_per_s": report.written as f64 / ingest_s,
-            "query_text_p50_ms": percentile(&mut lat, 0.5), "query_text_p95_ms": percentile(&mut lat, 0.95),
+            "engine": "akidb", "n": report.written,
+            "ingest_docs_per_s": report.written as f64 / ingest_s,
+            "query_text_p50_ms": percentile(&mut lat, 0.5),
+            "query_text_p95_ms": percentile(&mut lat, 0.95),
             "search_paths": paths, "distinct_docs": distinct,
             "repeat_rate": 1.0 - distinct as f64 / docs.len().max(1) as f64,
         })

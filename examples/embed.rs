@@ -1,7 +1,8 @@
 //! Embeds lines from stdin, one JSON array per line on stdout.
 //!
 //! ```text
-//! echo "lidar timeout on robot 3" | cargo run --release --example embed -- --model-dir DIR [--query] [--dim D]
+//! echo "lidar timeout on robot 3" |
+//!     cargo run --release --example embed -- --model-dir DIR [--query] [--dim D]
 //! ```
 //!
 //! `--query` embeds the lines as queries (with the model's query instruction, e.g. Qwen3's

@@ -95,8 +95,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{}",
         serde_json::json!({
-            "engine": "akidb (ort rc.15, ONNX Runtime loaded from ORT_DYLIB_PATH)", "threads": threads,
-            "b32_texts_per_s": (b32 * 10.0).round() / 10.0, "b8_texts_per_s": (b8 * 10.0).round() / 10.0,
+            "engine": "akidb (ort rc.15, ONNX Runtime loaded from ORT_DYLIB_PATH)",
+            "threads": threads,
+            "b32_texts_per_s": (b32 * 10.0).round() / 10.0,
+            "b8_texts_per_s": (b8 * 10.0).round() / 10.0,
             "b1_p50_ms": (percentile(&mut lat, 0.5) * 100.0).round() / 100.0,
             "b1_p95_ms": (percentile(&mut lat, 0.95) * 100.0).round() / 100.0,
         })

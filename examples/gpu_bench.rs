@@ -221,8 +221,9 @@ fn run() -> Result<(), String> {
     let model = OnnxEmbeddingProvider::new(config).map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
     let info = model.info().clone();
-    let mut out = json!({"model_dir": dir, "provider": info.execution_provider, "dimension": info.dimension,
-                         "hidden_size": info.hidden_size, "load_s": load_s});
+    let mut out = json!({"model_dir": dir, "provider": info.execution_provider,
+                         "dimension": info.dimension, "hidden_size": info.hidden_size,
+                         "load_s": load_s});
     if let Some(r) = reference {
         let r: Value = serde_json::from_slice(&std::fs::read(&r).map_err(|e| format!("{r}: {e}"))?)
             .map_err(|e| e.to_string())?;
@@ -231,7 +232,8 @@ fn run() -> Result<(), String> {
             let (d1, d32) = check(&model, &t, &e, InputKind::Document)?;
             let (t, e) = texts_and_vectors(&r["queries"]);
             let (q1, q32) = check(&model, &t, &e, InputKind::Query)?;
-            out["reference_min_cosine"] = json!({"documents_b1": d1, "documents_b32": d32, "queries_b1": q1, "queries_b32": q32});
+            out["reference_min_cosine"] = json!({"documents_b1": d1, "documents_b32": d32,
+                                                 "queries_b1": q1, "queries_b32": q32});
         } else {
             let (t, e) = texts_and_vectors(&r);
             let (d1, d32) = check(&model, &t, &e, InputKind::Document)?;

@@ -93,8 +93,9 @@ fn main() {
         let (open, load, rebuilt) = open_timed(&a.db);
         println!(
             "{}",
-            serde_json::json!({"case": "clean", "round": round, "n": a.n, "dim": a.dim, "file_mb": size as f64 / 1e6,
-                "open_s": open, "collection_s": load, "rebuilt": rebuilt})
+            serde_json::json!({"case": "clean", "round": round, "n": a.n, "dim": a.dim,
+                "file_mb": size as f64 / 1e6, "open_s": open, "collection_s": load,
+                "rebuilt": rebuilt})
         );
         // Unclean: a writer killed with the file open.
         let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
@@ -114,8 +115,8 @@ fn main() {
         let (open, load, rebuilt) = open_timed(&a.db);
         println!(
             "{}",
-            serde_json::json!({"case": "after-kill", "round": round, "n": a.n, "dim": a.dim, "open_s": open,
-                "collection_s": load, "replayed_or_rebuilt": rebuilt})
+            serde_json::json!({"case": "after-kill", "round": round, "n": a.n, "dim": a.dim,
+                "open_s": open, "collection_s": load, "replayed_or_rebuilt": rebuilt})
         );
     }
     if let Some(dir) = &a.model_dir {
@@ -124,7 +125,8 @@ fn main() {
             let m = akidb::OnnxEmbeddingProvider::from_dir(dir).expect("model");
             println!(
                 "{}",
-                serde_json::json!({"case": "model-load", "which": which, "s": t.elapsed().as_secs_f64()})
+                serde_json::json!({"case": "model-load", "which": which,
+                                   "s": t.elapsed().as_secs_f64()})
             );
             drop(m);
         }

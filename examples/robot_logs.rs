@@ -52,20 +52,23 @@ struct Args {
     /// Only this level (DEBUG, INFO, WARN, ERROR, FATAL).
     #[arg(long, value_name = "LEVEL", value_parser = level)]
     level: Option<String>,
-    /// Only lines at or after TIME (2026-11-20T08:00:00Z, 2026-11-20T08:00 UTC, 2026-11-20, unix seconds).
+    /// Only lines at or after TIME (2026-11-20T08:00:00Z, 2026-11-20T08:00 UTC, 2026-11-20,
+    /// unix seconds).
     #[arg(long, value_name = "TIME", value_parser = fleet::parse_time, allow_hyphen_values = true)]
     since: Option<i64>,
     /// Only lines before TIME (same forms as --since).
     #[arg(long, value_name = "TIME", value_parser = fleet::parse_time, allow_hyphen_values = true)]
     until: Option<i64>,
     /// Hits per question.
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=akidb::limits::MAX_K as i64))]
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=akidb::limits::MAX_K as i64))]
     k: u32,
     /// One JSON object per question on stdout.
     #[arg(long)]
     json: bool,
     /// Lines of the generated fleet day.
-    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 5000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     lines: u32,
     /// Score the labelled question set (recall@10, MRR@10; generated logs only).
     #[arg(long)]
@@ -226,7 +229,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args();
     if !args.model_dir.join("model.onnx").is_file() {
         return Err(format!(
-            "model not found in {}: run `bash scripts/setup.sh` (converts all-MiniLM-L6-v2 to ONNX), or pass --model-dir",
+            "model not found in {}: run `bash scripts/setup.sh` (converts all-MiniLM-L6-v2 to \
+             ONNX), or pass --model-dir",
             args.model_dir.display()
         )
         .into());

@@ -1,7 +1,8 @@
 //! Search latency while another thread writes: do readers wait for writes?
 //!
 //! ```sh
-//! cargo run --release --example search_under_writes -- [--n 20000] [--batch 1000] [--seconds 20] [--filter PCT]
+//! cargo run --release --example search_under_writes -- \
+//!     [--n 20000] [--batch 1000] [--seconds 20] [--filter PCT]
 //! ```
 //!
 //! Loads `n` clustered 384-d vectors into a fresh collection (HNSW built), then searches
@@ -124,7 +125,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
         println!(
             "{}",
-            json!({"phase": if writing { "writing" } else { "idle" }, "n": n, "batch": batch, "filter_pct": pct,
+            json!({"phase": if writing { "writing" } else { "idle" }, "n": n, "batch": batch,
+                   "filter_pct": pct,
                    "searches_per_s": (lat.len() as f64 / elapsed).round(),
                    "p50_ms": p50, "p99_ms": p99, "max_ms": lat[lat.len() - 1],
                    "written_per_s": written.round()})

@@ -21,7 +21,7 @@ pub fn filter_json(data: &[u8]) {
     }
     let docs = [
         json!({}),
-        json!({"robot": "robot_3", "level": "ERROR", "t": 1_700_000_000, "tags": ["dock", "lidar"]}),
+        json!({"robot": "robot_3", "level": "ERROR", "t": 1_700_000_000, "tags": ["dock", "lid"]}),
         json!({"a": {"b": [1, 2.5, null, true]}, "n": -0.0, "s": "ロボット"}),
     ];
     for d in &docs {

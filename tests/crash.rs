@@ -145,6 +145,9 @@ fn sigkill_during_writes_loses_nothing_acknowledged() {
         let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
         assert!(c.get(&ids).expect("get hits").iter().all(Option::is_some));
     }
-    eprintln!("crash test: {kills} kills ({mid_write_kills} while running), {verified_batches} batches verified");
+    eprintln!(
+        "crash test: {kills} kills ({mid_write_kills} while running), {verified_batches} batches \
+         verified"
+    );
     assert!(kills < 20 || mid_write_kills >= 20, "too few kills landed mid-run: {mid_write_kills}");
 }

@@ -1,8 +1,8 @@
 //! Crash loop: a writer process doing a random mix of vector upserts, deletes, text inserts
-//! (embedded by a real ONNX model), index saves and `optimize()` is SIGKILLed again and again. After
-//! every kill the harness reopens the database and checks every document against its own log of
-//! acknowledged operations: acknowledged writes are all there, the one operation in flight is
-//! either wholly there or wholly absent, and the index agrees with storage.
+//! (embedded by a real ONNX model), index saves and `optimize()` is SIGKILLed again and
+//! again. After every kill the harness reopens the database and checks every document against
+//! its own log of acknowledged operations: acknowledged writes are all there, the one operation
+//! in flight is either wholly there or wholly absent, and the index agrees with storage.
 //!
 //! The writer derives each operation from `(run, op number)` with a seeded generator, and the
 //! harness derives the same operation from the same pair, so the harness's log is independent of
@@ -231,7 +231,8 @@ fn check_collection(
         }
         assert!(
             matches(before),
-            "{}: storage matches neither the acknowledged state nor it plus the operation in flight",
+            "{}: storage matches neither the acknowledged state nor it plus the operation in \
+             flight",
             c.name()
         );
         false
@@ -454,9 +455,10 @@ fn crash_loop_mixed_operations() {
         }
     }
     eprintln!(
-        "crash loop: {kills} kills ({mid_op} while running), {acked_ops} acknowledged operations verified \
-         ({op_counts:?}), {in_flight_applied} in-flight operations found whole, {docs_checked} document checks; \
-         hostile index files planted: {planted:?}; single graph misses at ef 64: {graph_misses}"
+        "crash loop: {kills} kills ({mid_op} while running), {acked_ops} acknowledged operations \
+         verified ({op_counts:?}), {in_flight_applied} in-flight operations found whole, \
+         {docs_checked} document checks; hostile index files planted: {planted:?}; single graph \
+         misses at ef 64: {graph_misses}"
     );
     assert!(mid_op >= kills.saturating_sub(1), "the writer must be running when killed");
     assert!(op_counts.len() >= 4, "the mix must be exercised: {op_counts:?}");

@@ -86,8 +86,10 @@ fn observe(db: &Database) -> Value {
         .into_iter()
         .map(|r| {
             // Vectors and scores as f32 bit patterns: exact, whatever JSON float parsing does.
-            let bits: Vec<u32> = r.as_ref().map(|r| r.vector.iter().map(|x| x.to_bits()).collect()).unwrap_or_default();
-            r.map_or(Value::Null, |r| json!({"id": r.id, "vector_bits": bits, "text": r.text, "metadata": r.metadata}))
+            r.map_or(Value::Null, |r| {
+                let bits: Vec<u32> = r.vector.iter().map(|x| x.to_bits()).collect();
+                json!({"id": r.id, "vector_bits": bits, "text": r.text, "metadata": r.metadata})
+            })
         })
         .collect();
     let answers = |params: akidb::SearchParams| -> Vec<Value> {
@@ -95,7 +97,9 @@ fn observe(db: &Database) -> Value {
             .iter()
             .map(|(q, f)| {
                 let (hits, path) = v.search_with(q, 10, f.as_ref(), params).expect("search");
-                json!({"path": format!("{path:?}"), "hits": hits.iter().map(|h| json!([h.id, h.score.to_bits()])).collect::<Vec<_>>()})
+                let hits: Vec<Value> =
+                    hits.iter().map(|h| json!([h.id, h.score.to_bits()])).collect();
+                json!({"path": format!("{path:?}"), "hits": hits})
             })
             .collect()
     };
@@ -114,7 +118,8 @@ fn observe(db: &Database) -> Value {
                 .collect::<Vec<_>>())
         })
         .collect();
-    json!({"count": v.count().expect("count"), "docs": docs, "searches": searches, "walks": walks, "text_answers": text_answers})
+    json!({"count": v.count().expect("count"), "docs": docs, "searches": searches, "walks": walks,
+           "text_answers": text_answers})
 }
 
 #[test]

@@ -102,8 +102,14 @@ fn write_seeds() {
     // filter_json and tokenizer_input: what users send.
     for (i, f) in [
         r#"{"robot":"robot_3"}"#,
-        r#"{"$and":[{"level":{"$in":["ERROR","FATAL"]}},{"t":{"$gte":1700000000,"$lt":1800000000}}]}"#,
-        r#"{"$or":[{"robot":{"$ne":"robot_1"}},{"tags":{"$exists":true}}],"$not":{"level":"DEBUG"}}"#,
+        concat!(
+            r#"{"$and":[{"level":{"$in":["ERROR","FATAL"]}},"#,
+            r#"{"t":{"$gte":1700000000,"$lt":1800000000}}]}"#
+        ),
+        concat!(
+            r#"{"$or":[{"robot":{"$ne":"robot_1"}},{"tags":{"$exists":true}}],"#,
+            r#""$not":{"level":"DEBUG"}}"#
+        ),
         r#"{"$nin":[1]}"#,
     ]
     .iter()

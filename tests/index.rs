@@ -166,8 +166,15 @@ fn filtered_search_rules_and_recall_by_selectivity() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
     #[test]
-    fn filtered_search_matches_exact_filtered(lo in 0i64..100, width in 1i64..100, group in 0i64..10, q_seed in 0u64..1000, use_group: bool) {
-        static DB: std::sync::OnceLock<(tempfile::TempDir, Database, Collection)> = std::sync::OnceLock::new();
+    fn filtered_search_matches_exact_filtered(
+        lo in 0i64..100,
+        width in 1i64..100,
+        group in 0i64..10,
+        q_seed in 0u64..1000,
+        use_group: bool,
+    ) {
+        type Loaded = (tempfile::TempDir, Database, Collection);
+        static DB: std::sync::OnceLock<Loaded> = std::sync::OnceLock::new();
         let (_, _, c) = DB.get_or_init(|| {
             let dir = tempfile::tempdir().expect("tempdir");
             let (db, c) = open_loaded(&dir.path().join("db"));
@@ -179,12 +186,15 @@ proptest! {
         }
         let q = queries(1, q_seed).remove(0);
         let (exact, _) = c.search_with(&q, 10, Some(&f), SearchParams::exact()).expect("exact");
-        let (approx, path) = c.search_with(&q, 10, Some(&f), SearchParams::default()).expect("search");
+        let (approx, path) =
+            c.search_with(&q, 10, Some(&f), SearchParams::default()).expect("search");
         prop_assert_eq!(approx.len(), exact.len());
         prop_assert!(approx.iter().all(|h| f.matches(h.metadata.as_object().expect("object"))));
         let o = overlap(&ids(&approx), &ids(&exact));
         match path {
-            SearchPath::Exact | SearchPath::ExactFiltered => prop_assert_eq!(ids(&approx), ids(&exact)),
+            SearchPath::Exact | SearchPath::ExactFiltered => {
+                prop_assert_eq!(ids(&approx), ids(&exact))
+            }
             _ => prop_assert!(o + 1 >= exact.len() * 8 / 10, "overlap {} of {}", o, exact.len()),
         }
     }

@@ -161,7 +161,8 @@ fn soak_mixed_operations_stay_consistent() {
         })
     };
 
-    // Tokio tasks: text inserts and text queries (micro-batched), vector reads through the async API.
+    // Tokio tasks: text inserts and text queries (micro-batched), vector reads through the async
+    // API.
     let added: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -259,8 +260,8 @@ fn soak_mixed_operations_stay_consistent() {
     let added = added.lock().expect("lock").len();
     assert_eq!(t.count().expect("text count") as usize, added);
     eprintln!(
-        "soak {secs} s: {} group writes, {} consistent reads, {} optimize+save rounds, {} async text/search ops; \
-         final {} documents, {added} texts",
+        "soak {secs} s: {} group writes, {} consistent reads, {} optimize+save rounds, {} async \
+         text/search ops; final {} documents, {added} texts",
         writes.load(Ordering::Relaxed),
         reads.load(Ordering::Relaxed),
         optimizes.load(Ordering::Relaxed),

@@ -382,7 +382,8 @@ fn a_wrong_embedder_is_a_typed_error_and_the_worker_survives() {
                 )
             }
             _ => {
-                matches!(&err, Error::Embedding(EmbedError::Panicked { message, .. }) if message.contains("deliberate"))
+                matches!(&err, Error::Embedding(EmbedError::Panicked { message, .. })
+                    if message.contains("deliberate"))
             }
         };
         assert!(expected, "{fault}: {err:?}");

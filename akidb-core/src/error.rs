@@ -38,7 +38,10 @@ pub enum Error {
         max: usize,
     },
     /// HNSW parameters out of range: `m` 2 to 255, `ef_*` 1 to [`crate::limits::MAX_EF`].
-    #[error("invalid HNSW parameters m = {m}, ef_construction = {ef_construction}, ef_search = {ef_search}: m must be 2 to 255, ef values 1 to 10000")]
+    #[error(
+        "invalid HNSW parameters m = {m}, ef_construction = {ef_construction}, \
+         ef_search = {ef_search}: m must be 2 to 255, ef values 1 to 10000"
+    )]
     InvalidIndexParams {
         /// m.
         m: usize,
@@ -72,7 +75,8 @@ pub enum Error {
     /// ([`crate::limits::MAX_VECTOR_COMPONENT`], [`crate::limits::MIN_VECTOR_SCALE`]).
     #[error(
         "vector {context} has largest component magnitude {magnitude:e}, outside the {metric} \
-         range [{min:e}, {max:e}] (or all zeros) in which scores stay finite; scale it, or use cosine"
+         range [{min:e}, {max:e}] (or all zeros) in which scores stay finite; scale it, or use \
+         cosine"
     )]
     VectorOutOfRange {
         /// Which vector.
@@ -139,7 +143,10 @@ pub enum Error {
     /// index may be out of step with storage, so it refuses index work (searches, writes,
     /// optimize, saves) until the database is reopened. Storage is intact: every acknowledged
     /// write is there, and reopening rebuilds or replays the index from it.
-    #[error("collection {collection:?} stopped after a panic in an earlier call; its data is safe: reopen the database")]
+    #[error(
+        "collection {collection:?} stopped after a panic in an earlier call; its data is safe: \
+         reopen the database"
+    )]
     Poisoned {
         /// The collection.
         collection: String,
@@ -179,13 +186,19 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// Text calls on a collection opened without an embedding model.
-    #[error("collection {collection:?} has no embedding model attached: open it with Database::text_collection")]
+    #[error(
+        "collection {collection:?} has no embedding model attached: open it with \
+         Database::text_collection"
+    )]
     NoEmbedder {
         /// The collection.
         collection: String,
     },
     /// The collection was built with another embedding model than the one given.
-    #[error("collection {collection:?} was built with model {stored}, not with {given}: vectors of different models do not mix")]
+    #[error(
+        "collection {collection:?} was built with model {stored}, not with {given}: vectors of \
+         different models do not mix"
+    )]
     ModelMismatch {
         /// The collection.
         collection: String,

@@ -19,8 +19,8 @@
 //! - `eq`/`in`: JSON equality, numbers compared by exact value (`1` equals `1.0`; integers are
 //!   never rounded to floats, so nanosecond timestamps beyond 2^53 compare exactly).
 //! - `ne`/`nin`: the negation of `eq`/`in`, so a document without the field matches.
-//! - ranges: numbers against numbers (exactly, as for `eq`), strings against strings (byte order); a field of another
-//!   type (or missing) does not match.
+//! - ranges: numbers against numbers (exactly, as for `eq`), strings against strings (byte
+//!   order); a field of another type (or missing) does not match.
 //! - Limits: nesting depth [`crate::limits::MAX_FILTER_DEPTH`], list length
 //!   [`crate::limits::MAX_FILTER_VALUES`].
 
@@ -771,7 +771,9 @@ mod tests {
         assert!(!Filter::gt("v", f64::NAN).matches(&doc(json!(1))));
         assert!(!Filter::lt("v", f64::NAN).matches(&doc(json!(1))));
         // JSON: a float bound against integer metadata.
-        let parsed: Filter = r#"{"v": {"$gte": 1795162443000000000.0, "$lt": 1795162443000000001}}"#.parse().expect("parse");
+        let parsed: Filter = r#"{"v": {"$gte": 1795162443000000000.0, "$lt": 1795162443000000001}}"#
+            .parse()
+            .expect("parse");
         assert!(parsed.matches(&doc(json!(t))));
         assert!(!parsed.matches(&doc(json!(t + 1))));
     }

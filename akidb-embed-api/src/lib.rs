@@ -18,9 +18,9 @@ pub enum EmbedError {
     /// No ONNX Runtime shared library was found.
     #[error(
         "ONNX Runtime shared library not found (looked at: {searched:?}). AkiDB loads it only from \
-         a path you name: set ORT_DYLIB_PATH to the library (in a checkout: `bash scripts/setup.sh`, \
-         then `source scripts/env.sh`), or AKIDB_ORT_VENV to a Python environment that has the \
-         `onnxruntime` wheel, or pass OnnxConfig::with_ort_library"
+         a path you name: set ORT_DYLIB_PATH to the library (in a checkout: \
+         `bash scripts/setup.sh`, then `source scripts/env.sh`), or AKIDB_ORT_VENV to a Python \
+         environment that has the `onnxruntime` wheel, or pass OnnxConfig::with_ort_library"
     )]
     RuntimeNotFound {
         /// Places looked at, in order.
@@ -36,7 +36,10 @@ pub enum EmbedError {
         source: BoxError,
     },
     /// A different ONNX Runtime library is already loaded in this process.
-    #[error("ONNX Runtime is already loaded from another library in this process; {requested} was not loaded")]
+    #[error(
+        "ONNX Runtime is already loaded from another library in this process; {requested} was \
+         not loaded"
+    )]
     RuntimeAlreadyLoaded {
         /// The library that was asked for.
         requested: PathBuf,
@@ -94,7 +97,10 @@ pub enum EmbedError {
         model: String,
     },
     /// The ONNX model does not have the inputs or outputs an embedding model needs.
-    #[error("model {path} has inputs {inputs:?} and outputs {outputs:?}; expected input_ids (+ attention_mask) and one float output")]
+    #[error(
+        "model {path} has inputs {inputs:?} and outputs {outputs:?}; expected input_ids (+ \
+         attention_mask) and one float output"
+    )]
     ModelSignature {
         /// The model.
         path: PathBuf,
@@ -104,7 +110,10 @@ pub enum EmbedError {
         outputs: Vec<String>,
     },
     /// The configured output dimension does not fit the model.
-    #[error("configured dimension {configured} does not fit the model's output dimension {model} (Matryoshka truncation allows 1..={model})")]
+    #[error(
+        "configured dimension {configured} does not fit the model's output dimension {model} \
+         (Matryoshka truncation allows 1..={model})"
+    )]
     DimensionMismatch {
         /// Configured.
         configured: usize,
@@ -122,7 +131,10 @@ pub enum EmbedError {
         expected: &'static str,
     },
     /// The requested execution provider cannot be used and fallback was not allowed.
-    #[error("execution provider {provider} is unavailable: {reason} (set allow_fallback to run on CPU instead)")]
+    #[error(
+        "execution provider {provider} is unavailable: {reason} (set allow_fallback to run on \
+         CPU instead)"
+    )]
     ProviderUnavailable {
         /// The provider.
         provider: &'static str,
@@ -130,13 +142,19 @@ pub enum EmbedError {
         reason: String,
     },
     /// FP8 needs a model with FP8 Q/DQ nodes.
-    #[error("fp8_enable needs a Q/DQ-quantised model (QuantizeLinear/DequantizeLinear nodes); {path} has none. See akidb-embedding's docs on producing one")]
+    #[error(
+        "fp8_enable needs a Q/DQ-quantised model (QuantizeLinear/DequantizeLinear nodes); \
+         {path} has none. See akidb-embedding's docs on producing one"
+    )]
     Fp8NeedsQdqModel {
         /// The model.
         path: PathBuf,
     },
     /// The fixed-shape single-text session gave other vectors than the dynamic one.
-    #[error("the fixed-shape session of {tokens} tokens disagrees with the dynamic one (cosine {cosine}); leave fixed_single off for this model")]
+    #[error(
+        "the fixed-shape session of {tokens} tokens disagrees with the dynamic one (cosine \
+         {cosine}); leave fixed_single off for this model"
+    )]
     FixedShapeMismatch {
         /// The configured token count.
         tokens: usize,

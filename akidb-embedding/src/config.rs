@@ -263,15 +263,15 @@ impl OnnxConfig {
 
     /// Reads a sentence-transformers style folder:
     ///
-    /// | file | used for |
-    /// |---|---|
-    /// | `model.onnx` (or `onnx/model.onnx`) | the model |
-    /// | `tokenizer.json` | the tokenizer |
-    /// | `config.json` | `model_type` (Qwen family: last-token pooling, `<\|endoftext\|>`, left padding), `hidden_size`, `vocab_size`, `max_position_embeddings` |
-    /// | `1_Pooling/config.json` | pooling mode (mean / cls / lasttoken) |
-    /// | `config_sentence_transformers.json` | `prompts.query`, `prompts.document` (also `passage`) |
-    /// | `sentence_bert_config.json` | `max_seq_length` |
-    /// | `tokenizer_config.json` | `padding_side`, `eos_token` |
+    /// - `model.onnx` (or `onnx/model.onnx`): the model;
+    /// - `tokenizer.json`: the tokenizer;
+    /// - `config.json`: `model_type` (Qwen family: last-token pooling, `<|endoftext|>`, left
+    ///   padding), `hidden_size`, `vocab_size`, `max_position_embeddings`;
+    /// - `1_Pooling/config.json`: pooling mode (mean / cls / lasttoken);
+    /// - `config_sentence_transformers.json`: `prompts.query`, `prompts.document` (also
+    ///   `passage`);
+    /// - `sentence_bert_config.json`: `max_seq_length`;
+    /// - `tokenizer_config.json`: `padding_side`, `eos_token`.
     ///
     /// The model name is the folder's name unless `akidb.json` says `{"name": ...}`.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, EmbedError> {

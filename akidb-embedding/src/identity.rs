@@ -170,7 +170,8 @@ pub fn model_digest(config: &OnnxConfig) -> Result<String, EmbedError> {
     }
     let json = |v: &Option<String>| serde_json::to_string(v).unwrap_or_default();
     text.push_str(&format!(
-        "dimension {}\nmax_length {}\npooling {}\nnormalize {}\nquery_prompt {}\ndocument_prompt {}\neos_token {}\npadding {}\n",
+        "dimension {}\nmax_length {}\npooling {}\nnormalize {}\nquery_prompt {}\n\
+         document_prompt {}\neos_token {}\npadding {}\n",
         config.dimension,
         config.max_length,
         config.pooling.as_str(),

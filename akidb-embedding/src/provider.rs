@@ -202,7 +202,8 @@ impl OnnxEmbeddingProvider {
             return Err(EmbedError::InvalidConfig {
                 field: "fixed_single",
                 value: n.to_string(),
-                expected: "a model whose input_ids axes have names (batch, sequence), as transformers exports them",
+                expected: "a model whose input_ids axes have names (batch, sequence), as \
+                           transformers exports them",
             });
         }
         // The provider in use: a CPU fallback stays on the CPU.
@@ -728,7 +729,10 @@ fn create_session(
     match attempt() {
         Ok(s) => Ok((s, requested.into())),
         Err(reason) if config.allow_fallback => {
-            log::warn!("execution provider {requested} unavailable ({reason}); falling back to CPU as configured");
+            log::warn!(
+                "execution provider {requested} unavailable ({reason}); falling back to CPU as \
+                 configured"
+            );
             Ok((cpu()?, format!("CPU (fallback from {requested}: {reason})")))
         }
         Err(reason) => Err(EmbedError::ProviderUnavailable { provider: requested, reason }),

@@ -147,9 +147,14 @@ fn endoftext_is_not_doubled_when_the_tokenizer_appends_it() {
     let mut tok = json(qwen_dir().join("tokenizer.json"));
     tok["post_processor"] = serde_json::json!({
         "type": "TemplateProcessing",
-        "single": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}],
+        "single": [
+            {"Sequence": {"id": "A", "type_id": 0}},
+            {"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}
+        ],
         "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 0}}],
-        "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}}
+        "special_tokens": {
+            "<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}
+        }
     });
     let tok_path = dir.path().join("tokenizer.json");
     std::fs::write(&tok_path, tok.to_string()).expect("write");

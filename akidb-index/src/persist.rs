@@ -323,7 +323,8 @@ fn read_generation(
     let most_nodes = 2 * live.len() as u64 + 1024;
     if nodes > manifest.covered_seq || nodes > most_nodes {
         return Err(format!(
-            "claims {nodes} nodes: more than the {} sequence numbers covered or {most_nodes} (twice the {} live vectors + 1,024)",
+            "claims {nodes} nodes: more than the {} sequence numbers covered or {most_nodes} \
+             (twice the {} live vectors + 1,024)",
             manifest.covered_seq,
             live.len()
         ));
@@ -439,7 +440,8 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
         let floor = manifest.link_sample.unwrap_or(LINK_SAMPLE_ASSUMED) - LINK_SAMPLE_SLACK;
         if tried > 0 && (found as f64) < floor * tried as f64 {
             reasons.push(format!(
-                "{}: its links are damaged: {found} of {tried} sampled vectors found themselves, {:.2} when saved",
+                "{}: its links are damaged: {found} of {tried} sampled vectors found \
+                 themselves, {:.2} when saved",
                 path.display(),
                 manifest.link_sample.unwrap_or(LINK_SAMPLE_ASSUMED)
             ));

@@ -9,12 +9,15 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `akidb_meta` | `&str` | `magic` = `akidb`, `format_version` = u32 LE, `next_collection_id` = u64 LE, `database_id` = 16 random bytes |
+//! | `akidb_meta` | `&str` | `magic`, `format_version`, `next_collection_id`, `database_id` |
 //! | `akidb_collections` | name | bincode [`CollectionEntry`] (id + schema bytes) |
 //! | `akidb_sequences` | collection id | last sequence number assigned |
 //! | `c{id}_keys` | user id | sequence number of the live version |
 //! | `c{id}_docs` | sequence number | bincode record: user id, text, metadata JSON |
 //! | `c{id}_vecs` | sequence number | vector as raw little-endian f32 |
+//!
+//! `akidb_meta` holds `magic` = `akidb`, `format_version` = u32 LE, `next_collection_id` = u64
+//! LE and `database_id` = 16 random bytes.
 //!
 //! Every write of a document gets a fresh sequence number, so sequence numbers double as the
 //! internal ids of the vector index: an upsert retires the old number and the index tombstones it.

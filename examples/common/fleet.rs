@@ -97,7 +97,8 @@ impl LogEvent {
         })
     }
 
-    /// Parses one JSON object: `ts` (number or ISO 8601), `level`, `robot`, `node`, `msg` or `message`.
+    /// Parses one JSON object: `ts` (number or ISO 8601), `level`, `robot`, `node`, `msg` or
+    /// `message`.
     pub fn parse_json(id: String, v: &Value) -> Option<LogEvent> {
         let ts = match &v["ts"] {
             Value::Number(n) => n.as_f64()?,
@@ -165,7 +166,8 @@ const PLACES: [&str; 8] = [
     "outbound gate 5",
 ];
 
-/// Routine traffic: `{p}` place, `{o}` obstacle, `{n}` `{m}` `{t}` integers, `{f}` `{V}` `{a}` `{s}` decimals.
+/// Routine traffic: `{p}` place, `{o}` obstacle, `{n}` `{m}` `{t}` integers, `{f}` `{V}` `{a}`
+/// `{s}` decimals.
 const ROUTINE: &[(&str, &str, &str)] = &[
     ("INFO", "bt_navigator", "Goal reached at {p} after {n} s"),
     ("INFO", "bt_navigator", "Received new goal: navigate to {p}"),
@@ -729,10 +731,13 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     // A date and time without offset (UTC), or a date (midnight UTC): one civil time.
     let civil = s
         .parse::<jiff::civil::DateTime>()
-        .or_else(|_| s.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+        .or_else(|_| {
+            s.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        })
         .map_err(|e| {
             format!(
-                "{s:?} is not a time ({e}); use 2026-11-20T08:00:00Z, 2026-11-20T08:00, 2026-11-20 or unix seconds"
+                "{s:?} is not a time ({e}); use 2026-11-20T08:00:00Z, 2026-11-20T08:00, \
+                 2026-11-20 or unix seconds"
             )
         })?;
     let t = civil.to_zoned_datetime(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string())?;
