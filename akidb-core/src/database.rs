@@ -10,20 +10,62 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use std::time::{Duration, Instant};
+
 use akidb_storage::{Storage, StorageError, StorageOptions};
 
+use crate::clock::{Clock, SystemClock};
 use crate::collection::{self, Collection, CollectionState};
-use crate::schema::{self, CollectionConfig};
-use crate::validate::{check_config, validate_collection_name};
+use crate::maintenance::Maintenance;
+use crate::schema::{self, CollectionConfig, Retention};
+use crate::validate::{check_config, check_retention, validate_collection_name};
 use crate::{Error, Result};
 
 /// Options for opening a database; see [`Database::builder`].
 ///
-/// Defaults: create the directory if missing; 64 MiB redb page cache.
-#[derive(Debug, Clone, Default)]
+/// Defaults: create the directory if missing; 64 MiB redb page cache; the system clock;
+/// retention passes every 60 s.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DatabaseBuilder {
     storage: StorageOptions,
+    clock: Arc<dyn Clock>,
+    retention_interval: Duration,
+}
+
+impl Default for DatabaseBuilder {
+    fn default() -> Self {
+        Self {
+            storage: StorageOptions::default(),
+            clock: Arc::new(SystemClock),
+            retention_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How long [`Database::compact`] waits for transactions in progress before giving up.
+pub const COMPACT_WAIT: Duration = Duration::from_secs(30);
+
+/// What [`Database::compact`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// File size before, in bytes.
+    pub bytes_before: u64,
+    /// File size after, in bytes.
+    pub bytes_after: u64,
+    /// How long the database was held (every read and write waited meanwhile).
+    pub seconds: f64,
+}
+
+/// What [`Database::backup`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct BackupReport {
+    /// Rows copied (documents, vectors, keys and bookkeeping).
+    pub rows: u64,
+    /// How long the copy took (writers went on meanwhile).
+    pub seconds: f64,
 }
 
 impl DatabaseBuilder {
@@ -37,17 +79,30 @@ impl DatabaseBuilder {
         self.storage.cache_size = bytes;
         self
     }
+    /// The clock of insertion times and retention (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// How often retention passes run for open collections with a policy (default 60 s).
+    pub fn with_retention_interval(mut self, interval: Duration) -> Self {
+        self.retention_interval = interval;
+        self
+    }
     /// Opens the database directory at `path`.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
         let path = path.as_ref();
-        let store = Storage::open(path, &self.storage)?;
+        let store = Arc::new(Storage::open(path, &self.storage)?);
+        let maintenance =
+            Maintenance::new(store.clone(), self.clock.clone(), self.retention_interval);
         Ok(Database {
             inner: Arc::new(DbInner {
                 path: path.to_path_buf(),
                 store,
+                clock: self.clock,
                 collections: RwLock::new(HashMap::new()),
                 loading: std::sync::Mutex::new(HashMap::new()),
-                maintenance: crate::maintenance::Maintenance::new(),
+                maintenance,
                 batchers: std::sync::Mutex::new(Vec::new()),
             }),
         })
@@ -72,10 +127,12 @@ pub(crate) type Batcher = (Arc<dyn akidb_embed_api::Embedder>, Arc<crate::Batchi
 
 pub(crate) struct DbInner {
     path: PathBuf,
-    pub(crate) store: Storage,
+    pub(crate) store: Arc<Storage>,
+    /// The clock of insertion times and retention.
+    pub(crate) clock: Arc<dyn Clock>,
     collections: RwLock<HashMap<String, Arc<CollectionState>>>,
     /// The background worker of automatic optimizes (see `maintenance.rs`).
-    pub(crate) maintenance: crate::maintenance::Maintenance,
+    pub(crate) maintenance: Maintenance,
     /// One lock per collection being loaded (see [`Database::collection`]).
     loading: std::sync::Mutex<HashMap<String, Arc<std::sync::Mutex<()>>>>,
     /// One micro-batching worker per embedding model handed in (keyed by the `Arc`'s address).
@@ -127,6 +184,10 @@ impl Database {
         let state =
             Arc::new(CollectionState::empty(entry, config, &self.inner.store, &self.inner.path));
         map.insert(name.to_string(), state.clone());
+        drop(map);
+        if state.retention().is_some() {
+            self.inner.maintenance.watch_retention(&state);
+        }
         Ok(Collection::new(self.inner.clone(), state))
     }
 
@@ -170,7 +231,56 @@ impl Database {
         if self.inner.store.collection(name)?.is_none_or(|e| e.id != id) {
             return Err(not_found());
         }
-        Ok(map.entry(name.to_string()).or_insert_with(|| Arc::new(state)).clone())
+        let state = map.entry(name.to_string()).or_insert_with(|| Arc::new(state)).clone();
+        drop(map);
+        if state.retention().is_some() {
+            self.inner.maintenance.watch_retention(&state);
+        }
+        Ok(state)
+    }
+
+    /// Sets (or, with `None`, removes) a collection's retention policy: stored in its schema,
+    /// in force from now on (a pass runs soon after). Errors: [`Error::InvalidRetention`].
+    pub fn set_retention(&self, name: &str, retention: Option<Retention>) -> Result<()> {
+        if let Some(r) = &retention {
+            check_retention(r)?;
+        }
+        let c = self.collection(name)?;
+        let mut config = c.state.stored_config();
+        config.retention = retention.clone();
+        let stored = schema::encode(name, &config)?;
+        // Under the commit lock: the schema is written in order with the collection's writes.
+        c.state.under_commit_lock(|| {
+            self.inner.store.update_schema(name, &stored).map_err(collection::map_storage_error)
+        })?;
+        c.state.set_retention(retention.clone());
+        if retention.is_some() {
+            self.inner.maintenance.watch_retention(&c.state);
+        }
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the whole database (all collections, one point in time) to
+    /// the new directory `target`, while readers and writers go on. Open the copy like any
+    /// database; its index is rebuilt from the copied vectors on first open. The copy is built
+    /// beside `target` under a hidden name and renamed into place once durable, so a crash or
+    /// an error never leaves a directory at `target` that looks finished. Errors: the target
+    /// exists or lies inside this database's directory (`StorageError::BackupTarget`); disk
+    /// full or other I/O (nothing left at `target`).
+    pub fn backup(&self, target: impl AsRef<Path>) -> Result<BackupReport> {
+        let started = Instant::now();
+        let rows = self.inner.store.backup(target.as_ref())?;
+        Ok(BackupReport { rows, seconds: started.elapsed().as_secs_f64() })
+    }
+
+    /// Gives the free space left by deletes back to the file system (redb compaction). Every
+    /// read and write of the database waits while it runs (seconds per GB; see
+    /// docs/benchmarks.md); it first waits up to [`COMPACT_WAIT`] for transactions in progress
+    /// (a scroll or an export holds one) and fails with `StorageError::Busy` if they remain.
+    pub fn compact(&self) -> Result<CompactReport> {
+        let started = Instant::now();
+        let (bytes_before, bytes_after) = self.inner.store.compact(COMPACT_WAIT)?;
+        Ok(CompactReport { bytes_before, bytes_after, seconds: started.elapsed().as_secs_f64() })
     }
 
     /// Names and configurations of all collections, ordered by name.

@@ -210,6 +210,43 @@ pub enum Error {
     /// The embedding model failed.
     #[error(transparent)]
     Embedding(#[from] akidb_embed_api::EmbedError),
+    /// A scroll cursor that cannot be resumed here.
+    #[error("invalid scroll cursor: {reason}")]
+    InvalidCursor {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A scroll page size out of range.
+    #[error("page size {size} is out of range 1..={max}")]
+    InvalidPageSize {
+        /// The size given.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A retention policy that cannot be enforced as given.
+    #[error("invalid retention policy: {reason}")]
+    InvalidRetention {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A file of an export or import could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An import input that is not what an export writes (the lines before it are imported).
+    #[error("import line {line}: {reason}")]
+    Import {
+        /// 1-based line (JSON Lines) or row (Parquet) number.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A background task of the async facade was cancelled or panicked.
     #[error("background task failed: {source}")]
     Task {

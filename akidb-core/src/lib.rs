@@ -14,6 +14,7 @@
 
 mod asynch;
 mod batcher;
+mod clock;
 mod collection;
 mod database;
 mod document;
@@ -28,12 +29,16 @@ mod validate;
 pub use akidb_index::{HnswParams, SearchParams, SearchPath};
 pub use asynch::{AsyncCollection, AsyncDatabase};
 pub use batcher::{BatchOptions, BatchingEmbedder};
-pub use collection::{Collection, IndexStats, OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO};
-pub use database::{Database, DatabaseBuilder};
+pub use clock::{Clock, SystemClock};
+pub use collection::{
+    Collection, ImportReport, IndexStats, RetentionReport, Scroll, ScrollCursor, ScrollOptions,
+    DELETE_CHUNK, MAX_IMPORT_LINE, OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO,
+};
+pub use database::{BackupReport, CompactReport, Database, DatabaseBuilder, COMPACT_WAIT};
 pub use document::{Document, Hit, Record, TextDocument};
 pub use error::{Error, IdProblem, LimitExceeded, Result};
 pub use filter::{Filter, FilterError};
-pub use schema::{CollectionConfig, Metric, ModelIdentity};
+pub use schema::{CollectionConfig, Metric, ModelIdentity, Retention};
 pub use text::{IngestOptions, IngestProgress, IngestReport};
 pub use validate::validate_collection_name;
 

@@ -85,12 +85,73 @@ pub struct CollectionConfig {
     /// HNSW parameters (defaults: m 16, ef_construction 200, ef_search 64).
     #[serde(default)]
     pub hnsw: HnswParams,
+    /// What the collection keeps (none: everything); see [`Retention`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// A collection's retention policy: which documents a background pass deletes. Every rule set
+/// applies; documents are judged in insertion order (oldest first) and nothing newer than a
+/// rule says is deleted. Enforced when the collection is opened, then every
+/// [`crate::DatabaseBuilder::with_retention_interval`] by the database's maintenance worker,
+/// and on demand by [`crate::Collection::enforce_retention`]; each pass deletes in durable
+/// chunks like [`crate::Collection::delete_where`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Retention {
+    /// Keep documents younger than this many seconds: by their insertion time (recorded by
+    /// AkiDB with each write, by the database's [`crate::Clock`]), or by `time_field`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_secs: Option<u64>,
+    /// The metadata field holding a document's time for `max_age_secs`, in unix seconds (an
+    /// integer or a float). A document without it, or with another type there, is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_field: Option<String>,
+    /// Keep at most this many documents: the newest by insertion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_documents: Option<u64>,
+    /// Keep at most this many bytes of stored documents (id, text, metadata) and vectors (4
+    /// bytes per component), the newest by insertion; the file's own overhead is not counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+impl Retention {
+    /// Keep documents inserted less than `age` ago.
+    pub fn max_age(age: std::time::Duration) -> Self {
+        Self { max_age_secs: Some(age.as_secs()), ..Self::default() }
+    }
+    /// Judge age by a metadata field (unix seconds) instead of insertion time.
+    pub fn with_time_field(mut self, field: impl Into<String>) -> Self {
+        self.time_field = Some(field.into());
+        self
+    }
+    /// Keep at most `n` documents.
+    pub fn with_max_documents(mut self, n: u64) -> Self {
+        self.max_documents = Some(n);
+        self
+    }
+    /// Keep at most `bytes` of stored documents and vectors.
+    pub fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+    /// No rule: keep everything (for `with_max_documents` / `with_max_bytes` alone).
+    pub fn keep_all() -> Self {
+        Self::default()
+    }
 }
 
 impl CollectionConfig {
     /// A configuration with the given dimension, cosine metric and no model.
     pub fn new(dimension: usize) -> Self {
-        Self { dimension, metric: Metric::Cosine, model: None, hnsw: HnswParams::default() }
+        Self {
+            dimension,
+            metric: Metric::Cosine,
+            model: None,
+            hnsw: HnswParams::default(),
+            retention: None,
+        }
     }
     /// Sets the metric.
     pub fn with_metric(mut self, metric: Metric) -> Self {
@@ -100,6 +161,11 @@ impl CollectionConfig {
     /// Sets the HNSW parameters.
     pub fn with_hnsw(mut self, params: HnswParams) -> Self {
         self.hnsw = params;
+        self
+    }
+    /// Sets the retention policy.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
         self
     }
     /// Binds an embedding model identity.

@@ -14,7 +14,7 @@ use crate::limits::{
     MAX_COLLECTION_NAME, MAX_DIMENSION, MAX_EF, MAX_ID_BYTES, MAX_K, MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH, MAX_TEXT_BYTES, MAX_VECTOR_COMPONENT, MIN_VECTOR_SCALE,
 };
-use crate::schema::CollectionConfig;
+use crate::schema::{CollectionConfig, Retention};
 use crate::{Error, Metric, Result};
 
 /// Checks a collection name: `[A-Za-z0-9_-]{1,64}`.
@@ -29,12 +29,28 @@ pub fn validate_collection_name(name: &str) -> Result<()> {
     }
 }
 
-/// Checks a new collection's configuration: its dimension and HNSW parameters.
+/// Checks a new collection's configuration: its dimension, HNSW parameters and retention.
 pub(crate) fn check_config(config: &CollectionConfig) -> Result<()> {
     if config.dimension == 0 || config.dimension > MAX_DIMENSION {
         return Err(Error::InvalidDimension { dimension: config.dimension, max: MAX_DIMENSION });
     }
-    check_hnsw(&config.hnsw)
+    check_hnsw(&config.hnsw)?;
+    config.retention.as_ref().map_or(Ok(()), check_retention)
+}
+
+/// Checks a retention policy: at least one rule; a time field only with an age.
+pub(crate) fn check_retention(r: &Retention) -> Result<()> {
+    let bad = |reason| Err(Error::InvalidRetention { reason });
+    if r.max_age_secs.is_none() && r.max_documents.is_none() && r.max_bytes.is_none() {
+        return bad("no rule: set max_age_secs, max_documents or max_bytes");
+    }
+    match &r.time_field {
+        Some(_) if r.max_age_secs.is_none() => bad("time_field needs max_age_secs"),
+        Some(f) if f.is_empty() || f.len() > MAX_ID_BYTES => {
+            bad("time_field must be 1 to 512 bytes")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_hnsw(h: &HnswParams) -> Result<()> {

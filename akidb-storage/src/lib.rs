@@ -66,6 +66,11 @@ const MAGIC: &[u8] = b"akidb";
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("akidb_meta");
 const COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("akidb_collections");
 const SEQUENCES: TableDefinition<u64, u64> = TableDefinition::new("akidb_sequences");
+/// When each write that inserted documents committed: (collection id, the write's last sequence
+/// number) -> unix milliseconds. A document's insertion time is that of the first entry at or
+/// after its sequence number. Added after format 1 was first written: a file without it (or a
+/// write before it) has no insertion times for those documents.
+const COMMIT_TIMES: TableDefinition<(u64, u64), u64> = TableDefinition::new("akidb_commit_times");
 
 type BincodeConfig = bincode::config::Configuration<
     bincode::config::LittleEndian,
@@ -177,6 +182,25 @@ pub enum StorageError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// Transactions kept running past the wait of an operation that needs the file alone
+    /// (compaction): typically a reader holding a snapshot (a scroll, an export, a backup).
+    #[error(
+        "{operation} needs the database alone, but transactions still ran after {waited_ms} ms"
+    )]
+    Busy {
+        /// What could not run.
+        operation: &'static str,
+        /// How long it waited.
+        waited_ms: u64,
+    },
+    /// A backup target that cannot be used: it exists, or lies inside the database directory.
+    #[error("backup target {path}: {reason}")]
+    BackupTarget {
+        /// The target given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: &'static str,
     },
     /// An error reported by redb (I/O failure, disk full, corruption detected by redb).
     #[error("redb error during {context}: {source}")]
@@ -564,6 +588,10 @@ impl Storage {
             w.delete_table(t.keys()).map_err(redb_err("delete keys table"))?;
             w.delete_table(t.docs()).map_err(redb_err("delete docs table"))?;
             w.delete_table(t.vecs()).map_err(redb_err("delete vecs table"))?;
+            let mut times = w.open_table(COMMIT_TIMES).map_err(redb_err("open times"))?;
+            times
+                .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
+                .map_err(redb_err("drop times"))?;
         }
         w.commit().map_err(redb_err("commit drop collection"))?;
         Ok(true)
@@ -572,12 +600,38 @@ impl Storage {
     /// Stages upserts and deletes of one collection in one write transaction. Nothing is visible
     /// or durable until [`PendingWrite::commit`]; dropping the pending write aborts it.
     ///
-    /// Upserts are applied in order (a later one of the same id wins), then deletes.
+    /// Upserts are applied in order (a later one of the same id wins), then deletes. `time_ms`
+    /// (unix milliseconds) is recorded as the insertion time of the upserted documents.
     pub fn prepare_write(
         &self,
         coll: &CollectionEntry,
         upserts: &[DocumentWrite<'_>],
         deletes: &[&str],
+        time_ms: u64,
+    ) -> Result<PendingWrite> {
+        let deletes: Vec<(&str, Option<u64>)> = deletes.iter().map(|id| (*id, None)).collect();
+        self.write_txn(coll, upserts, &deletes, time_ms)
+    }
+
+    /// Stages deletes of exact versions: each `(id, seq)` is deleted only if `seq` is still the
+    /// sequence number of the id's live version (a document replaced since it was read stays).
+    /// As [`Storage::prepare_write`] otherwise.
+    pub fn prepare_delete_versions(
+        &self,
+        coll: &CollectionEntry,
+        versions: &[(&str, u64)],
+    ) -> Result<PendingWrite> {
+        let deletes: Vec<(&str, Option<u64>)> =
+            versions.iter().map(|(id, seq)| (*id, Some(*seq))).collect();
+        self.write_txn(coll, &[], &deletes, 0)
+    }
+
+    fn write_txn(
+        &self,
+        coll: &CollectionEntry,
+        upserts: &[DocumentWrite<'_>],
+        deletes: &[(&str, Option<u64>)],
+        time_ms: u64,
     ) -> Result<PendingWrite> {
         let w = self.begin_write()?;
         let mut receipt = WriteReceipt::default();
@@ -622,21 +676,154 @@ impl Storage {
                 vecs.insert(seq, vec_bytes.as_slice()).map_err(redb_err("write vec"))?;
                 receipt.inserted.push(seq);
             }
-            for id in deletes {
-                if let Some(old) = keys.remove(*id).map_err(redb_err("remove key"))? {
-                    let old = old.value();
-                    docs.remove(old).map_err(redb_err("remove doc"))?;
-                    vecs.remove(old).map_err(redb_err("remove vec"))?;
-                    receipt.removed.push(old);
-                    receipt.deleted += 1;
-                    // An upsert of the same id earlier in this batch is retired by this: its
-                    // number stays in `inserted` (input order) and appears in `removed`.
-                }
+            for &(id, only_seq) in deletes {
+                let live = keys.get(id).map_err(redb_err("read key"))?.map(|v| v.value());
+                let Some(old) = live.filter(|s| only_seq.is_none_or(|only| only == *s)) else {
+                    continue;
+                };
+                keys.remove(id).map_err(redb_err("remove key"))?;
+                docs.remove(old).map_err(redb_err("remove doc"))?;
+                vecs.remove(old).map_err(redb_err("remove vec"))?;
+                receipt.removed.push(old);
+                receipt.deleted += 1;
+                // An upsert of the same id earlier in this batch is retired by this: its
+                // number stays in `inserted` (input order) and appears in `removed`.
             }
             seqs.insert(coll.id, seq).map_err(redb_err("write sequence"))?;
+            if !upserts.is_empty() {
+                let mut times = w.open_table(COMMIT_TIMES).map_err(redb_err("open times"))?;
+                times.insert((coll.id, seq), time_ms).map_err(redb_err("write time"))?;
+            }
             receipt.last_seq = seq;
         }
         Ok(PendingWrite { txn: w, receipt })
+    }
+
+    /// Gives the file's free space back to the file system (redb's compaction). It needs the
+    /// file alone: it waits up to `wait` for the transactions in progress (a committing write,
+    /// readers holding snapshots) to end, and meanwhile and while it runs no transaction starts,
+    /// so every read and write of the database waits for it. Returns the file size before and
+    /// after. [`StorageError::Busy`] if transactions still ran after `wait` (nothing changed).
+    pub fn compact(&self, wait: std::time::Duration) -> Result<(u64, u64)> {
+        let size = || {
+            std::fs::metadata(&self.file)
+                .map(|m| m.len())
+                .map_err(|source| StorageError::Io { path: self.file.clone(), source })
+        };
+        let before = size()?;
+        let started = std::time::Instant::now();
+        loop {
+            let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            let busy = match slot.as_mut().map(Arc::get_mut) {
+                None => {
+                    drop(slot);
+                    self.reopen(None)?;
+                    continue;
+                }
+                // A transaction is being begun on another thread (it holds the handle briefly).
+                Some(None) => true,
+                Some(Some(db)) => match db.compact() {
+                    Ok(_) => {
+                        // One pass can leave pages that a second pass frees; stop when none.
+                        while db.compact().map_err(redb_err("compact"))? {}
+                        break;
+                    }
+                    Err(redb::CompactionError::TransactionInProgress) => true,
+                    Err(e) => return Err(redb_err("compact")(e)),
+                },
+            };
+            drop(slot);
+            if busy && started.elapsed() >= wait {
+                return Err(StorageError::Busy {
+                    operation: "compaction",
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Ok((before, size()?))
+    }
+
+    /// Writes a consistent copy of the whole database (every collection, as of one read
+    /// snapshot) into the new directory `target`, while writers go on. The copy is built in a
+    /// hidden sibling directory (`.NAME.akidb-partial-PID`), made durable, then renamed to
+    /// `target`: a crash or an error leaves no directory at `target` (a leftover partial one is
+    /// removed by the next backup to the same target). The copy gets a database identity of
+    /// its own, so index generations of one never pass for the other's. Returns the rows
+    /// copied.
+    pub fn backup(&self, target: &Path) -> Result<u64> {
+        let new_id = random_id()?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StorageError::Io { path, source }
+        };
+        let bad = |reason| StorageError::BackupTarget { path: target.to_path_buf(), reason };
+        let name =
+            target.file_name().and_then(|n| n.to_str()).ok_or_else(|| bad("no file name"))?;
+        if std::fs::symlink_metadata(target).is_ok() {
+            return Err(bad("it exists"));
+        }
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let parent = std::fs::canonicalize(&parent).map_err(io(&parent))?;
+        let own =
+            self.file.parent().map(std::fs::canonicalize).transpose().map_err(io(&self.file))?;
+        if own.is_some_and(|own| parent.starts_with(own)) {
+            return Err(bad("it is inside the database directory"));
+        }
+        let prefix = format!(".{name}.akidb-partial-");
+        for entry in std::fs::read_dir(&parent).map_err(io(&parent))?.flatten() {
+            if entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let partial = parent.join(format!("{prefix}{}", std::process::id()));
+        std::fs::create_dir(&partial).map_err(io(&partial))?;
+        let copied = self.copy_into(&partial.join(DB_FILE_NAME), new_id).and_then(|rows| {
+            sync_dir(&partial)?;
+            std::fs::rename(&partial, parent.join(name)).map_err(io(target))?;
+            sync_dir(&parent)?;
+            Ok(rows)
+        });
+        if copied.is_err() {
+            let _ = std::fs::remove_dir_all(&partial);
+        }
+        copied
+    }
+
+    /// [`Storage::backup`]'s copy: every table of one read snapshot into a new redb file, in
+    /// transactions of bounded size (non-durable, made durable by the last one, which also
+    /// gives the copy its identity).
+    fn copy_into(&self, file: &Path, new_id: [u8; 16]) -> Result<u64> {
+        let src = self.begin_read()?;
+        let dst = redb::Database::builder().create(file).map_err(|e| map_open_error(file, e))?;
+        let mut rows = copy_table(&src, &dst, META)?;
+        rows += copy_table(&src, &dst, COLLECTIONS)?;
+        rows += copy_table(&src, &dst, SEQUENCES)?;
+        rows += copy_table(&src, &dst, COMMIT_TIMES)?;
+        let colls = src.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
+        for item in colls.iter().map_err(redb_err("read collections"))? {
+            let (_, v) = item.map_err(redb_err("read collections"))?;
+            let t = CollectionTables::new(
+                decode::<StoredCollection>("akidb_collections", v.value())?.id,
+            );
+            rows += copy_table(&src, &dst, t.keys())?;
+            rows += copy_table(&src, &dst, t.docs())?;
+            rows += copy_table(&src, &dst, t.vecs())?;
+        }
+        let w = dst.begin_write().map_err(redb_err("begin backup write"))?;
+        {
+            let mut meta = w.open_table(META).map_err(redb_err("open meta"))?;
+            meta.insert("database_id", new_id.as_slice()).map_err(redb_err("write meta"))?;
+        }
+        w.commit().map_err(redb_err("commit backup"))?;
+        dst.close().map_err(|e| map_open_error(file, e))?;
+        std::fs::File::open(file)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| StorageError::Io { path: file.to_path_buf(), source })?;
+        Ok(rows)
     }
 
     /// Opens a consistent read snapshot (redb MVCC: writers do not block it).
@@ -734,6 +921,50 @@ fn random_id() -> Result<[u8; 16]> {
         source: std::io::Error::other(e.to_string()),
     })?;
     Ok(id)
+}
+
+/// Rows per transaction when a backup copies a table: bounds the copy's memory.
+const BACKUP_CHUNK: u64 = 20_000;
+
+/// Copies table `def` (if it exists) of `src` into `dst`, in non-durable transactions of
+/// [`BACKUP_CHUNK`] rows. Returns the rows copied.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    src: &redb::ReadTransaction,
+    dst: &redb::Database,
+    def: TableDefinition<'_, K, V>,
+) -> Result<u64> {
+    let from = match src.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(redb_err("open table for backup")(e)),
+    };
+    let mut items = from.iter().map_err(redb_err("read for backup"))?;
+    let mut rows = 0;
+    loop {
+        let mut w = dst.begin_write().map_err(redb_err("begin backup write"))?;
+        w.set_durability(redb::Durability::None).map_err(redb_err("backup durability"))?;
+        let mut n = 0;
+        {
+            let mut to = w.open_table(def).map_err(redb_err("open backup table"))?;
+            for item in items.by_ref().take(BACKUP_CHUNK as usize) {
+                let (k, v) = item.map_err(redb_err("read for backup"))?;
+                to.insert(k.value(), v.value()).map_err(redb_err("write backup"))?;
+                n += 1;
+            }
+        }
+        w.commit().map_err(redb_err("commit backup chunk"))?;
+        rows += n;
+        if n < BACKUP_CHUNK {
+            return Ok(rows);
+        }
+    }
+}
+
+/// Makes a directory's entries durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StorageError::Io { path: dir.to_path_buf(), source })
 }
 
 /// Creates a new database file: initialised under a temporary name, synced, then linked into
@@ -1105,6 +1336,67 @@ impl Snapshot {
         Ok(vecs.get(seq).map_err(redb_err("read vec"))?.is_some())
     }
 
+    /// Calls `f(seq, document)` for every live document with a sequence number greater than
+    /// `after`, in sequence order, without reading vectors. `f` returning `false` stops the scan.
+    pub fn scan_documents(
+        &self,
+        coll: &CollectionEntry,
+        after: u64,
+        mut f: impl FnMut(u64, StoredDocument) -> Result<bool>,
+    ) -> Result<()> {
+        let t = Self::tables(coll);
+        let docs = self.open(coll, t.docs())?;
+        for item in docs.range(after.saturating_add(1)..).map_err(redb_err("scan docs"))? {
+            let (seq, doc) = item.map_err(redb_err("scan docs"))?;
+            if !f(seq.value(), decode(&t.docs, doc.value())?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Vectors by sequence number (`None` where the number is retired).
+    pub fn vectors_by_seq(
+        &self,
+        coll: &CollectionEntry,
+        seqs: &[u64],
+    ) -> Result<Vec<Option<Vec<f32>>>> {
+        let t = Self::tables(coll);
+        let vecs = self.open(coll, t.vecs())?;
+        seqs.iter()
+            .map(|s| {
+                let Some(bytes) = vecs.get(*s).map_err(redb_err("read vec"))? else {
+                    return Ok(None);
+                };
+                let mut v = Vec::new();
+                decode_vector(&t.vecs, bytes.value(), &mut v)?;
+                Ok(Some(v))
+            })
+            .collect()
+    }
+
+    /// The recorded insertion times of a collection's writes, in sequence order: calls
+    /// `f(last_seq, unix_ms)` per write that inserted documents (those with sequence numbers
+    /// after the previous entry's, up to `last_seq`). `f` returning `false` stops.
+    pub fn commit_times(
+        &self,
+        coll: &CollectionEntry,
+        mut f: impl FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
+        let times = match self.txn.open_table(COMMIT_TIMES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(redb_err("open times")(e)),
+        };
+        for item in times.range((coll.id, 0)..=(coll.id, u64::MAX)).map_err(redb_err("times"))? {
+            let (k, v) = item.map_err(redb_err("read times"))?;
+            if !f(k.value().1, v.value()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `f(seq, document, vector)` for every live document with a sequence number greater
     /// than `after`, in sequence order. `f` returning `false` stops the scan.
     pub fn scan(
@@ -1168,6 +1460,7 @@ mod tests {
                     DocumentWrite { id: "b", text: None, metadata: "{}", vector: &v },
                 ],
                 &[],
+                0,
             )
             .expect("prepare");
         let r = w.commit().expect("commit");
@@ -1177,6 +1470,7 @@ mod tests {
                 &c,
                 &[DocumentWrite { id: "a", text: Some("y"), metadata: "{}", vector: &v }],
                 &["b", "zz"],
+                0,
             )
             .expect("prepare");
         let r = w.commit().expect("commit");
@@ -1212,6 +1506,7 @@ mod tests {
                     DocumentWrite { id: "b", text: None, metadata: "{}", vector: &v },
                 ],
                 &["a"],
+                0,
             )
             .expect("prepare")
             .commit()
@@ -1233,6 +1528,7 @@ mod tests {
                 &c,
                 &[DocumentWrite { id: "a", text: None, metadata: "{}", vector: &v }],
                 &[],
+                0,
             )
             .expect("prepare");
         drop(w);
@@ -1252,5 +1548,69 @@ mod tests {
         ));
         let mut v = vec![];
         assert!(decode_vector("t", &[0u8; 5], &mut v).is_err());
+    }
+
+    #[test]
+    fn version_guarded_deletes_and_commit_times() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path());
+        let c = s.create_collection("c", b"{}").expect("create");
+        let v = [1.0f32, 2.0];
+        let put = |id, t| {
+            let w = [DocumentWrite { id, text: None, metadata: "{}", vector: &v }];
+            s.prepare_write(&c, &w, &[], t).and_then(PendingWrite::commit).expect("write")
+        };
+        put("a", 10);
+        put("b", 20);
+        put("a", 30); // a is now sequence 3
+        let r = s
+            .prepare_delete_versions(&c, &[("a", 1), ("b", 2), ("zz", 9)])
+            .and_then(PendingWrite::commit)
+            .expect("delete");
+        assert_eq!((r.deleted, r.removed.clone()), (1, vec![2]), "a's old version is not live");
+        let snap = s.snapshot().expect("snapshot");
+        assert_eq!(snap.count(&c).expect("count"), 1);
+        let mut times = Vec::new();
+        snap.commit_times(&c, |seq, t| {
+            times.push((seq, t));
+            true
+        })
+        .expect("times");
+        assert_eq!(times, vec![(1, 10), (2, 20), (3, 30)]);
+        drop(snap);
+        assert!(s.drop_collection("c").expect("drop"));
+        let c2 = s.create_collection("c", b"{}").expect("create");
+        let mut n = 0;
+        s.snapshot()
+            .expect("snapshot")
+            .commit_times(&c2, |_, _| {
+                n += 1;
+                true
+            })
+            .expect("times");
+        assert_eq!(n, 0, "a dropped collection's times go with it");
+    }
+
+    #[test]
+    fn compaction_waits_for_readers_then_gives_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path());
+        let c = s.create_collection("c", b"{}").expect("create");
+        let v = vec![0.5f32; 256];
+        for batch in 0..20 {
+            let ids: Vec<String> = (0..100).map(|i| format!("{batch}-{i}")).collect();
+            let w: Vec<DocumentWrite<'_>> = ids
+                .iter()
+                .map(|id| DocumentWrite { id, text: Some("t"), metadata: "{}", vector: &v })
+                .collect();
+            s.prepare_write(&c, &w, &[], 0).and_then(PendingWrite::commit).expect("write");
+        }
+        let snap = s.snapshot().expect("snapshot");
+        let wait = std::time::Duration::from_millis(100);
+        assert!(matches!(s.compact(wait), Err(StorageError::Busy { .. })));
+        drop(snap);
+        let (before, after) = s.compact(wait).expect("compact");
+        assert!(after <= before);
+        assert_eq!(s.snapshot().expect("snapshot").count(&c).expect("count"), 2_000);
     }
 }

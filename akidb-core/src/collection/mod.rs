@@ -9,19 +9,26 @@
 //! - `metadata.rs`: metadata as filters read it, and stored metadata read back.
 
 mod engine;
+mod export;
+mod lifecycle;
 mod load;
 mod metadata;
+mod retention;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use akidb_index::persist::{self, IndexIdentity};
 use akidb_index::{HnswIndex, SearchParams, SearchPath, VectorSearch};
 use akidb_storage::{CollectionEntry, DocumentWrite, Storage, StorageError};
 
 pub use engine::{OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO};
+pub use export::{ImportReport, MAX_IMPORT_LINE};
+pub use lifecycle::{Scroll, ScrollCursor, ScrollOptions, DELETE_CHUNK};
 pub(crate) use load::{load, map_error as map_load_error};
+pub(crate) use retention::retention_pass;
+pub use retention::RetentionReport;
 
 use self::engine::{Applied, Change, Engine};
 use self::metadata::{docs_table, MetadataMap};
@@ -29,7 +36,7 @@ use crate::database::DbInner;
 use crate::document::{Document, Hit, Record};
 use crate::filter::Filter;
 use crate::limits::MAX_BATCH;
-use crate::schema::{self, CollectionConfig};
+use crate::schema::{self, CollectionConfig, Retention};
 use crate::validate::{check_id, check_metadata, check_search, check_text, check_vector};
 use crate::{Error, Result};
 
@@ -61,6 +68,8 @@ pub(crate) struct CollectionState {
     adopted_digest: std::sync::OnceLock<String>,
     /// An automatic optimize is queued for the maintenance worker.
     pub(crate) optimize_queued: AtomicBool,
+    /// The retention policy in force (the schema's, or one set since).
+    retention: std::sync::RwLock<Option<Retention>>,
 }
 
 /// The folder of collection `entry`'s index generations.
@@ -93,6 +102,7 @@ impl CollectionState {
         Self {
             index_dir: index_dir(db_path, &entry),
             identity: index_identity(store.database_id(), &entry, &config),
+            retention: std::sync::RwLock::new(config.retention.clone()),
             entry,
             config,
             engine,
@@ -118,6 +128,31 @@ impl CollectionState {
         &self.entry.name
     }
 
+    /// The configuration as it is stored now: the creation's, with the model digest recorded
+    /// since and the retention policy in force.
+    pub(crate) fn stored_config(&self) -> CollectionConfig {
+        let mut config = self.config.clone();
+        config.model = self.model_identity();
+        config.retention = self.retention();
+        config
+    }
+
+    /// Runs `f` under the commit lock (ordered with the collection's writes).
+    pub(crate) fn under_commit_lock<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _writer = self.engine.writer()?;
+        f()
+    }
+
+    /// The retention policy in force.
+    pub(crate) fn retention(&self) -> Option<Retention> {
+        self.retention.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the retention policy in force (its schema is updated by the caller).
+    pub(crate) fn set_retention(&self, retention: Option<Retention>) {
+        *self.retention.write().unwrap_or_else(PoisonError::into_inner) = retention;
+    }
+
     /// The bound model's identity, with a digest recorded in this process (see
     /// [`Collection::adopt_model_digest`]).
     pub(crate) fn model_identity(&self) -> Option<crate::ModelIdentity> {
@@ -132,7 +167,7 @@ impl CollectionState {
         Error::CollectionNotFound { name: self.name().into() }
     }
 
-    fn is_dropped(&self) -> bool {
+    pub(crate) fn is_dropped(&self) -> bool {
         self.dropped.load(Ordering::Acquire)
     }
 
@@ -176,12 +211,42 @@ impl CollectionState {
     }
 
     /// Writes the index as a new generation covering the last applied write.
+    /// Deletes exact versions (`(id, seq)`: only if `seq` is still the id's live version) in
+    /// one durable transaction, then applies it. Returns how many went and whether the graph
+    /// now asks for an optimize.
+    pub(crate) fn delete_versions(
+        &self,
+        store: &Storage,
+        versions: &[(&str, u64)],
+    ) -> Result<(usize, bool)> {
+        let writer = self.engine.writer()?;
+        if self.is_dropped() {
+            return Err(self.not_found());
+        }
+        let receipt = store
+            .prepare_delete_versions(&self.entry, versions)
+            .and_then(|pending| pending.commit())
+            .map_err(map_storage_error)?;
+        let deleted = receipt.deleted;
+        let change =
+            Change { last_seq: receipt.last_seq, inserted: Vec::new(), removed: receipt.removed };
+        Ok((deleted, writer.apply(change)?))
+    }
+
     fn save(&self) -> Result<()> {
         self.engine.save(|index, covered| {
             persist::save(index, &self.index_dir, &self.identity, covered)
                 .map(drop)
                 .map_err(Error::IndexPersist)
         })
+    }
+}
+
+/// A storage error as a collection call reports it: a collection dropped meanwhile is not found.
+pub(crate) fn map_storage_error(e: StorageError) -> Error {
+    match e {
+        StorageError::CollectionNotFound { name } => Error::CollectionNotFound { name },
+        e => e.into(),
     }
 }
 
@@ -219,8 +284,8 @@ impl Collection {
     /// matched by name and settings), so that from now on only that content matches.
     pub(crate) fn adopt_model_digest(&self, model: &crate::ModelIdentity) -> Result<()> {
         let Some(digest) = model.digest.clone() else { return Ok(()) };
-        let mut config = self.state.config.clone();
         let _writer = self.state.engine.writer()?;
+        let mut config = self.state.stored_config();
         if let Some(adopted) = self.state.adopted_digest.get() {
             // Another caller recorded a digest since this one was matched by name.
             if *adopted == digest {
@@ -263,10 +328,7 @@ impl Collection {
     }
 
     fn storage_error(&self, e: StorageError) -> Error {
-        match e {
-            StorageError::CollectionNotFound { name } => Error::CollectionNotFound { name },
-            e => e.into(),
-        }
+        map_storage_error(e)
     }
 
     /// Inserts or replaces documents, all or none: one durable transaction. Returns once the
@@ -323,10 +385,11 @@ impl Collection {
             .collect();
         let writer = self.state.engine.writer()?;
         self.check_live()?;
+        let now = self.db.clock.now_ms();
         let receipt = self
             .db
             .store
-            .prepare_write(&self.state.entry, &writes, &delete_ids)
+            .prepare_write(&self.state.entry, &writes, &delete_ids, now)
             .and_then(|pending| pending.commit())
             .map_err(|e| self.storage_error(e))?;
         // Durable now; searches go on against the previous state until the engine applies it.
