@@ -15,6 +15,7 @@
 //! | `c{id}_keys` | user id | sequence number of the live version |
 //! | `c{id}_docs` | sequence number | bincode record: user id, text, metadata JSON |
 //! | `c{id}_vecs` | sequence number | vector as raw little-endian f32 |
+//! | `akidb_commit_times` | (collection id, last sequence number of a write) | unix ms |
 //!
 //! `akidb_meta` holds `magic` = `akidb`, `format_version` = u32 LE, `next_collection_id` = u64
 //! LE and `database_id` = 16 random bytes.
