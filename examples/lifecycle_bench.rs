@@ -135,8 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         json!({"case": "count_scroll", "matches": matches, "share": matches as f64 / a.n as f64,
                "count_s": count_s, "scroll_s": scroll_s, "scrolled": scrolled})
     );
-    let ten_pct =
-        Filter::eq("level", "INFO").and(Filter::lt("ts", 1_790_000_000 + a.n as u64 / 3));
+    let ten_pct = Filter::eq("level", "INFO").and(Filter::lt("ts", 1_790_000_000 + a.n as u64 / 3));
     let t = Instant::now();
     let deleted = c.delete_where(&ten_pct)?;
     println!(

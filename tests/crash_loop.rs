@@ -1,8 +1,10 @@
 //! Crash loop: a writer process doing a random mix of vector upserts, deletes, text inserts
-//! (embedded by a real ONNX model), index saves and `optimize()` is SIGKILLed again and
-//! again. After every kill the harness reopens the database and checks every document against
-//! its own log of acknowledged operations: acknowledged writes are all there, the one operation
-//! in flight is either wholly there or wholly absent, and the index agrees with storage.
+//! (embedded by a real ONNX model), deletes by filter, index saves, `optimize()` and
+//! compactions is SIGKILLed again and again. After every kill the harness reopens the database
+//! and checks every document against its own log of acknowledged operations: acknowledged writes
+//! are all there, the one operation in flight is either wholly there or wholly absent (a delete
+//! by filter: whole chunks of its matches, in insertion order, and nothing else), and the index
+//! agrees with storage.
 //!
 //! The writer derives each operation from `(run, op number)` with a seeded generator, and the
 //! harness derives the same operation from the same pair, so the harness's log is independent of
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use akidb::embedding::InputKind;
 use akidb::{
-    CollectionConfig, Database, Document, Embedder, OnnxEmbeddingProvider, SearchParams,
+    CollectionConfig, Database, Document, Embedder, Filter, OnnxEmbeddingProvider, SearchParams,
     TextDocument,
 };
 use rand::rngs::StdRng;
@@ -50,6 +52,9 @@ enum Op {
     DeleteTexts(Vec<String>),
     SaveIndex,
     Optimize,
+    /// `delete_where(j >= slot)` on the vector collection.
+    DeleteWhere(u32),
+    Compact,
 }
 
 /// Operation `n` of run `run`: the writer and the harness both call this.
@@ -65,9 +70,11 @@ fn op(run: u64, n: u64) -> Op {
         0..=44 => Op::Upsert(with_slots(ids(&mut rng, "k", KEYS, 60))),
         45..=64 => Op::Delete(ids(&mut rng, "k", KEYS, 25)),
         65..=84 => Op::AddTexts(with_slots(ids(&mut rng, "t", TEXT_KEYS, 8))),
-        85..=89 => Op::DeleteTexts(ids(&mut rng, "t", TEXT_KEYS, 4)),
-        90..=95 => Op::SaveIndex,
-        _ => Op::Optimize,
+        85..=87 => Op::DeleteTexts(ids(&mut rng, "t", TEXT_KEYS, 4)),
+        88..=91 => Op::SaveIndex,
+        92..=93 => Op::Optimize,
+        94..=97 => Op::DeleteWhere(rng.gen_range(0..30)),
+        _ => Op::Compact,
     }
 }
 
@@ -129,8 +136,33 @@ impl Model {
             Op::DeleteTexts(ids) => ids.iter().for_each(|id| {
                 self.texts.remove(id);
             }),
-            Op::SaveIndex | Op::Optimize => {}
+            Op::DeleteWhere(slot) => {
+                self.vectors.retain(|_, v| v.j < *slot);
+            }
+            Op::SaveIndex | Op::Optimize | Op::Compact => {}
         }
+    }
+
+    /// The states a crash during `op` may leave in the vector collection, from untouched to
+    /// done: for a delete by filter, its matches deleted in chunks of `DELETE_CHUNK` in
+    /// insertion order ((run, n, j) order); for any other operation, before or after.
+    fn vector_outcomes(&self, run: u64, n: u64, op: &Op) -> Vec<HashMap<String, Version>> {
+        let mut after = self.clone();
+        after.apply(run, n, op);
+        let Op::DeleteWhere(slot) = op else { return vec![self.vectors.clone(), after.vectors] };
+        let mut matches: Vec<(&String, &Version)> =
+            self.vectors.iter().filter(|(_, v)| v.j >= *slot).collect();
+        matches.sort_by_key(|(_, v)| (v.run, v.n, v.j));
+        let mut outcomes = Vec::new();
+        for done in (0..matches.len()).step_by(akidb::DELETE_CHUNK) {
+            let mut state = self.vectors.clone();
+            for (id, _) in &matches[..done] {
+                state.remove(*id);
+            }
+            outcomes.push(state);
+        }
+        outcomes.push(after.vectors);
+        outcomes
     }
 }
 
@@ -189,20 +221,26 @@ fn crash_loop_child() {
             Op::Optimize => {
                 v.optimize().expect("optimize");
             }
+            Op::DeleteWhere(slot) => {
+                v.delete_where(&Filter::gte("j", *slot)).expect("delete_where");
+            }
+            Op::Compact => {
+                db.compact().expect("compact");
+            }
         }
         println!("ACK {n}");
     }
 }
 
-/// Checks a collection against the model, accepting the in-flight operation's effect or not, but
-/// not half of it. Returns the model that matched and the number of documents compared.
+/// Checks a collection against the states the in-flight operation may have left (`outcomes`:
+/// the acknowledged state first, the operation done last), never anything else. Returns the
+/// index of the outcome found and the number of documents compared.
 fn check_collection(
     c: &akidb::Collection,
-    before: &HashMap<String, Version>,
-    after: &HashMap<String, Version>,
+    outcomes: &[HashMap<String, Version>],
     universe: impl Iterator<Item = String>,
     check_doc: &dyn Fn(&akidb::Record, Version),
-) -> (bool, usize) {
+) -> (usize, usize) {
     let ids: Vec<String> = universe.collect();
     let got = c.get(&ids).expect("get");
     let version_of = |r: &akidb::Record| Version {
@@ -218,24 +256,20 @@ fn check_collection(
     let matches = |m: &HashMap<String, Version>| {
         m.len() == state.len() && m.iter().all(|(id, v)| state.get(id.as_str()) == Some(v))
     };
-    let applied = if matches(after) {
-        true
-    } else {
-        if !matches(before) {
-            for (id, r) in ids.iter().zip(&got) {
-                let (s, b, a) = (r.as_ref().map(version_of), before.get(id), after.get(id));
-                if s.as_ref() != b || s.as_ref() != a {
-                    eprintln!("DIFF {id}: storage {s:?} acked {b:?} with in-flight {a:?}");
-                }
+    let (before, after) = (&outcomes[0], &outcomes[outcomes.len() - 1]);
+    let Some(found) = outcomes.iter().rposition(matches) else {
+        for (id, r) in ids.iter().zip(&got) {
+            let (s, b, a) = (r.as_ref().map(version_of), before.get(id), after.get(id));
+            if s.as_ref() != b || s.as_ref() != a {
+                eprintln!("DIFF {id}: storage {s:?} acked {b:?} with in-flight {a:?}");
             }
         }
-        assert!(
-            matches(before),
-            "{}: storage matches neither the acknowledged state nor it plus the operation in \
-             flight",
-            c.name()
+        panic!(
+            "{}: storage matches neither the acknowledged state nor any state the operation in \
+             flight may leave ({} of them)",
+            c.name(),
+            outcomes.len()
         );
-        false
     };
     for r in got.iter().flatten() {
         check_doc(r, version_of(r));
@@ -244,7 +278,7 @@ fn check_collection(
         c.count().expect("count") as usize,
         state.len() + if c.name() == "v" { BASE } else { 0 }
     );
-    (applied, ids.len())
+    (found, ids.len())
 }
 
 #[test]
@@ -280,6 +314,7 @@ fn crash_loop_mixed_operations() {
     let mut rng = StdRng::seed_from_u64(0xC0FFEE);
     let (mut kills, mut mid_op, mut acked_ops, mut in_flight_applied, mut docs_checked) =
         (0u64, 0u64, 0u64, 0u64, 0usize);
+    let mut partial_deletes = 0u64;
     let mut op_counts: HashMap<&'static str, u64> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut run = 0u64;
@@ -347,7 +382,9 @@ fn crash_loop_mixed_operations() {
             }
         }
         let mut after = model.clone();
+        let mut vector_outcomes = vec![model.vectors.clone()];
         if let Some(n) = begun {
+            vector_outcomes = model.vector_outcomes(run, n, &op(run, n));
             after.apply(run, n, &op(run, n));
         }
 
@@ -358,13 +395,8 @@ fn crash_loop_mixed_operations() {
         let check_vec = |r: &akidb::Record, ver: Version| {
             assert_eq!(r.vector, vector(ver.run, ver.n, ver.j), "{}", r.id)
         };
-        let (va, vn) = check_collection(
-            &v,
-            &model.vectors,
-            &after.vectors,
-            (0..KEYS).map(|i| format!("k{i}")),
-            &check_vec,
-        );
+        let (vfound, vn) =
+            check_collection(&v, &vector_outcomes, (0..KEYS).map(|i| format!("k{i}")), &check_vec);
         let check_text = |r: &akidb::Record, ver: Version| {
             let want = text(ver.run, ver.n, ver.j);
             assert_eq!(r.text.as_deref(), Some(want.as_str()), "{}", r.id);
@@ -376,21 +408,24 @@ fn crash_loop_mixed_operations() {
                 r.id
             );
         };
-        let (ta, tn) = check_collection(
+        let text_outcomes = [model.texts.clone(), after.texts.clone()];
+        let (tfound, tn) = check_collection(
             &t,
-            &model.texts,
-            &after.texts,
+            &text_outcomes,
             (0..TEXT_KEYS).map(|i| format!("t{i}")),
             &check_text,
         );
-        // Each collection shows the in-flight operation wholly or not at all; adopt what it shows.
-        if (va && model.vectors != after.vectors) || (ta && model.texts != after.texts) {
+        // Each collection shows one state the in-flight operation may leave; adopt what it shows.
+        if vector_outcomes[vfound] != vector_outcomes[0]
+            || (tfound > 0 && model.texts != after.texts)
+        {
             in_flight_applied += 1;
         }
-        if va {
-            model.vectors = after.vectors;
+        if vfound > 0 && vfound < vector_outcomes.len() - 1 {
+            partial_deletes += 1;
         }
-        if ta {
+        model.vectors = vector_outcomes.swap_remove(vfound);
+        if tfound > 0 {
             model.texts = after.texts;
         }
         docs_checked += vn + tn;
@@ -457,8 +492,9 @@ fn crash_loop_mixed_operations() {
     eprintln!(
         "crash loop: {kills} kills ({mid_op} while running), {acked_ops} acknowledged operations \
          verified ({op_counts:?}), {in_flight_applied} in-flight operations found whole, \
-         {docs_checked} document checks; hostile index files planted: {planted:?}; single graph \
-         misses at ef 64: {graph_misses}"
+         {docs_checked} document checks ({partial_deletes} deletes by filter found in whole \
+         chunks); hostile index files planted: {planted:?}; single graph misses at ef 64: \
+         {graph_misses}"
     );
     assert!(mid_op >= kills.saturating_sub(1), "the writer must be running when killed");
     assert!(op_counts.len() >= 4, "the mix must be exercised: {op_counts:?}");
@@ -472,5 +508,7 @@ fn name(op: &Op) -> &'static str {
         Op::DeleteTexts(_) => "delete_texts",
         Op::SaveIndex => "save_index",
         Op::Optimize => "optimize",
+        Op::DeleteWhere(_) => "delete_where",
+        Op::Compact => "compact",
     }
 }

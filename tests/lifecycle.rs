@@ -529,3 +529,74 @@ fn bad_imports_are_typed_errors_and_keep_what_came_before() {
     assert!(matches!(import(&meta), Err(Error::MetadataNotObject { .. })));
     assert!(matches!(c.import_jsonl(dir.path().join("missing.jsonl")), Err(Error::Io { .. })));
 }
+
+/// The delete-by-filter child: deletes every DEBUG line of the database, printing READY first.
+#[test]
+#[ignore = "run as a child process by a_killed_delete_where_leaves_whole_chunks"]
+fn delete_where_child() {
+    let Ok(db) = std::env::var("AKIDB_DELETE_DB") else { return };
+    let db = Database::open(&db).expect("child open");
+    let c = db.collection("logs").expect("collection");
+    println!("READY");
+    c.delete_where(&Filter::eq("level", "DEBUG")).expect("delete_where");
+    println!("DONE");
+}
+
+/// SIGKILL during `delete_where`: the documents deleted are always the first whole chunks of
+/// the matches in insertion order, and nothing else.
+#[test]
+fn a_killed_delete_where_leaves_whole_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let n = 12_000u64; // 7,200 DEBUG lines: 8 chunks
+    let mut partial = 0;
+    // Round 0 runs to the end and times the delete; the others kill it at fractions of that.
+    let mut took = Duration::ZERO;
+    for (round, fraction) in
+        [None, Some(0.2), Some(0.4), Some(0.6), Some(0.8)].into_iter().enumerate()
+    {
+        let _ = std::fs::remove_dir_all(&path);
+        {
+            let (_db, c) = open(&path);
+            fill(&c, 0..n);
+        }
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .args(["--exact", "delete_where_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("AKIDB_DELETE_DB", &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = lines.find(|l| l.as_ref().is_ok_and(|l| l.ends_with("READY")));
+        assert!(ready.is_some(), "round {round}: child never got ready");
+        let started = Instant::now();
+        match fraction {
+            None => {
+                assert!(lines.any(|l| l.as_ref().is_ok_and(|l| l.ends_with("DONE"))));
+                took = started.elapsed();
+            }
+            Some(f) => std::thread::sleep(took.mul_f64(f)),
+        }
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        let db = Database::open(&path).expect("reopen");
+        let c = db.collection("logs").expect("collection");
+        let left: HashSet<String> = ids_of(&c, None).into_iter().collect();
+        let debug: Vec<u64> = (0..n).filter(|i| i % 5 < 3).collect();
+        let gone: Vec<u64> =
+            debug.iter().copied().filter(|i| !left.contains(&format!("d{i}"))).collect();
+        assert_eq!(gone, debug[..gone.len()], "round {round}: the first matches, in order");
+        assert!(
+            gone.len() % akidb::DELETE_CHUNK == 0 || gone.len() == debug.len(),
+            "round {round}: {} deleted is not whole chunks",
+            gone.len()
+        );
+        assert!((0..n).filter(|i| i % 5 >= 3).all(|i| left.contains(&format!("d{i}"))));
+        assert_eq!(c.index_stats().expect("stats").live as u64, c.count().expect("count"));
+        if !gone.is_empty() && gone.len() < debug.len() {
+            partial += 1;
+        }
+    }
+    assert!(partial >= 1, "no kill landed between chunks (a whole delete took {took:?})");
+}
