@@ -86,8 +86,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let open_s = t.elapsed().as_secs_f64();
         println!(
             "{}",
-            json!({"case": "open", "n": c.count()?, "open_s": open_s, "rss_mb": rss_bytes() as f64 / 1e6,
-                   "rss_before_mb": rss0 as f64 / 1e6})
+            json!({"case": "open", "n": c.count()?, "open_s": open_s,
+                   "rss_mb": rss_bytes() as f64 / 1e6, "rss_before_mb": rss0 as f64 / 1e6})
         );
         return Ok(());
     }

@@ -13,4 +13,4 @@ cargo test --workspace --no-fail-fast 2>&1
 # is compiled; core and the vector tests of the facade build, lint and pass without them.
 cargo clippy -p akidb-core -p akidb --no-default-features --all-targets --quiet -- -D warnings
 cargo test -p akidb-core --no-default-features 2>&1
-cargo test -p akidb --no-default-features --lib --test api --test faults 2>&1
+cargo test -p akidb --no-default-features --lib --test api --test faults --test lifecycle 2>&1

@@ -588,7 +588,7 @@ fn a_killed_delete_where_leaves_whole_chunks() {
             debug.iter().copied().filter(|i| !left.contains(&format!("d{i}"))).collect();
         assert_eq!(gone, debug[..gone.len()], "round {round}: the first matches, in order");
         assert!(
-            gone.len() % akidb::DELETE_CHUNK == 0 || gone.len() == debug.len(),
+            gone.len().is_multiple_of(akidb::DELETE_CHUNK) || gone.len() == debug.len(),
             "round {round}: {} deleted is not whole chunks",
             gone.len()
         );
@@ -599,4 +599,75 @@ fn a_killed_delete_where_leaves_whole_chunks() {
         }
     }
     assert!(partial >= 1, "no kill landed between chunks (a whole delete took {took:?})");
+}
+
+#[cfg(feature = "parquet")]
+#[test]
+fn parquet_round_trip_and_bad_files() {
+    use std::sync::Arc as A;
+
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, c) = open(&dir.path().join("db"));
+    fill(&c, 0..2_500);
+    c.upsert(&[Document::new("odd", vec![1e-12, -3.4e12, 0.1, 1.0 / 3.0, 7.0, 8.0, 9.0, 1e-7])
+        .with_text("ロボット \"quoted\"\n")
+        .with_metadata(json!({"a": {"b": [1, 2.5, null, true]}, "big": 9007199254740993u64}))])
+        .expect("upsert");
+    let file = dir.path().join("logs.parquet");
+    assert_eq!(c.export_parquet(&file, None).expect("export"), 2_501);
+    assert!(matches!(c.export_parquet(&file, None), Err(Error::Io { .. })), "exists");
+    let robot3 = dir.path().join("robot3.parquet");
+    assert_eq!(c.export_parquet(&robot3, Some(&Filter::eq("robot", 3))).expect("export"), 500);
+
+    let (_db2, d) = open(&dir.path().join("db2"));
+    assert_eq!(d.import_parquet(&file).expect("import").documents, 2_501);
+    assert_eq!(d.import_parquet(&file).expect("again").documents, 2_501, "idempotent");
+    let ids = ids_of(&c, None);
+    for chunk in ids.chunks(500) {
+        for (x, y) in c.get(chunk).expect("get").iter().zip(d.get(chunk).expect("get")) {
+            let (x, y) = (x.as_ref().expect("a"), y.expect("b"));
+            assert_eq!((&x.id, &x.text, &x.metadata), (&y.id, &y.text, &y.metadata));
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&x.vector), bits(&y.vector));
+        }
+    }
+    let a = c.search(&vector(5), 10, None).expect("search");
+    let b = d.search(&vector(5), 10, None).expect("search");
+    assert_eq!(
+        a.iter().map(|h| (&h.id, h.score.to_bits())).collect::<Vec<_>>(),
+        b.iter().map(|h| (&h.id, h.score.to_bits())).collect::<Vec<_>>()
+    );
+
+    // Another collection's dimension; a file without the header; other columns; not Parquet.
+    let wide = db.create_collection("wide", CollectionConfig::new(DIM + 1)).expect("create");
+    assert!(matches!(wide.import_parquet(&file), Err(Error::Import { line: 1, .. })));
+    let foreign = dir.path().join("foreign.parquet");
+    {
+        let schema = A::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("vec", DataType::Float64, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            A::new(StringArray::from(vec!["a", "b"])),
+            A::new(Float64Array::from(vec![1.0, 2.0])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
+        let f = std::fs::File::create(&foreign).expect("create");
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, None).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+    }
+    assert!(matches!(d.import_parquet(&foreign), Err(Error::Import { line: 1, .. })));
+    let jsonl = dir.path().join("x.jsonl");
+    c.export_jsonl(&jsonl, None).expect("export");
+    assert!(matches!(d.import_parquet(&jsonl), Err(Error::Import { line: 1, .. })));
+    // A truncated Parquet file.
+    let bytes = std::fs::read(&robot3).expect("read");
+    let cut = dir.path().join("cut.parquet");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    assert!(matches!(d.import_parquet(&cut), Err(Error::Import { .. })));
+    assert_eq!(d.count().expect("count"), 2_501, "nothing lost");
 }

@@ -69,8 +69,33 @@ pub struct ImportReport {
     pub batches: u64,
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.to_path_buf(), source }
+}
+
+/// Writes the new file `path` through `write`: under a hidden name beside it, synced, then
+/// linked into place (never replacing a file, even one that appeared meanwhile), so a crash or
+/// an error leaves no file at `path`. `path` existing is [`Error::Io`] before anything is done.
+pub(super) fn write_new_file(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<u64>,
+) -> Result<u64> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"),
+    })?;
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(io_error(path)(std::io::ErrorKind::AlreadyExists.into()));
+    }
+    let tmp = path.with_file_name(format!(".{name}.akidb-partial-{}", std::process::id()));
+    let mut file = std::fs::File::create_new(&tmp).map_err(io_error(&tmp))?;
+    let written = write(&mut file).and_then(|n| {
+        file.sync_all().map_err(io_error(&tmp))?;
+        std::fs::hard_link(&tmp, path).map_err(io_error(path))?;
+        Ok(n)
+    });
+    let _ = std::fs::remove_file(&tmp);
+    written
 }
 
 impl Collection {
@@ -80,31 +105,16 @@ impl Collection {
     /// file at `path`. Errors: `path` exists ([`Error::Io`], nothing written). Returns the
     /// documents written.
     pub fn export_jsonl(&self, path: impl AsRef<Path>, filter: Option<&Filter>) -> Result<u64> {
-        let path = path.as_ref();
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"),
-        })?;
-        if std::fs::symlink_metadata(path).is_ok() {
-            return Err(io_error(path)(std::io::ErrorKind::AlreadyExists.into()));
-        }
-        let tmp = path.with_file_name(format!(".{name}.akidb-partial-{}", std::process::id()));
-        let file = std::fs::File::create_new(&tmp).map_err(io_error(&tmp))?;
-        let written = (|| {
+        write_new_file(path.as_ref(), |file| {
             let mut w = BufWriter::with_capacity(1 << 20, file);
             let n = self.export_jsonl_to(&mut w, filter)?;
-            let file = w.into_inner().map_err(|e| io_error(&tmp)(e.into_error()))?;
-            file.sync_all().map_err(io_error(&tmp))?;
-            // No replacing a file that appeared meanwhile.
-            std::fs::hard_link(&tmp, path).map_err(io_error(path))?;
+            w.flush().map_err(io_error(Path::new("(export)")))?;
             Ok(n)
-        })();
-        let _ = std::fs::remove_file(&tmp);
-        written
+        })
     }
 
-    /// [`Collection::export_jsonl`] into any writer (not synced). Returns the documents written.
-    pub fn export_jsonl_to(&self, w: &mut dyn Write, filter: Option<&Filter>) -> Result<u64> {
+    /// The header of an export of this collection.
+    pub(super) fn export_header(&self) -> String {
         let header = Header {
             akidb_export: EXPORT_VERSION,
             collection: self.name().to_string(),
@@ -112,9 +122,24 @@ impl Collection {
             metric: self.config().metric,
             model: self.state.model_identity(),
         };
+        serde_json::to_string(&header).unwrap_or_default()
+    }
+
+    /// Checks an export header (its JSON text) against this collection; returns its dimension.
+    pub(super) fn check_header_text(&self, text: &[u8], line: u64) -> Result<usize> {
+        let header: Header = serde_json::from_slice(text).map_err(|e| Error::Import {
+            line,
+            reason: format!("not an AkiDB export header: {e}"),
+        })?;
+        self.check_header(&header)?;
+        Ok(header.dimension)
+    }
+
+    /// [`Collection::export_jsonl`] into any writer (not synced). Returns the documents written.
+    pub fn export_jsonl_to(&self, w: &mut dyn Write, filter: Option<&Filter>) -> Result<u64> {
         let io = |e: std::io::Error| Error::Io { path: "(export)".into(), source: e };
         let json = |e: serde_json::Error| Error::Io { path: "(export)".into(), source: e.into() };
-        serde_json::to_writer(&mut *w, &header).map_err(json)?;
+        w.write_all(self.export_header().as_bytes()).map_err(io)?;
         w.write_all(b"\n").map_err(io)?;
         let mut n = 0u64;
         let options = ScrollOptions::default().with_page_size(1_000).with_vectors(true);
@@ -172,11 +197,7 @@ impl Collection {
         if !read_line(&mut line, &mut number)? {
             return Err(Error::Import { line: 1, reason: "empty input: no header line".into() });
         }
-        let header: Header = serde_json::from_slice(&line).map_err(|e| Error::Import {
-            line: 1,
-            reason: format!("not an AkiDB export header: {e}"),
-        })?;
-        self.check_header(&header)?;
+        let dimension = self.check_header_text(&line, 1)?;
         let mut batch: Vec<Document> = Vec::new();
         let mut bytes = 0usize;
         loop {
@@ -189,13 +210,12 @@ impl Collection {
                     line: number,
                     reason: format!("not a document: {e}"),
                 })?;
-                if doc.vector.len() != header.dimension {
+                if doc.vector.len() != dimension {
                     return Err(Error::Import {
                         line: number,
                         reason: format!(
-                            "a vector of dimension {}, expected {}",
-                            doc.vector.len(),
-                            header.dimension
+                            "a vector of dimension {}, expected {dimension}",
+                            doc.vector.len()
                         ),
                     });
                 }

@@ -13,6 +13,8 @@ mod export;
 mod lifecycle;
 mod load;
 mod metadata;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod retention;
 
 use std::path::{Path, PathBuf};
