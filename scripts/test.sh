@@ -14,3 +14,4 @@ cargo test --workspace --no-fail-fast 2>&1
 cargo clippy -p akidb-core -p akidb --no-default-features --all-targets --quiet -- -D warnings
 cargo test -p akidb-core --no-default-features 2>&1
 cargo test -p akidb --no-default-features --lib --test api --test faults --test lifecycle 2>&1
+bash scripts/test_aarch64.sh

@@ -61,6 +61,9 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     if simd::has_avx2_fma() {
         return simd::dot_avx2(a, b);
     }
+    #[cfg(target_arch = "aarch64")]
+    return neon::dot(a, b);
+    #[allow(unreachable_code)]
     dot_portable(a, b)
 }
 
@@ -71,6 +74,9 @@ pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     if simd::has_avx2_fma() {
         return simd::l2_avx2(a, b);
     }
+    #[cfg(target_arch = "aarch64")]
+    return neon::l2(a, b);
+    #[allow(unreachable_code)]
     l2_portable(a, b)
 }
 
@@ -92,6 +98,9 @@ pub(crate) fn dot_f16(a: &[f32], b: &[u16]) -> f32 {
     if simd::has_f16c() {
         return simd::dot_f16_avx2(a, b);
     }
+    #[cfg(target_arch = "aarch64")]
+    return neon::dot_f16(a, b);
+    #[allow(unreachable_code)]
     a.iter().zip(b).map(|(x, y)| x * half::f16::from_bits(*y).to_f32()).sum()
 }
 
@@ -102,6 +111,9 @@ pub(crate) fn decode_f16(b: &[u16], scale: f32, out: &mut [f32]) {
     if simd::has_f16c() {
         return simd::decode_f16_avx2(b, scale, out);
     }
+    #[cfg(target_arch = "aarch64")]
+    return neon::decode_f16(b, scale, out);
+    #[allow(unreachable_code)]
     for (o, y) in out.iter_mut().zip(b) {
         *o = scale * half::f16::from_bits(*y).to_f32();
     }
@@ -114,6 +126,9 @@ pub(crate) fn l2_f16(a: &[f32], b: &[u16], scale: f32) -> f32 {
     if simd::has_f16c() {
         return simd::l2_f16_avx2(a, b, scale);
     }
+    #[cfg(target_arch = "aarch64")]
+    return neon::l2_f16(a, b, scale);
+    #[allow(unreachable_code)]
     a.iter()
         .zip(b)
         .map(|(x, y)| {
@@ -168,6 +183,130 @@ pub(crate) fn prefetch<T>(v: &[T]) {
     simd::prefetch(v);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = v;
+}
+
+/// NEON kernels (aarch64, e.g. Jetson Thor). NEON is part of every aarch64 CPU, so nothing is
+/// detected at run time. Half floats are widened with integer shifts and one multiplication
+/// (exact for every finite half, normal or subnormal; AkiDB never stores infinities or NaNs),
+/// so no FP16 extension is needed. Four independent accumulators of four lanes, as the x86-64
+/// kernels have. With the x86-64 module, the only `unsafe` in the crate.
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+mod neon {
+    use std::arch::aarch64::*;
+
+    /// Four half floats (bit patterns) as f32.
+    #[inline(always)]
+    fn widen(bits: uint16x4_t) -> float32x4_t {
+        // SAFETY (all intrinsics below): NEON is a baseline feature of aarch64; no memory access.
+        unsafe {
+            let w = vmovl_u16(bits);
+            let sign = vshlq_n_u32::<16>(vandq_u32(w, vdupq_n_u32(0x8000)));
+            let magnitude = vshlq_n_u32::<13>(vandq_u32(w, vdupq_n_u32(0x7fff)));
+            // 2^112 rebiases the exponent from 15 to 127; subnormal halves become normal f32.
+            let f = vmulq_f32(
+                vreinterpretq_f32_u32(magnitude),
+                vdupq_n_f32(f32::from_bits(0x7780_0000)),
+            );
+            vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(f), sign))
+        }
+    }
+
+    /// Sums `term(x, y)` over 16-lane blocks with four accumulators; the tail goes to `tail`.
+    #[inline(always)]
+    fn fold(
+        n: usize,
+        mut block: impl FnMut(usize, float32x4_t) -> float32x4_t,
+        tail: impl Fn(usize) -> f32,
+    ) -> f32 {
+        // SAFETY: register-only intrinsics (NEON is baseline on aarch64).
+        unsafe {
+            let mut acc = [vdupq_n_f32(0.0); 4];
+            let mut i = 0;
+            while i + 16 <= n {
+                for (k, a) in acc.iter_mut().enumerate() {
+                    *a = block(i + 4 * k, *a);
+                }
+                i += 16;
+            }
+            let mut s = vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
+            while i < n {
+                s += tail(i);
+                i += 1;
+            }
+            s
+        }
+    }
+
+    pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        fold(
+            n,
+            // SAFETY: `j + 4 <= n` for every block `fold` asks for.
+            |j, acc| unsafe {
+                vfmaq_f32(acc, vld1q_f32(a.as_ptr().add(j)), vld1q_f32(b.as_ptr().add(j)))
+            },
+            |j| a[j] * b[j],
+        )
+    }
+
+    pub(super) fn l2(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        fold(
+            n,
+            // SAFETY: as in `dot`.
+            |j, acc| unsafe {
+                let d = vsubq_f32(vld1q_f32(a.as_ptr().add(j)), vld1q_f32(b.as_ptr().add(j)));
+                vfmaq_f32(acc, d, d)
+            },
+            |j| (a[j] - b[j]) * (a[j] - b[j]),
+        )
+    }
+
+    pub(super) fn dot_f16(a: &[f32], b: &[u16]) -> f32 {
+        let n = a.len().min(b.len());
+        fold(
+            n,
+            // SAFETY: as in `dot`.
+            |j, acc| unsafe {
+                vfmaq_f32(acc, vld1q_f32(a.as_ptr().add(j)), widen(vld1_u16(b.as_ptr().add(j))))
+            },
+            |j| a[j] * half::f16::from_bits(b[j]).to_f32(),
+        )
+    }
+
+    pub(super) fn l2_f16(a: &[f32], b: &[u16], scale: f32) -> f32 {
+        let n = a.len().min(b.len());
+        fold(
+            n,
+            // SAFETY: as in `dot`.
+            |j, acc| unsafe {
+                let y = vmulq_n_f32(widen(vld1_u16(b.as_ptr().add(j))), scale);
+                let d = vsubq_f32(vld1q_f32(a.as_ptr().add(j)), y);
+                vfmaq_f32(acc, d, d)
+            },
+            |j| {
+                let d = a[j] - scale * half::f16::from_bits(b[j]).to_f32();
+                d * d
+            },
+        )
+    }
+
+    pub(super) fn decode_f16(b: &[u16], scale: f32, out: &mut [f32]) {
+        let n = b.len().min(out.len());
+        let mut i = 0;
+        while i + 4 <= n {
+            // SAFETY: `i + 4 <= n` bounds both the load and the store.
+            unsafe {
+                let y = vmulq_n_f32(widen(vld1_u16(b.as_ptr().add(i))), scale);
+                vst1q_f32(out.as_mut_ptr().add(i), y);
+            }
+            i += 4;
+        }
+        for j in i..n {
+            out[j] = scale * half::f16::from_bits(b[j]).to_f32();
+        }
+    }
 }
 
 /// AVX2+FMA builds of the portable kernels. The only `unsafe` in the crate: calling a
@@ -398,6 +537,30 @@ mod tests {
                     Metric::L2.distance_f16(&b, &b16, scale) <= 1e-5 * mag * mag * n as f32,
                     "self distance"
                 );
+            }
+        }
+    }
+
+    /// Every finite half float decodes exactly as the `half` crate does it (the x86-64 kernel
+    /// uses F16C, the aarch64 one integer widening), at several vector lengths and offsets.
+    #[test]
+    fn half_float_decoding_is_exact_for_every_finite_half() {
+        let finite: Vec<u16> =
+            (0..=u16::MAX).filter(|b| half::f16::from_bits(*b).is_finite()).collect();
+        for scale in [1.0f32, 0.5, 3.0] {
+            let mut out = vec![0.0f32; finite.len()];
+            decode_f16(&finite, scale, &mut out);
+            for (b, o) in finite.iter().zip(&out) {
+                let want = scale * half::f16::from_bits(*b).to_f32();
+                assert_eq!(o.to_bits(), want.to_bits(), "half {b:#06x} x {scale}");
+            }
+        }
+        // Odd lengths: the tails.
+        for n in [1usize, 3, 5, 17] {
+            let mut out = vec![0.0f32; n];
+            decode_f16(&finite[1000..1000 + n], 1.0, &mut out);
+            for (b, o) in finite[1000..1000 + n].iter().zip(&out) {
+                assert_eq!(*o, half::f16::from_bits(*b).to_f32());
             }
         }
     }
