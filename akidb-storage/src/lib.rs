@@ -700,6 +700,23 @@ impl Storage {
         Ok(PendingWrite { txn: w, receipt })
     }
 
+    /// Forgets the insertion times of writes whose documents are all gone: every entry of
+    /// `coll` for a write that ended before sequence number `first_live` (the oldest live
+    /// document's). Keeps the table from growing with the number of writes ever made.
+    pub fn prune_commit_times(&self, coll: &CollectionEntry, first_live: u64) -> Result<()> {
+        if first_live <= 1 {
+            return Ok(());
+        }
+        let w = self.begin_write()?;
+        {
+            let mut times = w.open_table(COMMIT_TIMES).map_err(redb_err("open times"))?;
+            times
+                .retain_in((coll.id, 0)..(coll.id, first_live), |_, _| false)
+                .map_err(redb_err("prune times"))?;
+        }
+        w.commit().map_err(redb_err("commit pruned times"))
+    }
+
     /// Gives the file's free space back to the file system (redb's compaction). It needs the
     /// file alone: it waits up to `wait` for the transactions in progress (a committing write,
     /// readers holding snapshots) to end, and meanwhile and while it runs no transaction starts,

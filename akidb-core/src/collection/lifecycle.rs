@@ -26,24 +26,33 @@ pub(crate) enum Pick {
     Stop,
 }
 
-/// Deletes what `select` picks among the live documents of snapshot `snap` (documents written
-/// after it are never touched), in sequence order, [`DELETE_CHUNK`] per durable
-/// transaction. A document replaced since the snapshot stays (its new version was not judged).
-/// Stops between chunks once `stop` says so. Returns how many went and whether the graph asks
-/// for an optimize.
+/// Deletes what `select` picks among the documents live when the pass began (sequence numbers
+/// up to the collection's last one then: documents written later, replacements included, are
+/// never touched), in sequence order, [`DELETE_CHUNK`] per durable transaction. A document
+/// replaced since it was read stays (its new version was not judged). Each chunk is read from
+/// its own snapshot, released before the chunk is deleted: a snapshot held across the whole
+/// pass would keep redb from reusing any page the pass frees, and the file would grow by
+/// every page the deletes rewrite (measured: 2.3 -> 4.3 GB for 10% of 1M documents). Stops
+/// between chunks once `stop` says so. Returns how many went and whether the graph asks for
+/// an optimize.
 pub(crate) fn delete_selected(
     state: &CollectionState,
-    snap: &Snapshot,
     store: &Storage,
     stop: &dyn Fn() -> bool,
     mut select: impl FnMut(u64, &StoredDocument) -> Result<Pick>,
 ) -> Result<(u64, bool)> {
+    let bound = store.snapshot()?.last_seq(&state.entry).map_err(map_storage_error)?;
     let (mut after, mut deleted, mut optimize) = (0u64, 0u64, false);
     loop {
         let mut chunk: Vec<(String, u64)> = Vec::new();
         let mut full = false;
+        let mut ended = true;
         let mut failure = None;
+        let snap = store.snapshot()?;
         snap.scan_documents(&state.entry, after, |seq, doc| {
+            if seq > bound {
+                return Ok(false);
+            }
             after = seq;
             match select(seq, &doc) {
                 Ok(Pick::Delete) => chunk.push((doc.id, seq)),
@@ -55,9 +64,11 @@ pub(crate) fn delete_selected(
                 }
             }
             full = chunk.len() >= DELETE_CHUNK;
+            ended = !full;
             Ok(!full)
         })
         .map_err(map_storage_error)?;
+        drop(snap);
         if let Some(e) = failure {
             return Err(e);
         }
@@ -68,7 +79,7 @@ pub(crate) fn delete_selected(
             deleted += n as u64;
             optimize |= o;
         }
-        if !full || stop() {
+        if ended || stop() {
             return Ok((deleted, optimize));
         }
     }
@@ -361,9 +372,8 @@ impl Collection {
         self.check_live()?;
         filter.validate()?;
         let state = &self.state;
-        let snap = self.db.store.snapshot()?;
         let store = &self.db.store;
-        let (deleted, optimize) = delete_selected(state, &snap, store, &|| false, |seq, doc| {
+        let (deleted, optimize) = delete_selected(state, store, &|| false, |seq, doc| {
             let m = metadata_of(state, seq, doc)?;
             Ok(if filter.matches(&m) { Pick::Delete } else { Pick::Keep })
         })?;

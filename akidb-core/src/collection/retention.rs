@@ -1,6 +1,6 @@
 //! One retention pass over a collection (see [`crate::Retention`]): each rule of the policy in
-//! turn, each over one snapshot, deleting through [`delete_selected`] (durable chunks, exact
-//! versions). The maintenance worker runs passes; [`Collection::enforce_retention`] runs one now.
+//! turn, deleting through [`delete_selected`] (durable chunks of exact versions, among the
+//! documents live when the rule began). The maintenance worker runs passes; [`Collection::enforce_retention`] runs one now.
 
 use akidb_storage::{Storage, StoredDocument};
 use serde_json::Value;
@@ -48,8 +48,7 @@ pub(crate) fn retention_pass(
     let Some(policy) = state.retention() else { return Ok(RetentionReport::default()) };
     let mut report = RetentionReport::default();
     let mut run = |select: &mut dyn FnMut(u64, &StoredDocument) -> Result<Pick>| -> Result<u64> {
-        let snap = store.snapshot()?;
-        let (n, optimize) = delete_selected(state, &snap, store, stop, select)?;
+        let (n, optimize) = delete_selected(state, store, stop, select)?;
         report.needs_optimize |= optimize;
         Ok(n)
     };
@@ -117,6 +116,20 @@ pub(crate) fn retention_pass(
                 })
             })?;
         }
+    }
+    if report.expired > 0 {
+        // The insertion times of writes with no document left are no longer needed.
+        let snap = store.snapshot()?;
+        let mut first_live = None;
+        snap.scan_documents(&state.entry, 0, |seq, _| {
+            first_live = Some(seq);
+            Ok(false)
+        })
+        .map_err(map_storage_error)?;
+        let last = snap.last_seq(&state.entry).map_err(map_storage_error)?;
+        drop(snap);
+        let first_live = first_live.unwrap_or(last.saturating_add(1));
+        store.prune_commit_times(&state.entry, first_live).map_err(map_storage_error)?;
     }
     if report.total() > 0 {
         log::info!(
