@@ -1,6 +1,7 @@
 //! One retention pass over a collection (see [`crate::Retention`]): each rule of the policy in
 //! turn, deleting through [`delete_selected`] (durable chunks of exact versions, among the
-//! documents live when the rule began). The maintenance worker runs passes; [`Collection::enforce_retention`] runs one now.
+//! documents live when the rule began). The maintenance worker runs passes;
+//! [`Collection::enforce_retention`] runs one now.
 
 use akidb_storage::{Storage, StoredDocument};
 use serde_json::Value;
