@@ -173,3 +173,71 @@ fn full_disk_fails_typed_and_loses_nothing() {
     assert_eq!(c.count().expect("count"), ((last + 3) * 200 + akidb::index::EXACT_BELOW) as u64);
     assert_eq!(c.search(&batch(0)[0].vector, 1, None).expect("search")[0].id, "r0-0");
 }
+
+/// Child half of `full_disk_during_export_and_backup`: with its file size capped below what an
+/// export or a backup needs, both fail typed and leave nothing at their targets; with the cap
+/// lifted, both succeed.
+#[test]
+#[ignore = "run as a child process by full_disk_during_export_and_backup"]
+fn child_export_and_backup_when_full() {
+    let (Ok(path), Ok(dir)) = (std::env::var("AKIDB_FAULT_DB"), std::env::var("AKIDB_FAULT_OUT"))
+    else {
+        return;
+    };
+    let db = Database::open(&path).expect("open");
+    let c = db.collection("c").expect("collection");
+    let out = std::path::Path::new(&dir);
+    set_file_size_cap(256 << 10);
+    for (what, r) in [
+        ("export", c.export_jsonl(out.join("c.jsonl"), None).map(drop)),
+        ("backup", db.backup(out.join("backup")).map(drop)),
+    ] {
+        match r {
+            Ok(()) => println!("{what} ok-under-cap"),
+            Err(e) => println!("{what} err {}", matches!(e, Error::Io { .. } | Error::Storage(_))),
+        }
+    }
+    let left: Vec<String> = std::fs::read_dir(out)
+        .expect("read_dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    println!("left {left:?}");
+    set_file_size_cap(libc::RLIM_INFINITY);
+    let n = c.export_jsonl(out.join("c.jsonl"), None).expect("export after");
+    db.backup(out.join("backup")).expect("backup after");
+    println!("after {n} {}", c.count().expect("count"));
+}
+
+#[test]
+fn full_disk_during_export_and_backup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    {
+        let db = Database::open(&path).expect("open");
+        let c = db.create_collection("c", CollectionConfig::new(DIM)).expect("create");
+        for round in 0..5 {
+            c.upsert(&batch(round)).expect("upsert");
+        }
+    }
+    let output = Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", "child_export_and_backup_when_full", "--ignored", "--nocapture"])
+        .env("AKIDB_FAULT_DB", &path)
+        .env("AKIDB_FAULT_OUT", &out)
+        .stderr(Stdio::null())
+        .output()
+        .expect("child");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("export err true"), "{text}");
+    assert!(text.contains("backup err true"), "{text}");
+    assert!(text.contains("left []"), "nothing left behind under the cap: {text}");
+    assert!(text.contains("after 1000 1000"), "{text}");
+    // The database, the export and the backup all open and agree.
+    let copy = Database::open(out.join("backup")).expect("backup opens");
+    assert_eq!(copy.collection("c").expect("c").count().expect("count"), 1_000);
+    let db = Database::open(&path).expect("database opens");
+    let fresh = db.create_collection("again", CollectionConfig::new(DIM)).expect("create");
+    assert_eq!(fresh.import_jsonl(out.join("c.jsonl")).expect("import").documents, 1_000);
+}
