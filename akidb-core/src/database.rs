@@ -262,14 +262,29 @@ impl Database {
 
     /// Writes a consistent copy of the whole database (all collections, one point in time) to
     /// the new directory `target`, while readers and writers go on. Open the copy like any
-    /// database; its index is rebuilt from the copied vectors on first open. The copy is built
+    /// database. Each collection's newest saved index generation that the copied data covers is
+    /// copied too, so the copy loads its graphs (replaying what is newer) instead of rebuilding
+    /// them; a generation that cannot be copied is logged and skipped (the copy then rebuilds
+    /// that graph on first open). The copy is built
     /// beside `target` under a hidden name and renamed into place once durable, so a crash or
     /// an error never leaves a directory at `target` that looks finished. Errors: the target
     /// exists or lies inside this database's directory (`StorageError::BackupTarget`); disk
     /// full or other I/O (nothing left at `target`).
     pub fn backup(&self, target: impl AsRef<Path>) -> Result<BackupReport> {
         let started = Instant::now();
-        let rows = self.inner.store.backup(target.as_ref())?;
+        let db_path = &self.inner.path;
+        let rows = self.inner.store.backup(target.as_ref(), |partial, new_id, collections| {
+            for &(id, last_seq) in collections {
+                let from = collection::index_dir_of(db_path, id);
+                let to = collection::index_dir_of(partial, id);
+                if let Err(e) = akidb_index::persist::copy_for_backup(&from, &to, new_id, last_seq)
+                {
+                    log::warn!(
+                        "backup: index of collection c{id} not copied (it will be rebuilt): {e}"
+                    );
+                }
+            }
+        })?;
         Ok(BackupReport { rows, seconds: started.elapsed().as_secs_f64() })
     }
 

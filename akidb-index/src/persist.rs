@@ -255,6 +255,54 @@ pub fn save(
     result
 }
 
+/// Copies the newest generation in `from` that covers no more than `max_covered_seq` into `to`
+/// (a new folder) for a backup of the database: same files, the manifest's database identity
+/// set to `database_id` (the backup's own). The copy is written under a temporary name and
+/// renamed when synced. Returns whether a generation was copied. Nothing here is trusted later:
+/// the backup's open checks the copy like any generation (sizes, checksums, every vector
+/// against storage, links).
+pub fn copy_for_backup(
+    from: &Path,
+    to: &Path,
+    database_id: [u8; 16],
+    max_covered_seq: u64,
+) -> Result<bool, PersistError> {
+    let Some((seq, src)) = generations(from).into_iter().find(|(seq, _)| *seq <= max_covered_seq)
+    else {
+        return Ok(false);
+    };
+    if is_symlink(&src) {
+        return Ok(false);
+    }
+    let mpath = src.join("MANIFEST.json");
+    let bytes = fs::read(&mpath).map_err(io(&mpath))?;
+    let bad = |e: serde_json::Error| io(&mpath)(std::io::Error::other(e));
+    let mut manifest: Manifest = serde_json::from_slice(&bytes).map_err(bad)?;
+    manifest.identity.database_id = database_id;
+    fs::create_dir_all(to).map_err(io(to))?;
+    let tmp = to.join(format!("tmp-{}-{seq}", std::process::id()));
+    fs::create_dir(&tmp).map_err(io(&tmp))?;
+    let result = (|| {
+        for name in FILES {
+            let (s, d) = (src.join(name), tmp.join(name));
+            fs::copy(&s, &d).map_err(io(&s))?;
+            fs::File::open(&d).and_then(|f| f.sync_all()).map_err(io(&d))?;
+        }
+        let out = tmp.join("MANIFEST.json");
+        let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        fs::write(&out, text).map_err(io(&out))?;
+        fs::File::open(&out).and_then(|f| f.sync_all()).map_err(io(&out))?;
+        sync_dir(&tmp).map_err(io(&tmp))?;
+        let final_path = to.join(generation_name(seq));
+        fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
+        sync_dir(to).map_err(io(to))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    result.map(|()| true)
+}
+
 fn is_symlink(p: &Path) -> bool {
     fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
 }

@@ -769,7 +769,15 @@ impl Storage {
     /// removed by the next backup to the same target). The copy gets a database identity of
     /// its own, so index generations of one never pass for the other's. Returns the rows
     /// copied.
-    pub fn backup(&self, target: &Path) -> Result<u64> {
+    ///
+    /// `before_publish(partial_dir, new_id, collections)` runs once the copy is durable and
+    /// before it is renamed, with each copied collection's id and last sequence number: the
+    /// layer above adds its derived files there (index generations).
+    pub fn backup(
+        &self,
+        target: &Path,
+        before_publish: impl FnOnce(&Path, [u8; 16], &[(u64, u64)]),
+    ) -> Result<u64> {
         let new_id = random_id()?;
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -799,12 +807,14 @@ impl Storage {
         }
         let partial = parent.join(format!("{prefix}{}", std::process::id()));
         std::fs::create_dir(&partial).map_err(io(&partial))?;
-        let copied = self.copy_into(&partial.join(DB_FILE_NAME), new_id).and_then(|rows| {
-            sync_dir(&partial)?;
-            std::fs::rename(&partial, parent.join(name)).map_err(io(target))?;
-            sync_dir(&parent)?;
-            Ok(rows)
-        });
+        let copied =
+            self.copy_into(&partial.join(DB_FILE_NAME), new_id).and_then(|(rows, seqs)| {
+                before_publish(&partial, new_id, &seqs);
+                sync_dir(&partial)?;
+                std::fs::rename(&partial, parent.join(name)).map_err(io(target))?;
+                sync_dir(&parent)?;
+                Ok(rows)
+            });
         if copied.is_err() {
             let _ = std::fs::remove_dir_all(&partial);
         }
@@ -814,7 +824,7 @@ impl Storage {
     /// [`Storage::backup`]'s copy: every table of one read snapshot into a new redb file, in
     /// transactions of bounded size (non-durable, made durable by the last one, which also
     /// gives the copy its identity).
-    fn copy_into(&self, file: &Path, new_id: [u8; 16]) -> Result<u64> {
+    fn copy_into(&self, file: &Path, new_id: [u8; 16]) -> Result<(u64, Vec<(u64, u64)>)> {
         let src = self.begin_read()?;
         let dst = redb::Database::builder().create(file).map_err(|e| map_open_error(file, e))?;
         let mut rows = copy_table(&src, &dst, META)?;
@@ -822,11 +832,14 @@ impl Storage {
         rows += copy_table(&src, &dst, SEQUENCES)?;
         rows += copy_table(&src, &dst, COMMIT_TIMES)?;
         let colls = src.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
+        let sequences = src.open_table(SEQUENCES).map_err(redb_err("open sequences"))?;
+        let mut seqs = Vec::new();
         for item in colls.iter().map_err(redb_err("read collections"))? {
             let (_, v) = item.map_err(redb_err("read collections"))?;
-            let t = CollectionTables::new(
-                decode::<StoredCollection>("akidb_collections", v.value())?.id,
-            );
+            let id = decode::<StoredCollection>("akidb_collections", v.value())?.id;
+            let last = sequences.get(id).map_err(redb_err("read sequence"))?.map(|s| s.value());
+            seqs.push((id, last.unwrap_or(0)));
+            let t = CollectionTables::new(id);
             rows += copy_table(&src, &dst, t.keys())?;
             rows += copy_table(&src, &dst, t.docs())?;
             rows += copy_table(&src, &dst, t.vecs())?;
@@ -841,7 +854,7 @@ impl Storage {
         std::fs::File::open(file)
             .and_then(|f| f.sync_all())
             .map_err(|source| StorageError::Io { path: file.to_path_buf(), source })?;
-        Ok(rows)
+        Ok((rows, seqs))
     }
 
     /// Opens a consistent read snapshot (redb MVCC: writers do not block it).

@@ -76,7 +76,12 @@ pub(crate) struct CollectionState {
 
 /// The folder of collection `entry`'s index generations.
 pub(crate) fn index_dir(db_path: &Path, entry: &CollectionEntry) -> PathBuf {
-    db_path.join("index").join(format!("c{}", entry.id))
+    index_dir_of(db_path, entry.id)
+}
+
+/// The folder of the index generations of the collection with internal id `id`.
+pub(crate) fn index_dir_of(db_path: &Path, id: u64) -> PathBuf {
+    db_path.join("index").join(format!("c{id}"))
 }
 
 fn index_identity(
