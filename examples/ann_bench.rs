@@ -19,11 +19,15 @@
 //! Data: `python3 ../shared/bench/make_dataset.py 100000 1000 384 200 7 DIR`.
 #![allow(missing_docs)]
 
+#[path = "common/stats.rs"]
+mod stats;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use akidb::index::{HnswIndex, HnswParams, Metric, SearchParams, VectorInsert};
 use serde_json::json;
+use stats::rss_bytes;
 
 fn read_vecs(path: &PathBuf, what: &str) -> Result<(usize, Vec<u8>), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
@@ -58,14 +62,6 @@ fn ivecs(path: &PathBuf) -> Result<Vec<Vec<u64>>, String> {
                 .collect()
         })
         .collect())
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// ANN benchmark of AkiDB's index on texmex .fvecs/.ivecs data (one JSON line per result).

@@ -15,6 +15,9 @@
 //! Prints one JSON line per measurement.
 #![allow(missing_docs)]
 
+#[path = "common/stats.rs"]
+mod stats;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,6 +25,7 @@ use akidb::{CollectionConfig, Database, Document, Filter, Retention, ScrollOptio
 use clap::Parser;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use stats::rss_bytes;
 
 /// Lifecycle bench (one JSON line per measurement).
 #[derive(Parser)]
@@ -39,14 +43,6 @@ struct Args {
     /// Internal: open the database, load the collection, report, exit.
     #[arg(long, hide = true)]
     open_only: bool,
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn file_mb(db: &Path) -> f64 {

@@ -364,8 +364,28 @@ fn backup_of_a_live_database_is_one_point_in_time() {
     assert!(refused(db.backup(dir.path().join("db").join("inner"))));
 }
 
-/// The backup child: opens the database and backs it up to the given target, forever (each
-/// backup to a fresh name), printing a line when each finishes.
+/// Runs the ignored test `name` of this binary as a child process with `env`, and waits until
+/// it prints READY. Returns the child and the rest of its output lines.
+fn start_child(
+    name: &str,
+    env: &[(&str, &std::path::Path)],
+) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // The harness prints the test's name on the same line as its first output.
+    let ready = lines.find(|l| l.as_ref().is_ok_and(|l| l.ends_with("READY")));
+    assert!(ready.is_some(), "{name} never got ready");
+    (child, lines)
+}
+
+/// The backup child: opens the database, prints READY, backs it up to the given target, prints
+/// DONE.
 #[test]
 #[ignore = "run as a child process by a_killed_backup_leaves_no_finished_looking_directory"]
 fn backup_child() {
@@ -390,18 +410,10 @@ fn a_killed_backup_leaves_no_finished_looking_directory() {
     let target = dir.path().join("copy");
     let mut killed_mid_way = 0;
     for (round, delay_ms) in [5u64, 20, 60, 150].into_iter().enumerate() {
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args(["--exact", "backup_child", "--ignored", "--nocapture", "--test-threads=1"])
-            .env("AKIDB_BACKUP_DB", &path)
-            .env("AKIDB_BACKUP_TO", &target)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        // The harness prints the test's name on the same line as its first output.
-        let ready = lines.find(|l| l.as_ref().is_ok_and(|l| l.ends_with("READY")));
-        assert!(ready.is_some(), "round {round}: child never got ready");
+        let (mut child, mut lines) = start_child(
+            "backup_child",
+            &[("AKIDB_BACKUP_DB", &path), ("AKIDB_BACKUP_TO", &target)],
+        );
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().expect("kill");
         child.wait().expect("wait");
@@ -454,16 +466,43 @@ fn compaction_gives_space_back() {
     assert_eq!(hit.score, 1.0, "an identical vector is found"); // d20000 and d9009 are equal
 }
 
+/// A document with awkward values: unicode, escapes, tiny and large components, nested
+/// metadata, an integer beyond 2^53.
+fn odd_document() -> Document {
+    Document::new("odd", vec![1e-12, -3.4e12, 0.1, 1.0 / 3.0, 7.0, 8.0, 9.0, 1e-7])
+        .with_text("ロボット \"quoted\"\n\ttab \u{1F916}")
+        .with_metadata(json!({"a": {"b": [1, 2.5, null, true]}, "big": 9007199254740993u64}))
+}
+
+/// `b` holds exactly `a`'s documents (vectors bit for bit) and answers searches, filtered and
+/// not, with the same hits and scores.
+fn assert_same_contents(a: &Collection, b: &Collection) {
+    assert_eq!(a.count().expect("count"), b.count().expect("count"));
+    let ids = ids_of(a, None);
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for chunk in ids.chunks(500) {
+        for (x, y) in a.get(chunk).expect("get").iter().zip(b.get(chunk).expect("get")) {
+            let (x, y) = (x.as_ref().expect("a"), y.expect("b"));
+            assert_eq!((&x.id, &x.text, &x.metadata), (&y.id, &y.text, &y.metadata));
+            assert_eq!(bits(&x.vector), bits(&y.vector), "{}", x.id);
+        }
+    }
+    let key =
+        |h: Vec<akidb::Hit>| h.into_iter().map(|h| (h.id, h.score.to_bits())).collect::<Vec<_>>();
+    for q in 0..25u64 {
+        let f = (q < 20).then(|| Filter::eq("robot", q % 5));
+        let search =
+            |c: &Collection| key(c.search(&vector(q * 31), 10, f.as_ref()).expect("search"));
+        assert_eq!(search(a), search(b));
+    }
+}
+
 #[test]
 fn export_import_round_trip_is_exact() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_db, c) = open(&dir.path().join("db"));
     fill(&c, 0..2_000);
-    // Awkward values: unicode, escapes, tiny and large components, nested metadata.
-    c.upsert(&[Document::new("odd", vec![1e-12, -3.4e12, 0.1, 1.0 / 3.0, 7.0, 8.0, 9.0, 1e-7])
-        .with_text("ロボット \"quoted\"\n\ttab \u{1F916}")
-        .with_metadata(json!({"a": {"b": [1, 2.5, null, true]}, "big": 9007199254740993u64}))])
-        .expect("upsert");
+    c.upsert(&[odd_document()]).expect("upsert");
     let file = dir.path().join("logs.jsonl");
     assert_eq!(c.export_jsonl(&file, None).expect("export"), 2_001);
     assert!(matches!(c.export_jsonl(&file, None), Err(Error::Io { .. })), "exists");
@@ -473,26 +512,7 @@ fn export_import_round_trip_is_exact() {
     assert_eq!(report.documents, 2_001);
     assert_eq!(d.import_jsonl(&file).expect("again").documents, 2_001, "idempotent");
     assert_eq!(d.count().expect("count"), 2_001);
-    let ids: Vec<String> = ids_of(&c, None);
-    for chunk in ids.chunks(500) {
-        let a = c.get(chunk).expect("get");
-        let b = d.get(chunk).expect("get");
-        for (x, y) in a.iter().zip(&b) {
-            let (x, y) = (x.as_ref().expect("a"), y.as_ref().expect("b"));
-            assert_eq!((&x.id, &x.text, &x.metadata), (&y.id, &y.text, &y.metadata));
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&x.vector), bits(&y.vector), "{}", x.id);
-        }
-    }
-    for q in 0..20u64 {
-        let f = Filter::eq("robot", q % 5);
-        let a = c.search(&vector(q * 31), 10, Some(&f)).expect("search");
-        let b = d.search(&vector(q * 31), 10, Some(&f)).expect("search");
-        let key = |h: &[akidb::Hit]| {
-            h.iter().map(|h| (h.id.clone(), h.score.to_bits())).collect::<Vec<_>>()
-        };
-        assert_eq!(key(&a), key(&b));
-    }
+    assert_same_contents(&c, &d);
 }
 
 #[test]
@@ -560,16 +580,8 @@ fn a_killed_delete_where_leaves_whole_chunks() {
             let (_db, c) = open(&path);
             fill(&c, 0..n);
         }
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args(["--exact", "delete_where_child", "--ignored", "--nocapture", "--test-threads=1"])
-            .env("AKIDB_DELETE_DB", &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let ready = lines.find(|l| l.as_ref().is_ok_and(|l| l.ends_with("READY")));
-        assert!(ready.is_some(), "round {round}: child never got ready");
+        let (mut child, mut lines) =
+            start_child("delete_where_child", &[("AKIDB_DELETE_DB", &path)]);
         let started = Instant::now();
         match fraction {
             None => {
@@ -612,10 +624,7 @@ fn parquet_round_trip_and_bad_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, c) = open(&dir.path().join("db"));
     fill(&c, 0..2_500);
-    c.upsert(&[Document::new("odd", vec![1e-12, -3.4e12, 0.1, 1.0 / 3.0, 7.0, 8.0, 9.0, 1e-7])
-        .with_text("ロボット \"quoted\"\n")
-        .with_metadata(json!({"a": {"b": [1, 2.5, null, true]}, "big": 9007199254740993u64}))])
-        .expect("upsert");
+    c.upsert(&[odd_document()]).expect("upsert");
     let file = dir.path().join("logs.parquet");
     assert_eq!(c.export_parquet(&file, None).expect("export"), 2_501);
     assert!(matches!(c.export_parquet(&file, None), Err(Error::Io { .. })), "exists");
@@ -625,21 +634,7 @@ fn parquet_round_trip_and_bad_files() {
     let (_db2, d) = open(&dir.path().join("db2"));
     assert_eq!(d.import_parquet(&file).expect("import").documents, 2_501);
     assert_eq!(d.import_parquet(&file).expect("again").documents, 2_501, "idempotent");
-    let ids = ids_of(&c, None);
-    for chunk in ids.chunks(500) {
-        for (x, y) in c.get(chunk).expect("get").iter().zip(d.get(chunk).expect("get")) {
-            let (x, y) = (x.as_ref().expect("a"), y.expect("b"));
-            assert_eq!((&x.id, &x.text, &x.metadata), (&y.id, &y.text, &y.metadata));
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&x.vector), bits(&y.vector));
-        }
-    }
-    let a = c.search(&vector(5), 10, None).expect("search");
-    let b = d.search(&vector(5), 10, None).expect("search");
-    assert_eq!(
-        a.iter().map(|h| (&h.id, h.score.to_bits())).collect::<Vec<_>>(),
-        b.iter().map(|h| (&h.id, h.score.to_bits())).collect::<Vec<_>>()
-    );
+    assert_same_contents(&c, &d);
 
     // Another collection's dimension; a file without the header; other columns; not Parquet.
     let wide = db.create_collection("wide", CollectionConfig::new(DIM + 1)).expect("create");

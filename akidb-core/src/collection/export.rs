@@ -106,10 +106,8 @@ impl Collection {
     /// documents written.
     pub fn export_jsonl(&self, path: impl AsRef<Path>, filter: Option<&Filter>) -> Result<u64> {
         write_new_file(path.as_ref(), |file| {
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            let n = self.export_jsonl_to(&mut w, filter)?;
-            w.flush().map_err(io_error(Path::new("(export)")))?;
-            Ok(n)
+            // `export_jsonl_to` flushes the buffer; `write_new_file` syncs the file.
+            self.export_jsonl_to(&mut BufWriter::with_capacity(1 << 20, file), filter)
         })
     }
 
@@ -131,7 +129,31 @@ impl Collection {
             line,
             reason: format!("not an AkiDB export header: {e}"),
         })?;
-        self.check_header(&header)?;
+        if header.akidb_export != EXPORT_VERSION {
+            return Err(Error::Import {
+                line,
+                reason: format!("export format {} (this build reads 1)", header.akidb_export),
+            });
+        }
+        if header.dimension != self.config().dimension {
+            return Err(Error::Import {
+                line,
+                reason: format!(
+                    "vectors of dimension {}, the collection's is {}",
+                    header.dimension,
+                    self.config().dimension
+                ),
+            });
+        }
+        if let (Some(ours), Some(theirs)) = (self.state.model_identity(), &header.model) {
+            if !ours.same_model(theirs) {
+                return Err(Error::ModelMismatch {
+                    collection: self.name().into(),
+                    stored: ours.to_string(),
+                    given: theirs.to_string(),
+                });
+            }
+        }
         Ok(header.dimension)
     }
 
@@ -240,34 +262,5 @@ impl Collection {
                 return Ok(report);
             }
         }
-    }
-
-    fn check_header(&self, header: &Header) -> Result<()> {
-        if header.akidb_export != EXPORT_VERSION {
-            return Err(Error::Import {
-                line: 1,
-                reason: format!("export format {} (this build reads 1)", header.akidb_export),
-            });
-        }
-        if header.dimension != self.config().dimension {
-            return Err(Error::Import {
-                line: 1,
-                reason: format!(
-                    "vectors of dimension {}, the collection's is {}",
-                    header.dimension,
-                    self.config().dimension
-                ),
-            });
-        }
-        if let (Some(ours), Some(theirs)) = (self.state.model_identity(), &header.model) {
-            if !ours.same_model(theirs) {
-                return Err(Error::ModelMismatch {
-                    collection: self.name().into(),
-                    stored: ours.to_string(),
-                    given: theirs.to_string(),
-                });
-            }
-        }
-        Ok(())
     }
 }
