@@ -693,3 +693,22 @@ fn a_backup_carries_its_index_generations() {
     let c = db.collection("logs").expect("collection");
     assert_eq!(c.index_stats().expect("stats").unsaved_changes, 0);
 }
+
+/// A filter that fails validation (a list over the limit) is a typed error on every call that
+/// takes one, and deletes nothing.
+#[test]
+fn invalid_filters_are_refused_everywhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, c) = open(&dir.path().join("db"));
+    fill(&c, 0..100);
+    let too_long =
+        Filter::is_in("robot", (0..=akidb::limits::MAX_FILTER_VALUES as u64).collect::<Vec<_>>());
+    let refused = |r: Result<(), Error>| matches!(r, Err(Error::Filter(_)));
+    assert!(refused(c.count_where(Some(&too_long)).map(drop)));
+    assert!(refused(c.scroll(Some(&too_long), ScrollOptions::default()).map(drop)));
+    assert!(refused(c.delete_where(&too_long).map(drop)));
+    let file = dir.path().join("x.jsonl");
+    assert!(refused(c.export_jsonl(&file, Some(&too_long)).map(drop)));
+    assert!(!file.exists(), "no file for a refused export");
+    assert_eq!(c.count().expect("count"), 100);
+}
