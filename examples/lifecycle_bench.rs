@@ -43,6 +43,16 @@ struct Args {
     /// Internal: open the database, load the collection, report, exit.
     #[arg(long, hide = true)]
     open_only: bool,
+    /// Build the collection (ingest, save the index) and stop: for `--query-only` runs.
+    #[arg(long)]
+    build_only: bool,
+    /// Open an existing database (`--build-only`) in this process and report open time, RSS
+    /// and filtered-search QPS; nothing is written.
+    #[arg(long)]
+    query_only: bool,
+    /// Queries per filter for `--query-only`.
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
 }
 
 fn file_mb(db: &Path) -> f64 {
@@ -72,8 +82,63 @@ fn one_pct() -> Filter {
         .or(Filter::eq("level", "ERROR").and(Filter::eq("node", "/node_3")))
 }
 
+/// The filters `--query-only` times, with their share of the documents.
+fn query_filters(n: usize) -> Vec<(&'static str, Option<Filter>)> {
+    let recent = 1_790_000_000 + (n as u64 * 7) / 10;
+    vec![
+        ("none", None),
+        ("robot_eq_2pct", Some(Filter::eq("robot", "robot_7"))),
+        ("level_warn_8pct", Some(Filter::eq("level", "WARN"))),
+        ("one_pct", Some(one_pct())),
+        (
+            "node_in_25pct",
+            Some(Filter::is_in("node", ["/node_1", "/node_2", "/node_3", "/node_4", "/node_5"])),
+        ),
+        ("ts_recent_30pct", Some(Filter::gte("ts", recent))),
+    ]
+}
+
+/// Open time, RSS and filtered-search QPS (one thread, k 10, random queries) of an existing
+/// database, in this process.
+fn query_only(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let rss0 = rss_bytes();
+    let t = Instant::now();
+    let db = Database::open(&a.db)?;
+    let c = db.collection("logs")?;
+    let open_s = t.elapsed().as_secs_f64();
+    let n = c.count()? as usize;
+    println!(
+        "{}",
+        json!({"case": "open", "n": n, "open_s": open_s, "rss_mb": rss_bytes() as f64 / 1e6,
+               "rss_before_mb": rss0 as f64 / 1e6})
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for (name, f) in query_filters(n) {
+        let queries: Vec<Vec<f32>> = (0..a.queries)
+            .map(|_| (0..a.dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
+            .collect();
+        let t = Instant::now();
+        let mut hits = 0;
+        for q in &queries {
+            hits += c.search(q, 10, f.as_ref())?.len();
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({"case": "filtered_search", "filter": name, "queries": a.queries,
+                   "qps": a.queries as f64 / s, "mean_ms": s * 1e3 / a.queries as f64,
+                   "hits": hits})
+        );
+    }
+    println!("{}", json!({"case": "rss_after_queries", "rss_mb": rss_bytes() as f64 / 1e6}));
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
+    if a.query_only {
+        return query_only(&a);
+    }
     if a.open_only {
         let rss0 = rss_bytes();
         let t = Instant::now();
@@ -107,6 +172,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         json!({"case": "ingest", "n": a.n, "dim": a.dim, "s": t.elapsed().as_secs_f64(),
                "file_mb": file_mb(&a.db)})
     );
+    if a.build_only {
+        return Ok(());
+    }
     // Open in a fresh process: RSS of the opened collection alone.
     let out = std::process::Command::new(std::env::current_exe()?)
         .args(["--open-only", "--db"])
