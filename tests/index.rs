@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 mod generations;
 use generations::{copy_dir, fix_manifest, generation, generation_vectors, rewrite_data};
 
-use akidb::{Collection, CollectionConfig, Database, Document, Filter, SearchParams, SearchPath};
+use akidb::{
+    Collection, CollectionConfig, Database, Document, FieldIndex, Filter, IndexKind, SearchParams,
+    SearchPath,
+};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -848,4 +851,110 @@ fn dropping_the_database_stops_its_background_optimize() {
             dataset(N, 1).into_iter().filter(|d| gone.contains(&d.id)).collect();
         c.upsert(&back).expect("upsert");
     }
+}
+
+/// The fleet-log shape of metadata on the index dataset: `robot` (a string, with a number in
+/// every 97th document), `label` and `group` (integers), `note` (never declared).
+fn fleet_docs(n: usize, seed: u64) -> Vec<Document> {
+    dataset(n, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let robot = if i % 97 == 0 { json!(i % 5) } else { json!(format!("r{}", i % 13)) };
+            let meta = json!({"label": i % 100, "group": i % 10, "robot": robot,
+                              "note": format!("x{}", i % 3)});
+            Document::new(d.id, d.vector).with_metadata(meta)
+        })
+        .collect()
+}
+
+/// Filters over declared fields only, over declared and undeclared ones, and undeclared only.
+fn payload_filters() -> Vec<Filter> {
+    vec![
+        Filter::eq("robot", "r3"),
+        Filter::is_in("robot", ["r1", "r2", "r12"]),
+        Filter::eq("robot", 2),
+        Filter::lt("label", 30).and(Filter::ne("robot", "r4")),
+        !Filter::eq("robot", "r0"),
+        Filter::eq("label", 42),
+        Filter::eq("robot", "r3").and(Filter::eq("note", "x1")),
+        Filter::eq("robot", "r3").or(Filter::eq("note", "x2")),
+        !Filter::lt("label", 80).or(Filter::eq("note", "x0")),
+        Filter::eq("note", "x1"),
+        Filter::eq("group", 3).and(Filter::exists("note")),
+    ]
+}
+
+#[test]
+fn payload_indexes_answer_every_filter_as_storage_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let docs = fleet_docs(N, 3);
+    let qs = queries(4, 77);
+    let declared = CollectionConfig::new(DIM)
+        .with_index("robot", IndexKind::Keyword)
+        .with_index("label", IndexKind::Integer);
+    {
+        let db = Database::open(&path).expect("open");
+        let plain = db.create_collection("plain", CollectionConfig::new(DIM)).expect("create");
+        let idx = db.create_collection("declared", declared.clone()).expect("create");
+        plain.upsert(&docs).expect("load");
+        idx.upsert(&docs).expect("load");
+        // Changes after the load reach the payload: a replaced document and deleted ones.
+        let moved = Document::new("d5", docs[5].vector.clone())
+            .with_metadata(json!({"robot": "r3", "label": 42, "note": "x1"}));
+        for c in [&plain, &idx] {
+            c.upsert(std::slice::from_ref(&moved)).expect("upsert");
+            c.delete(&["d3", "d16", "d42"]).expect("delete");
+        }
+    }
+    let same_answers = |db: &Database, name: &str| {
+        let plain = db.collection("plain").expect("plain");
+        let other = db.collection(name).expect("collection");
+        for f in payload_filters() {
+            for q in &qs {
+                let want = plain.search_with(q, 10, Some(&f), SearchParams::exact()).expect("s").0;
+                let got = other.search_with(q, 10, Some(&f), SearchParams::exact()).expect("s").0;
+                assert_eq!(ids(&got), ids(&want), "{f:?}");
+                assert!(got.iter().all(|h| f.matches(h.metadata.as_object().expect("object"))));
+            }
+            let r = recall(&other, Some(&f), &qs);
+            assert!(r >= 0.9, "{name}: {f:?}: recall {r}");
+        }
+    };
+    let db = Database::open(&path).expect("reopen");
+    same_answers(&db, "declared");
+
+    // Declared on a collection that has documents: built from storage, stored in the schema.
+    let bad = [
+        vec![FieldIndex::new("", IndexKind::Keyword)],
+        vec![FieldIndex::new("pose..x", IndexKind::Float)],
+        vec![FieldIndex::new("a", IndexKind::Keyword), FieldIndex::new("a", IndexKind::Integer)],
+        (0..65).map(|i| FieldIndex::new(format!("f{i}"), IndexKind::Keyword)).collect(),
+    ];
+    for indexes in bad {
+        let e = db.set_indexes("plain", indexes).expect_err("refused");
+        assert!(matches!(e, akidb::Error::InvalidIndex { .. }), "{e}");
+    }
+    let e = db.set_indexes("nope", vec![]).expect_err("no such collection");
+    assert!(matches!(e, akidb::Error::CollectionNotFound { .. }), "{e}");
+    db.create_collection("later", CollectionConfig::new(DIM)).expect("create");
+    db.collection("later").expect("later").upsert(&docs).expect("load");
+    let later = db.collection("later").expect("later");
+    later
+        .upsert(&[Document::new("d5", docs[5].vector.clone())
+            .with_metadata(json!({"robot": "r3", "label": 42, "note": "x1"}))])
+        .expect("upsert");
+    later.delete(&["d3", "d16", "d42"]).expect("delete");
+    db.set_indexes("later", declared.indexes.clone()).expect("declare");
+    same_answers(&db, "later");
+    drop((later, db));
+    let db = Database::open(&path).expect("reopen");
+    let stored: Vec<_> = db.list_collections().expect("list");
+    let later = stored.iter().find(|(n, _)| n == "later").expect("listed");
+    assert_eq!(later.1.indexes, declared.indexes);
+    same_answers(&db, "later");
+    // Dropping every declaration: filters read storage again, same answers.
+    db.set_indexes("declared", vec![]).expect("undeclare");
+    same_answers(&db, "declared");
 }

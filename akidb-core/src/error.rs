@@ -224,6 +224,14 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A payload index declaration that cannot be kept as given.
+    #[error("invalid payload index on {field:?}: {reason}")]
+    InvalidIndex {
+        /// The field as declared.
+        field: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A retention policy that cannot be enforced as given.
     #[error("invalid retention policy: {reason}")]
     InvalidRetention {

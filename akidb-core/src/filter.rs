@@ -323,23 +323,116 @@ impl Filter {
     /// Whether a metadata object matches.
     pub fn matches(&self, metadata: &Map<String, Value>) -> bool {
         match self {
-            Filter::Eq { field, value } => {
-                lookup(metadata, field).is_some_and(|v| json_eq(v, value))
-            }
-            Filter::Ne { field, value } => {
-                !lookup(metadata, field).is_some_and(|v| json_eq(v, value))
-            }
-            Filter::In { field, values } => {
-                lookup(metadata, field).is_some_and(|v| values.iter().any(|x| json_eq(v, x)))
-            }
-            Filter::Range { field, lower, upper } => lookup(metadata, field).is_some_and(|v| {
-                lower.as_ref().is_none_or(|b| cmp_bound(v, b, true))
-                    && upper.as_ref().is_none_or(|b| cmp_bound(v, b, false))
-            }),
-            Filter::Exists { field } => lookup(metadata, field).is_some(),
             Filter::And(v) => v.iter().all(|f| f.matches(metadata)),
             Filter::Or(v) => v.iter().any(|f| f.matches(metadata)),
             Filter::Not(f) => !f.matches(metadata),
+            leaf => leaf.leaf_matches(Field::of(lookup(metadata, leaf.field()))),
+        }
+    }
+
+    /// The field a leaf (`Eq`, `Ne`, `In`, `Range`, `Exists`) tests; empty for `And`, `Or`
+    /// and `Not`.
+    pub(crate) fn field(&self) -> &str {
+        match self {
+            Filter::Eq { field, .. }
+            | Filter::Ne { field, .. }
+            | Filter::In { field, .. }
+            | Filter::Range { field, .. }
+            | Filter::Exists { field } => field,
+            Filter::And(_) | Filter::Or(_) | Filter::Not(_) => "",
+        }
+    }
+
+    /// Whether a leaf matches a document whose field holds `v`: the one rule of the module
+    /// docs' semantics, whatever holds the metadata (a parsed object, a payload index).
+    /// `And`, `Or` and `Not` are combined by their callers; here they match nothing.
+    pub(crate) fn leaf_matches(&self, v: Field<'_>) -> bool {
+        match self {
+            Filter::Eq { value, .. } => v.equals(value),
+            Filter::Ne { value, .. } => !v.equals(value),
+            Filter::In { values, .. } => values.iter().any(|x| v.equals(x)),
+            Filter::Range { lower, upper, .. } => {
+                !matches!(v, Field::Missing)
+                    && lower.as_ref().is_none_or(|b| v.within(b, true))
+                    && upper.as_ref().is_none_or(|b| v.within(b, false))
+            }
+            Filter::Exists { .. } => !matches!(v, Field::Missing),
+            Filter::And(_) | Filter::Or(_) | Filter::Not(_) => false,
+        }
+    }
+}
+
+/// A document's value of one field, as a filter leaf sees it: strings and numbers apart from
+/// other JSON (so that a compact payload index can hand them over without building JSON).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Field<'a> {
+    /// The document has no such field.
+    Missing,
+    /// A string.
+    Str(&'a str),
+    /// An integer (exact).
+    Int(i128),
+    /// A number with a fraction or exponent.
+    Float(f64),
+    /// Anything else (`null`, a boolean, an array, an object).
+    Json(&'a Value),
+}
+
+impl<'a> Field<'a> {
+    /// The view of a looked-up JSON value.
+    pub(crate) fn of(v: Option<&'a Value>) -> Self {
+        match v {
+            None => Field::Missing,
+            Some(Value::String(s)) => Field::Str(s),
+            Some(Value::Number(n)) => match number(n) {
+                RangeValue::Integer(i) => Field::Int(i),
+                RangeValue::Float(f) => Field::Float(f),
+                RangeValue::String(_) => Field::Missing,
+            },
+            Some(other) => Field::Json(other),
+        }
+    }
+
+    fn as_number(&self) -> Option<RangeValue> {
+        match *self {
+            Field::Int(i) => Some(RangeValue::Integer(i)),
+            Field::Float(f) => Some(RangeValue::Float(f)),
+            _ => None,
+        }
+    }
+
+    /// JSON equality with `value`, numbers by exact value.
+    fn equals(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Field::Missing, _) => false,
+            (Field::Str(s), Value::String(t)) => *s == t.as_str(),
+            (Field::Int(_) | Field::Float(_), Value::Number(n)) => {
+                self.as_number().and_then(|x| num_cmp(&x, &number(n)))
+                    == Some(std::cmp::Ordering::Equal)
+            }
+            (Field::Json(v), value) => *v == value,
+            _ => false,
+        }
+    }
+
+    /// Whether the value lies on the inner side of bound `b` (a lower bound when `lower`).
+    fn within(&self, b: &Bound, lower: bool) -> bool {
+        let ord = match (self, &b.value) {
+            (Field::Str(s), RangeValue::String(x)) => s.cmp(&x.as_str()),
+            (
+                Field::Int(_) | Field::Float(_),
+                x @ (RangeValue::Integer(_) | RangeValue::Float(_)),
+            ) => match self.as_number().and_then(|n| num_cmp(&n, x)) {
+                Some(o) => o,
+                None => return false,
+            },
+            _ => return false,
+        };
+        use std::cmp::Ordering::*;
+        match (lower, ord, b.inclusive) {
+            (_, Equal, inclusive) => inclusive,
+            (true, Greater, _) | (false, Less, _) => true,
+            _ => false,
         }
     }
 }
@@ -372,7 +465,8 @@ fn check_field(field: &str, path: &str) -> Result<(), FilterError> {
     Ok(())
 }
 
-fn lookup<'a>(metadata: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+/// The value at a (dotted) field path of a metadata object.
+pub(crate) fn lookup<'a>(metadata: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     if let Some(v) = metadata.get(field) {
         return Some(v);
     }
@@ -382,15 +476,6 @@ fn lookup<'a>(metadata: &'a Map<String, Value>, field: &str) -> Option<&'a Value
         cur = cur.as_object()?.get(p)?;
     }
     Some(cur)
-}
-
-fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            num_cmp(&number(x), &number(y)) == Some(std::cmp::Ordering::Equal)
-        }
-        _ => a == b,
-    }
 }
 
 /// A JSON number as a [`RangeValue`]: integers exactly, other numbers as floats.
@@ -445,25 +530,6 @@ fn int_float_cmp(i: i128, f: f64) -> Option<std::cmp::Ordering> {
     } else {
         std::cmp::Ordering::Equal
     })
-}
-
-fn cmp_bound(v: &Value, b: &Bound, lower: bool) -> bool {
-    let ord = match (v, &b.value) {
-        (Value::Number(n), x @ (RangeValue::Integer(_) | RangeValue::Float(_))) => {
-            match num_cmp(&number(n), x) {
-                Some(o) => o,
-                None => return false,
-            }
-        }
-        (Value::String(s), RangeValue::String(x)) => s.as_str().cmp(x.as_str()),
-        _ => return false,
-    };
-    use std::cmp::Ordering::*;
-    match (lower, ord, b.inclusive) {
-        (_, Equal, inclusive) => inclusive,
-        (true, Greater, _) | (false, Less, _) => true,
-        _ => false,
-    }
 }
 
 fn parse_object(value: &Value, path: &str, depth: usize) -> Result<Filter, FilterError> {

@@ -38,7 +38,7 @@ pub use database::{BackupReport, CompactReport, Database, DatabaseBuilder, COMPA
 pub use document::{Document, Hit, Record, TextDocument};
 pub use error::{Error, IdProblem, LimitExceeded, Result};
 pub use filter::{Filter, FilterError};
-pub use schema::{CollectionConfig, Metric, ModelIdentity, Retention};
+pub use schema::{CollectionConfig, FieldIndex, IndexKind, Metric, ModelIdentity, Retention};
 pub use text::{IngestOptions, IngestProgress, IngestReport};
 pub use validate::validate_collection_name;
 

@@ -20,6 +20,8 @@ pub const MAX_EF: usize = akidb_index::MAX_EF;
 pub const MAX_DIMENSION: usize = 65_536;
 /// Deepest nesting of a metadata filter.
 pub const MAX_FILTER_DEPTH: usize = 32;
+/// Most payload indexes (declared metadata fields) per collection.
+pub const MAX_INDEXES: usize = 64;
 /// Most values in one `$in`/`$nin` list or `$and`/`$or` array.
 pub const MAX_FILTER_VALUES: usize = 10_000;
 /// Collection names: this many characters at most, of `[A-Za-z0-9_-]`.

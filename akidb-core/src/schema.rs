@@ -88,6 +88,53 @@ pub struct CollectionConfig {
     /// What the collection keeps (none: everything); see [`Retention`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// Declared payload indexes: the metadata fields kept in memory for filters (see
+    /// [`FieldIndex`]); every other field is read from storage when a filter names it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<FieldIndex>,
+}
+
+/// A declared payload index: one metadata field that searches filter on, kept in memory in a
+/// compact column (the rest of a document's metadata stays in storage).
+///
+/// A filter whose fields are all declared is evaluated in memory during the graph walk, and the
+/// counts a keyword index keeps give the search rule the exact share of the documents a filter
+/// on it keeps. A filter naming an undeclared field is still answered exactly: its matches are
+/// found first by reading the metadata of the documents the declared fields cannot decide from
+/// storage (a scan: slower, seconds per million documents). Values of another type than
+/// declared (a number in a keyword field, an array, a float in an integer field) are kept
+/// exactly too, beside the column, so every filter means what the [`crate::Filter`] docs say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FieldIndex {
+    /// The field path, as filters name it (dots reach into nested objects).
+    pub field: String,
+    /// What the field holds.
+    pub kind: IndexKind,
+}
+
+/// What a declared payload index holds per document (4 or 8 bytes of column per document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IndexKind {
+    /// Strings (robot names, levels, codes): a dictionary of the distinct values with a count
+    /// of documents per value, 4 bytes per document.
+    Keyword,
+    /// Integers that fit an `i64`, 8 bytes per document.
+    Integer,
+    /// Numbers, as `f64` (integers up to 2^53 exactly), 8 bytes per document.
+    Float,
+    /// Times as integers (unix seconds, milliseconds or nanoseconds; one unit per field): an
+    /// integer column, named for what it holds.
+    Timestamp,
+}
+
+impl FieldIndex {
+    /// Index `field` as `kind`.
+    pub fn new(field: impl Into<String>, kind: IndexKind) -> Self {
+        Self { field: field.into(), kind }
+    }
 }
 
 /// A collection's retention policy: which documents a background pass deletes. Every rule set
@@ -151,7 +198,16 @@ impl CollectionConfig {
             model: None,
             hnsw: HnswParams::default(),
             retention: None,
+            indexes: Vec::new(),
         }
+    }
+    /// Declares a payload index on `field` (see [`FieldIndex`]); declaring a field again
+    /// replaces its kind.
+    pub fn with_index(mut self, field: impl Into<String>, kind: IndexKind) -> Self {
+        let field = field.into();
+        self.indexes.retain(|i| i.field != field);
+        self.indexes.push(FieldIndex { field, kind });
+        self
     }
     /// Sets the metric.
     pub fn with_metric(mut self, metric: Metric) -> Self {

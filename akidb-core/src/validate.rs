@@ -11,10 +11,10 @@ use akidb_index::{HnswParams, SearchParams};
 use crate::error::{IdProblem, LimitExceeded};
 use crate::filter::{json_type_name, Filter};
 use crate::limits::{
-    MAX_COLLECTION_NAME, MAX_DIMENSION, MAX_EF, MAX_ID_BYTES, MAX_K, MAX_METADATA_BYTES,
-    MAX_METADATA_DEPTH, MAX_TEXT_BYTES, MAX_VECTOR_COMPONENT, MIN_VECTOR_SCALE,
+    MAX_COLLECTION_NAME, MAX_DIMENSION, MAX_EF, MAX_ID_BYTES, MAX_INDEXES, MAX_K,
+    MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_TEXT_BYTES, MAX_VECTOR_COMPONENT, MIN_VECTOR_SCALE,
 };
-use crate::schema::{CollectionConfig, Retention};
+use crate::schema::{CollectionConfig, FieldIndex, Retention};
 use crate::{Error, Metric, Result};
 
 /// Checks a collection name: `[A-Za-z0-9_-]{1,64}`.
@@ -35,7 +35,30 @@ pub(crate) fn check_config(config: &CollectionConfig) -> Result<()> {
         return Err(Error::InvalidDimension { dimension: config.dimension, max: MAX_DIMENSION });
     }
     check_hnsw(&config.hnsw)?;
+    check_indexes(&config.indexes)?;
     config.retention.as_ref().map_or(Ok(()), check_retention)
+}
+
+/// Checks payload index declarations: at most [`MAX_INDEXES`], each field a filter could name
+/// (1 to 512 bytes, no empty part between dots), none twice.
+pub(crate) fn check_indexes(indexes: &[FieldIndex]) -> Result<()> {
+    let bad = |field: &str, reason| Err(Error::InvalidIndex { field: field.into(), reason });
+    if indexes.len() > MAX_INDEXES {
+        return bad(&indexes[MAX_INDEXES].field, "more than 64 payload indexes");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for i in indexes {
+        if i.field.is_empty() || i.field.len() > MAX_ID_BYTES {
+            return bad(&i.field, "a field is 1 to 512 bytes");
+        }
+        if i.field.split('.').any(str::is_empty) {
+            return bad(&i.field, "a field path has no empty part between dots");
+        }
+        if !seen.insert(i.field.as_str()) {
+            return bad(&i.field, "declared twice");
+        }
+    }
+    Ok(())
 }
 
 /// Checks a retention policy: at least one rule; a time field only with an age.

@@ -49,7 +49,9 @@ use std::collections::BinaryHeap;
 use crate::flat::{into_neighbors, push_bounded, Candidate};
 use crate::graph::{Graph, Walk};
 use crate::metric::{dot, l2_squared};
-use crate::{FlatIndex, IdFilter, IndexError, Metric, Neighbor, VectorInsert, VectorSearch};
+use crate::{
+    FilterPlan, FlatIndex, IdFilter, IndexError, Metric, Neighbor, VectorInsert, VectorSearch,
+};
 
 /// Below this many live vectors searches are exact: a parallel scan of 10k x 384-d takes about
 /// 0.5 ms, and it is exact. (On robot-log embeddings of 3,000 lines the graph at ef 64 found
@@ -419,6 +421,38 @@ impl HnswIndex {
         filter: Option<IdFilter<'_>>,
         params: SearchParams,
     ) -> Result<(Vec<Neighbor>, SearchPath), IndexError> {
+        self.search_planned(query, k, filter.map(FilterPlan::new).as_ref(), params)
+    }
+
+    /// Exact search of the ids a filter keeps: of its list of matches when it has one.
+    fn scan(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&FilterPlan<'_>>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        match filter {
+            Some(FilterPlan { matching: Some(list), .. }) => {
+                let mut ids = list();
+                ids.sort_unstable();
+                ids.dedup();
+                self.flat.search_ids(query, k, &ids)
+            }
+            f => self.flat.search(query, k, f.map(|f| f.accepts)),
+        }
+    }
+
+    /// [`HnswIndex::search_with`] with a [`FilterPlan`]: a known selectivity replaces the
+    /// sampled estimate in the search rule, and an exact scan scores the plan's list of
+    /// matches instead of testing every live id.
+    pub fn search_planned(
+        &self,
+        query: &[f32],
+        k: usize,
+        plan: Option<&FilterPlan<'_>>,
+        params: SearchParams,
+    ) -> Result<(Vec<Neighbor>, SearchPath), IndexError> {
+        let filter = plan.map(|p| p.accepts);
         let live = self.flat.len();
         if query.len() != self.flat.dimension() {
             return Err(IndexError::WrongDimension {
@@ -431,19 +465,18 @@ impl HnswIndex {
         }
         let graph = match &self.graph {
             Some(g) if !params.exact && live >= EXACT_BELOW => g,
-            _ => return Ok((self.flat.search(query, k, filter)?, SearchPath::Exact)),
+            _ => return Ok((self.scan(query, k, plan)?, SearchPath::Exact)),
         };
         let ef = params.ef.unwrap_or(self.params.ef_search).max(k);
-        if let Some(f) = filter {
-            if scan_filtered(live, self.selectivity(f), ef) {
-                return Ok((self.flat.search(query, k, Some(f))?, SearchPath::ExactFiltered));
+        if let Some(p) = plan {
+            let s = p.selectivity.unwrap_or_else(|| self.selectivity(p.accepts));
+            if scan_filtered(live, s, ef) {
+                return Ok((self.scan(query, k, plan)?, SearchPath::ExactFiltered));
             }
         }
         let found = match graph.search(query, ef, filter, (live / 10).max(1_000)) {
             Walk::Found(found) => found,
-            Walk::OverBudget => {
-                return Ok((self.flat.search(query, k, filter)?, SearchPath::ExactFiltered))
-            }
+            Walk::OverBudget => return Ok((self.scan(query, k, plan)?, SearchPath::ExactFiltered)),
         };
         // The walk's nearest 2k hits re-scored against the exact vectors (the walk's distances
         // are those of half floats, off by ~1e-4: farther hits cannot reach the top k).
@@ -456,7 +489,7 @@ impl HnswIndex {
         }
         let out = into_neighbors(heap, metric);
         if out.len() < k && out.len() < live {
-            let exact = self.flat.search(query, k, filter)?;
+            let exact = self.scan(query, k, plan)?;
             if exact.len() > out.len() {
                 return Ok((exact, SearchPath::GraphThenExact));
             }

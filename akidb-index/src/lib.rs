@@ -41,6 +41,35 @@ pub struct Neighbor {
 /// A predicate on internal ids; `true` keeps the id.
 pub type IdFilter<'a> = &'a (dyn Fn(u64) -> bool + Sync);
 
+/// A filter as [`HnswIndex::search_planned`] takes it: the predicate, plus what its owner may
+/// know better than a sample of the predicate can tell (from a payload index, say).
+#[derive(Clone, Copy)]
+pub struct FilterPlan<'a> {
+    /// The predicate; `true` keeps the id.
+    pub accepts: IdFilter<'a>,
+    /// The fraction of live ids it keeps, if known; otherwise estimated on a sample.
+    pub selectivity: Option<f64>,
+    /// Lists the live ids it keeps (duplicates and unknown ids are ignored), when that is
+    /// cheaper than testing every live id: an exact scan then scores only those.
+    pub matching: Option<&'a (dyn Fn() -> Vec<u64> + Sync)>,
+}
+
+impl<'a> FilterPlan<'a> {
+    /// A plan of the predicate alone.
+    pub fn new(accepts: IdFilter<'a>) -> Self {
+        Self { accepts, selectivity: None, matching: None }
+    }
+}
+
+impl std::fmt::Debug for FilterPlan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilterPlan")
+            .field("selectivity", &self.selectivity)
+            .field("matching", &self.matching.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Errors of the index layer.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]

@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use akidb_index::{HnswIndex, VectorInsert};
 use serde_json::{Map, Value};
 
-use super::metadata::MetadataMap;
+use super::payload::Payload;
 use crate::{Error, Result};
 
 /// Automatic optimize: tombstones must exceed this fraction of graph nodes...
@@ -35,28 +35,28 @@ pub const OPTIMIZE_MIN_TOMBSTONES: usize = 1_000;
 ///
 /// The index holds the vector of every live document with a sequence number up to `seq` and of
 /// no other (retired ones may stay linked in the graph as tombstones, never returned); the
-/// metadata map holds those documents' metadata. A reader holding `&Applied` sees one
+/// payload holds those documents' declared metadata fields. A reader holding `&Applied` sees one
 /// committed state, never part of a write.
 #[derive(Debug)]
 pub(crate) struct Applied {
     index: HnswIndex,
-    metadata: MetadataMap,
+    payload: Payload,
     seq: u64,
 }
 
 impl Applied {
     /// The state after the writes up to `seq`, as loaded.
-    pub(crate) fn new(index: HnswIndex, metadata: MetadataMap, seq: u64) -> Self {
-        Self { index, metadata, seq }
+    pub(crate) fn new(index: HnswIndex, payload: Payload, seq: u64) -> Self {
+        Self { index, payload, seq }
     }
 
     pub(crate) fn index(&self) -> &HnswIndex {
         &self.index
     }
 
-    /// The metadata of live sequence `seq` (empty when it has none).
-    pub(crate) fn metadata(&self, seq: u64) -> &Map<String, Value> {
-        self.metadata.get(seq)
+    /// The declared metadata fields of the live documents.
+    pub(crate) fn payload(&self) -> &Payload {
+        &self.payload
     }
 
     /// The sequence number of the last write applied.
@@ -228,6 +228,14 @@ impl Engine {
 }
 
 impl Writer<'_> {
+    /// Replaces the payload (declared metadata fields) searches read; it must describe the
+    /// live documents as of the last applied write (the commit lock held by this writer keeps
+    /// any write from landing meanwhile).
+    pub(crate) fn replace_payload(&self, payload: Payload) -> Result<()> {
+        self.engine.write()?.payload = payload;
+        Ok(())
+    }
+
     /// Applies a write committed in storage since this writer was taken. The batch enters the
     /// graph in three steps so that searches are not held up while it is linked (the longest
     /// part): added unlinked (write lock, brief), linked (read lock: searches run and never
@@ -253,9 +261,9 @@ impl Writer<'_> {
             panic!("fail point: a panic while publishing a batch");
         }
         a.index.remove(&change.removed);
-        a.metadata.remove(&change.removed);
+        a.payload.remove(&change.removed);
         for (seq, meta) in metadata {
-            a.metadata.insert(seq, meta);
+            a.payload.insert(seq, &meta);
         }
         a.index.publish(staged)?;
         a.seq = a.seq.max(change.last_seq);
@@ -273,7 +281,10 @@ mod tests {
     use akidb_index::{HnswParams, Metric, SearchParams, VectorSearch};
     use serde_json::json;
 
+    use super::super::payload::Plan;
     use super::*;
+    use crate::schema::{FieldIndex, IndexKind};
+    use crate::Filter;
 
     const DIM: usize = 8;
 
@@ -286,7 +297,8 @@ mod tests {
 
     fn engine() -> Engine {
         let index = HnswIndex::new(DIM, Metric::Cosine, HnswParams::new(8, 40));
-        Engine::new("t", Applied::new(index, MetadataMap::default(), 0), 0)
+        let payload = Payload::new(&[FieldIndex::new("seq", IndexKind::Integer)]);
+        Engine::new("t", Applied::new(index, payload, 0), 0)
     }
 
     /// Inserts `seqs` (metadata `{"seq": n}`) and retires `removed`, as one write.
@@ -298,6 +310,15 @@ mod tests {
 
     fn meta(seq: u64) -> Map<String, Value> {
         json!({ "seq": seq }).as_object().cloned().unwrap_or_default()
+    }
+
+    /// The `seq` metadata field of live document `seq`, as filters see it.
+    fn seq_field(a: &Applied, seq: u64) -> Option<u64> {
+        let row = a.payload().row(seq)?;
+        (0..=20).find(|n| {
+            let f = Filter::eq("seq", *n);
+            Plan::new(&f, a.payload()).eval(a.payload(), row) == Some(true)
+        })
     }
 
     /// Every live id, by an exact search for all of them.
@@ -321,15 +342,15 @@ mod tests {
             let a = e.read().expect("read");
             assert_eq!(a.seq(), 10);
             assert_eq!(live_ids(&a), (1..11).collect::<Vec<_>>());
-            assert_eq!(a.metadata(4), &meta(4));
+            assert_eq!(seq_field(&a, 4), Some(4));
         }
         // Replace 3 and 4 (new sequence numbers), delete 7; 12 is superseded within the batch.
         write(&e, 11..14, vec![3, 4, 7, 12]);
         let a = e.read().expect("read");
         assert_eq!(a.seq(), 13);
         assert_eq!(live_ids(&a), vec![1, 2, 5, 6, 8, 9, 10, 11, 13]);
-        assert!(a.metadata(3).is_empty() && a.metadata(12).is_empty());
-        assert_eq!(a.metadata(13), &meta(13));
+        assert_eq!((seq_field(&a, 3), seq_field(&a, 12)), (None, None));
+        assert_eq!(seq_field(&a, 13), Some(13));
         assert_eq!(e.unsaved(), 10 + 2 + 4);
     }
 

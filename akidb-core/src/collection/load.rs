@@ -1,5 +1,6 @@
 //! Loading a collection on its first open in a process: one scan of its documents from a redb
-//! snapshot (vectors checked, metadata parsed), then the newest valid index generation brought
+//! snapshot (vectors checked; metadata parsed when fields are declared for the payload index),
+//! then the newest valid index generation brought
 //! up to date with that scan, or a graph rebuild when there is none (see `akidb_index::persist`
 //! for what makes a generation valid). Storage is the source of truth; a missing, stale or
 //! foreign generation costs time, never a failed open or a wrong answer.
@@ -9,7 +10,8 @@ use akidb_index::{FlatIndex, HnswIndex, VectorInsert, VectorSearch};
 use akidb_storage::{CollectionEntry, Storage};
 
 use super::engine::{Applied, Engine};
-use super::metadata::{self, MetadataMap};
+use super::metadata;
+use super::payload::Payload;
 use super::CollectionState;
 use crate::schema::CollectionConfig;
 use crate::validate::check_stored_vector;
@@ -27,16 +29,20 @@ pub(crate) fn load(
     let last_seq = snap.last_seq(&entry)?;
     let mut ids = Vec::new();
     let mut vectors: Vec<f32> = Vec::new();
-    let mut metadata = MetadataMap::default();
+    let mut payload = Payload::new(&config.indexes);
     let mut failure = None;
     snap.scan(&entry, 0, |seq, doc, v| {
         let read = check_stored_vector(v, dim, metric, || format!("stored under sequence {seq}"))
-            .and_then(|p| Ok((p, metadata::parse_object(&doc.metadata, seq, &entry)?)));
+            .and_then(|p| {
+                if !payload.keeps_nothing() {
+                    payload.insert(seq, &metadata::parse_object(&doc.metadata, seq, &entry)?);
+                }
+                Ok(p)
+            });
         match read {
-            Ok((prepared, meta)) => {
+            Ok(prepared) => {
                 ids.push(seq);
                 vectors.extend_from_slice(&prepared);
-                metadata.insert(seq, meta);
                 true
             }
             Err(e) => {
@@ -84,8 +90,32 @@ pub(crate) fn load(
             (index, n as u64)
         }
     };
-    let engine = Engine::new(&name, Applied::new(index, metadata, last_seq), unsaved);
+    let engine = Engine::new(&name, Applied::new(index, payload, last_seq), unsaved);
     Ok(CollectionState::new(entry, config, store, db_path, engine))
+}
+
+/// The payload of `indexes` over the live documents of `entry` in a fresh snapshot.
+pub(crate) fn payload_from_storage(
+    store: &Storage,
+    entry: &CollectionEntry,
+    indexes: &[crate::FieldIndex],
+) -> Result<Payload> {
+    let mut payload = Payload::new(indexes);
+    if payload.keeps_nothing() {
+        return Ok(payload);
+    }
+    let mut failure = None;
+    store.snapshot()?.scan_documents(entry, 0, |seq, doc| {
+        match metadata::parse_object(&doc.metadata, seq, entry) {
+            Ok(m) => payload.insert(seq, &m),
+            Err(e) => failure = Some(e),
+        }
+        Ok(failure.is_none())
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(payload),
+    }
 }
 
 /// Errors of a load are those of an open: a collection dropped meanwhile is not found.

@@ -6,7 +6,8 @@
 //! - `engine.rs`: the in-memory state searches read and every invariant about it (commit order,
 //!   "a search sees exactly the state after `applied_seq`", the lock policy, optimize).
 //! - `load.rs`: building that state from storage on first open.
-//! - `metadata.rs`: metadata as filters read it, and stored metadata read back.
+//! - `payload.rs`: the declared metadata fields filters read in memory (payload indexes).
+//! - `metadata.rs`: stored metadata read back.
 
 mod engine;
 mod export;
@@ -15,30 +16,33 @@ mod load;
 mod metadata;
 #[cfg(feature = "parquet")]
 mod parquet;
+mod payload;
 mod retention;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use akidb_index::persist::{self, IndexIdentity};
-use akidb_index::{HnswIndex, SearchParams, SearchPath, VectorSearch};
+use akidb_index::{FilterPlan, HnswIndex, SearchParams, SearchPath, VectorSearch};
 use akidb_storage::{CollectionEntry, DocumentWrite, Storage, StorageError};
 
 pub use engine::{OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO};
 pub use export::{ImportReport, MAX_IMPORT_LINE};
 pub use lifecycle::{Scroll, ScrollCursor, ScrollOptions, DELETE_CHUNK};
-pub(crate) use load::{load, map_error as map_load_error};
+pub(crate) use load::{load, map_error as map_load_error, payload_from_storage};
 pub(crate) use retention::retention_pass;
 pub use retention::RetentionReport;
 
 use self::engine::{Applied, Change, Engine};
-use self::metadata::{docs_table, MetadataMap};
+use self::metadata::docs_table;
+use self::payload::{Payload, Plan};
 use crate::database::DbInner;
 use crate::document::{Document, Hit, Record};
 use crate::filter::Filter;
 use crate::limits::MAX_BATCH;
-use crate::schema::{self, CollectionConfig, Retention};
+use crate::schema::{self, CollectionConfig, FieldIndex, Retention};
 use crate::validate::{check_id, check_metadata, check_search, check_text, check_vector};
 use crate::{Error, Result};
 
@@ -72,6 +76,8 @@ pub(crate) struct CollectionState {
     pub(crate) optimize_queued: AtomicBool,
     /// The retention policy in force (the schema's, or one set since).
     retention: std::sync::RwLock<Option<Retention>>,
+    /// The payload indexes in force (the schema's, or declared since).
+    indexes: std::sync::RwLock<Vec<FieldIndex>>,
 }
 
 /// The folder of collection `entry`'s index generations.
@@ -110,6 +116,7 @@ impl CollectionState {
             index_dir: index_dir(db_path, &entry),
             identity: index_identity(store.database_id(), &entry, &config),
             retention: std::sync::RwLock::new(config.retention.clone()),
+            indexes: std::sync::RwLock::new(config.indexes.clone()),
             entry,
             config,
             engine,
@@ -127,7 +134,8 @@ impl CollectionState {
         db_path: &Path,
     ) -> Self {
         let index = HnswIndex::new(config.dimension, config.metric, config.hnsw);
-        let engine = Engine::new(&entry.name, Applied::new(index, MetadataMap::default(), 0), 0);
+        let engine =
+            Engine::new(&entry.name, Applied::new(index, Payload::new(&config.indexes), 0), 0);
         Self::new(entry, config, store, db_path, engine)
     }
 
@@ -141,7 +149,30 @@ impl CollectionState {
         let mut config = self.config.clone();
         config.model = self.model_identity();
         config.retention = self.retention();
+        config.indexes = self.indexes();
         config
+    }
+
+    /// The payload indexes in force.
+    pub(crate) fn indexes(&self) -> Vec<FieldIndex> {
+        self.indexes.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the payload indexes under the commit lock (no write runs meanwhile; searches
+    /// go on with the old ones): `build` makes the new payload from storage, `persist` records
+    /// the declaration, then the new payload takes over.
+    pub(crate) fn replace_indexes(
+        &self,
+        indexes: Vec<FieldIndex>,
+        build: impl FnOnce() -> Result<Payload>,
+        persist: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let writer = self.engine.writer()?;
+        let payload = build()?;
+        persist()?;
+        writer.replace_payload(payload)?;
+        *self.indexes.write().unwrap_or_else(PoisonError::into_inner) = indexes;
+        Ok(())
     }
 
     /// Runs `f` under the commit lock (ordered with the collection's writes).
@@ -478,6 +509,70 @@ impl Collection {
             .collect()
     }
 
+    /// The live documents matching `filter`, which names a field the payload index does not
+    /// hold: decided from the payload where it can, the rest from the stored metadata (one
+    /// read by sequence number each when few, else a scan of the collection).
+    fn matches_in_storage(&self, filter: &Filter) -> Result<HashSet<u64>> {
+        let (mut matched, undecided, live) = {
+            let applied = self.state.engine.read()?;
+            let p = applied.payload();
+            let live = applied.index().len();
+            if p.keeps_nothing() {
+                (HashSet::new(), None, live)
+            } else {
+                let plan = Plan::new(filter, p);
+                let (mut matched, mut undecided) = (HashSet::new(), Vec::new());
+                for (row, seq) in p.rows() {
+                    match plan.eval(p, row) {
+                        Some(true) => drop(matched.insert(seq)),
+                        None => undecided.push(seq),
+                        Some(false) => {}
+                    }
+                }
+                (matched, Some(undecided), live)
+            }
+        };
+        let entry = &self.state.entry;
+        let mut failure = None;
+        let mut test = |seq: u64, doc: &akidb_storage::StoredDocument| {
+            match metadata::parse_object(&doc.metadata, seq, entry) {
+                Ok(m) if filter.matches(&m) => drop(matched.insert(seq)),
+                Ok(_) => {}
+                Err(e) => failure = Some(e),
+            }
+            failure.is_none()
+        };
+        let snap = self.db.store.snapshot()?;
+        let scanned = match undecided {
+            Some(seqs) if seqs.len() < live / 8 => {
+                for chunk in seqs.chunks(1_024) {
+                    let docs =
+                        snap.documents_by_seq(entry, chunk).map_err(|e| self.storage_error(e))?;
+                    for (seq, doc) in chunk.iter().zip(docs) {
+                        if let Some(doc) = doc {
+                            if !test(*seq, &doc) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Some(seqs) => {
+                let wanted: HashSet<u64> = seqs.into_iter().collect();
+                snap.scan_documents(entry, 0, |seq, doc| {
+                    Ok(!wanted.contains(&seq) || test(seq, &doc))
+                })
+            }
+            None => snap.scan_documents(entry, 0, |seq, doc| Ok(test(seq, &doc))),
+        };
+        scanned.map_err(|e| self.storage_error(e))?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(matched),
+        }
+    }
+
     /// Number of live documents.
     pub fn count(&self) -> Result<u64> {
         self.check_live()?;
@@ -511,14 +606,48 @@ impl Collection {
         // so the answer is exactly the applied state's unless a hit was retired by such a commit:
         // then wait for that write to be applied and ask again.
         let mut attempts = 0;
+        // A filter naming an undeclared field: its matches are found in storage first.
+        let mut from_storage: Option<HashSet<u64>> = None;
         loop {
             let (neighbors, snap) = {
                 let applied = self.state.engine.read()?;
                 let index = applied.index();
-                let pred = |seq: u64| filter.is_none_or(|f| f.matches(applied.metadata(seq)));
-                let n = match filter {
-                    Some(_) => index.search_with(&query, k, Some(&pred), params)?,
-                    None => index.search_with(&query, k, None, params)?,
+                let payload = applied.payload();
+                let n = match (filter, &from_storage) {
+                    (None, _) => index.search_with(&query, k, None, params)?,
+                    (Some(_), Some(set)) => {
+                        let accepts = |seq: u64| set.contains(&seq);
+                        let list = || set.iter().copied().collect();
+                        let plan = FilterPlan {
+                            accepts: &accepts,
+                            selectivity: Some(set.len() as f64 / index.len().max(1) as f64),
+                            matching: Some(&list),
+                        };
+                        index.search_planned(&query, k, Some(&plan), params)?
+                    }
+                    (Some(f), None) => {
+                        let plan = Plan::new(f, payload);
+                        if !plan.covered() {
+                            drop(applied);
+                            from_storage = Some(self.matches_in_storage(f)?);
+                            continue;
+                        }
+                        let accepts = |seq: u64| {
+                            payload.row(seq).is_some_and(|r| plan.eval(payload, r) == Some(true))
+                        };
+                        let list = || {
+                            let rows = payload.rows();
+                            rows.filter(|(r, _)| plan.eval(payload, *r) == Some(true))
+                                .map(|(_, seq)| seq)
+                                .collect()
+                        };
+                        let plan = FilterPlan {
+                            accepts: &accepts,
+                            selectivity: plan.estimate(payload),
+                            matching: Some(&list),
+                        };
+                        index.search_planned(&query, k, Some(&plan), params)?
+                    }
                 };
                 (n, self.db.store.snapshot()?)
             };
