@@ -27,7 +27,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use akidb::{Database, Filter, Hit, IngestOptions, OnnxEmbeddingProvider, TextDocument};
+use akidb::{
+    Database, FieldIndex, Filter, Hit, IndexKind, IngestOptions, OnnxEmbeddingProvider,
+    TextDocument,
+};
 use fleet::{LogEvent, Question};
 
 /// Semantic search over robot fleet logs with AkiDB: ingest (generated or your own), then ask.
@@ -248,6 +251,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     let db = Database::open(&args.db)?;
     let logs = db.text_collection("logs", model.clone())?;
+    // The fields the questions filter on, kept in memory (declaring them again is free).
+    db.set_indexes(
+        "logs",
+        vec![
+            FieldIndex::new("robot", IndexKind::Keyword),
+            FieldIndex::new("level", IndexKind::Keyword),
+            FieldIndex::new("ts", IndexKind::Timestamp),
+        ],
+    )?;
     let generated = args.logs.is_none();
     let (events, questions): (Vec<LogEvent>, Vec<Question>) = match &args.logs {
         Some(p) => (read_logs(p)?, Vec::new()),

@@ -84,7 +84,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let buckets = filter.is_some();
     let dir = tempfile::tempdir()?;
     let db = Database::open(dir.path().join("db"))?;
-    let col = db.create_collection("s", CollectionConfig::new(DIM))?;
+    let col = db.create_collection(
+        "s",
+        CollectionConfig::new(DIM).with_index("bucket", akidb::IndexKind::Integer),
+    )?;
     let mut data = Clusters::new(7);
     for start in (0..n).step_by(10_000) {
         col.upsert(&data.docs(start, 10_000.min(n - start), buckets))?;

@@ -264,12 +264,17 @@ impl Database {
     /// those declared before: the fields filters read in memory; every other metadata field
     /// stays in storage only. The new columns are built from storage while writes to the
     /// collection wait (about a second per 100,000 documents; searches go on with the old
-    /// ones), and the declaration is stored with the collection's schema. Errors:
+    /// ones), and the declaration is stored with the collection's schema. Declaring what is
+    /// already in force does nothing, so an application can declare its indexes at every
+    /// start. Errors:
     /// `InvalidIndex` (an empty or over-long field, a field twice, more than
     /// [`crate::limits::MAX_INDEXES`]), `CollectionNotFound`.
     pub fn set_indexes(&self, name: &str, indexes: Vec<crate::FieldIndex>) -> Result<()> {
         crate::validate::check_indexes(&indexes)?;
         let c = self.collection(name)?;
+        if c.state.indexes() == indexes {
+            return Ok(());
+        }
         let mut config = c.state.stored_config();
         config.indexes = indexes.clone();
         let stored = schema::encode(name, &config)?;

@@ -313,7 +313,10 @@ impl Collection {
         &self.state.entry.name
     }
 
-    /// The configuration fixed at creation.
+    /// The configuration fixed at creation (the retention policy and payload indexes in force
+    /// now, which [`Database::set_retention`](crate::Database::set_retention) and
+    /// [`Database::set_indexes`](crate::Database::set_indexes) change, are in
+    /// [`Database::list_collections`](crate::Database::list_collections)).
     pub fn config(&self) -> &CollectionConfig {
         &self.state.config
     }
