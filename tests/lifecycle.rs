@@ -225,6 +225,30 @@ fn retention_by_insertion_time_never_deletes_newer_documents() {
     assert_eq!(c.retention(), Some(Retention::max_age(Duration::from_secs(1500))));
 }
 
+/// Passes of a size rule racing each other and a `delete_where` of old documents: each pass
+/// decides what must go from one snapshot, so together they never delete a document the
+/// policy keeps (newer than the newest that had to go).
+#[test]
+fn concurrent_retention_passes_never_delete_what_the_policy_keeps() {
+    for round in 0..3u64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (db, c) = open(&dir.path().join("db"));
+        fill(&c, 0..5_000);
+        db.set_retention("logs", Some(Retention::keep_all().with_max_documents(2_000)))
+            .expect("set");
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| c.enforce_retention().expect("pass"));
+            }
+            // Older documents deleted meanwhile: the size rule must not make up for them.
+            s.spawn(|| c.delete_where(&Filter::lt("ts", 1_000 + 500 * (round + 1))));
+        });
+        let left = ids_of(&c, None);
+        assert_eq!(left.len(), 2_000, "round {round}");
+        assert_eq!(left[0], "d3000", "round {round}: the newest 2,000 stay");
+    }
+}
+
 #[test]
 fn retention_by_field_count_and_size() {
     let dir = tempfile::tempdir().expect("tempdir");

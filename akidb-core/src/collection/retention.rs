@@ -82,18 +82,20 @@ pub(crate) fn retention_pass(
             }
         };
     }
+    // The size rules delete up to the newest document that must go by one snapshot, chosen
+    // before deleting: a delete running meanwhile (another pass, `delete_where`) can only make
+    // them delete less, never anything newer.
     if let Some(max) = policy.max_documents {
         let live = store.snapshot()?.count(&state.entry).map_err(map_storage_error)?;
         let mut excess = live.saturating_sub(max);
-        if excess > 0 {
-            report.over_count = run(&mut |_, _| {
-                Ok(if excess == 0 {
-                    Pick::Stop
-                } else {
-                    excess -= 1;
-                    Pick::Delete
-                })
-            })?;
+        let last = last_of_oldest(state, store, |_| {
+            let take = excess > 0;
+            excess = excess.saturating_sub(1);
+            take
+        })?;
+        if let Some(last) = last {
+            report.over_count =
+                run(&mut |seq, _| Ok(if seq <= last { Pick::Delete } else { Pick::Stop }))?;
         }
     }
     if let Some(max) = policy.max_bytes {
@@ -107,15 +109,14 @@ pub(crate) fn retention_pass(
             })
             .map_err(map_storage_error)?;
         let mut excess = total.saturating_sub(max);
-        if excess > 0 {
-            report.over_bytes = run(&mut |_, doc| {
-                Ok(if excess == 0 {
-                    Pick::Stop
-                } else {
-                    excess = excess.saturating_sub(stored_bytes(doc, dim));
-                    Pick::Delete
-                })
-            })?;
+        let last = last_of_oldest(state, store, |doc| {
+            let take = excess > 0;
+            excess = excess.saturating_sub(stored_bytes(doc, dim));
+            take
+        })?;
+        if let Some(last) = last {
+            report.over_bytes =
+                run(&mut |seq, _| Ok(if seq <= last { Pick::Delete } else { Pick::Stop }))?;
         }
     }
     if report.expired > 0 {
@@ -144,6 +145,27 @@ pub(crate) fn retention_pass(
         );
     }
     Ok(report)
+}
+
+/// The sequence number of the newest document of the oldest ones that must go: `take` is shown
+/// the live documents oldest first, in one snapshot, until it answers `false`.
+fn last_of_oldest(
+    state: &CollectionState,
+    store: &Storage,
+    mut take: impl FnMut(&StoredDocument) -> bool,
+) -> Result<Option<u64>> {
+    let mut last = None;
+    store
+        .snapshot()?
+        .scan_documents(&state.entry, 0, |seq, doc| {
+            let go = take(&doc);
+            if go {
+                last = Some(seq);
+            }
+            Ok(go)
+        })
+        .map_err(map_storage_error)?;
+    Ok(last)
 }
 
 /// The sequence-number ranges (inclusive, ascending, merged) of the writes recorded before
