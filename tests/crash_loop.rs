@@ -1,10 +1,12 @@
 //! Crash loop: a writer process doing a random mix of vector upserts, deletes, text inserts
-//! (embedded by a real ONNX model), deletes by filter, index saves, `optimize()` and
-//! compactions is SIGKILLed again and again. After every kill the harness reopens the database
+//! (embedded by a real ONNX model), deletes by filter, retention passes, index saves,
+//! `optimize()` and compactions is SIGKILLed again and again. After every kill the harness reopens the database
 //! and checks every document against its own log of acknowledged operations: acknowledged writes
 //! are all there, the one operation in flight is either wholly there or wholly absent (a delete
-//! by filter: whole chunks of its matches, in insertion order, and nothing else), and the index
-//! agrees with storage.
+//! by filter or a retention pass: whole chunks of its matches, in insertion order, and nothing
+//! else), and the index agrees with storage. A retention op sets a policy, runs a pass and
+//! clears the policy; killed in between, the policy is still set when the harness reopens, and
+//! the harness finishes the pass (as the maintenance worker would) before it checks.
 //!
 //! The writer derives each operation from `(run, op number)` with a seeded generator, and the
 //! harness derives the same operation from the same pair, so the harness's log is independent of
@@ -27,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use akidb::embedding::InputKind;
 use akidb::{
-    CollectionConfig, Database, Document, Embedder, Filter, OnnxEmbeddingProvider, SearchParams,
-    TextDocument,
+    CollectionConfig, Database, Document, Embedder, Filter, OnnxEmbeddingProvider, Retention,
+    SearchParams, TextDocument,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -54,7 +56,36 @@ enum Op {
     Optimize,
     /// `delete_where(j >= slot)` on the vector collection.
     DeleteWhere(u32),
+    /// A retention pass by the `ts` field keeping the writes of the last `runs` runs.
+    Retention(u64),
     Compact,
+}
+
+/// The `ts` metadata field of the vector documents: the write's place in the loop.
+fn ts(run: u64, n: u64) -> u64 {
+    run * 100_000 + n
+}
+
+/// The time both writer and harness read (seconds): after every `ts`.
+const NOW_SECS: u64 = 1 << 40;
+
+#[derive(Debug)]
+struct FixedClock;
+impl akidb::Clock for FixedClock {
+    fn now_ms(&self) -> u64 {
+        NOW_SECS * 1000
+    }
+}
+
+/// The database as writer and harness open it: the fixed clock.
+fn open_db(path: &std::ffi::OsStr) -> Database {
+    Database::builder().with_clock(Arc::new(FixedClock)).open(path).expect("open")
+}
+
+/// The policy of `Op::Retention(runs)` during run `run`: `ts` older than `ts(run - runs, 0)`.
+fn retention_policy(run: u64, runs: u64) -> Retention {
+    let cutoff = ts(run.saturating_sub(runs), 0);
+    Retention::max_age(Duration::from_secs(NOW_SECS - cutoff)).with_time_field("ts")
 }
 
 /// Operation `n` of run `run`: the writer and the harness both call this.
@@ -72,7 +103,8 @@ fn op(run: u64, n: u64) -> Op {
         65..=84 => Op::AddTexts(with_slots(ids(&mut rng, "t", TEXT_KEYS, 8))),
         85..=87 => Op::DeleteTexts(ids(&mut rng, "t", TEXT_KEYS, 4)),
         88..=91 => Op::SaveIndex,
-        92..=93 => Op::Optimize,
+        92 => Op::Optimize,
+        93 => Op::Retention(rng.gen_range(2..12)),
         94..=97 => Op::DeleteWhere(rng.gen_range(0..30)),
         _ => Op::Compact,
     }
@@ -139,19 +171,29 @@ impl Model {
             Op::DeleteWhere(slot) => {
                 self.vectors.retain(|_, v| v.j < *slot);
             }
+            Op::Retention(runs) => {
+                self.vectors.retain(|_, v| v.run >= run.saturating_sub(*runs));
+            }
             Op::SaveIndex | Op::Optimize | Op::Compact => {}
         }
     }
 
     /// The states a crash during `op` may leave in the vector collection, from untouched to
-    /// done: for a delete by filter, its matches deleted in chunks of `DELETE_CHUNK` in
+    /// done: for a delete by filter or a retention pass, its matches deleted in chunks of `DELETE_CHUNK` in
     /// insertion order ((run, n, j) order); for any other operation, before or after.
     fn vector_outcomes(&self, run: u64, n: u64, op: &Op) -> Vec<HashMap<String, Version>> {
         let mut after = self.clone();
         after.apply(run, n, op);
-        let Op::DeleteWhere(slot) = op else { return vec![self.vectors.clone(), after.vectors] };
+        let goes = |v: &Version| match op {
+            Op::DeleteWhere(slot) => v.j >= *slot,
+            Op::Retention(runs) => v.run < run.saturating_sub(*runs),
+            _ => false,
+        };
+        if !matches!(op, Op::DeleteWhere(_) | Op::Retention(_)) {
+            return vec![self.vectors.clone(), after.vectors];
+        }
         let mut matches: Vec<(&String, &Version)> =
-            self.vectors.iter().filter(|(_, v)| v.j >= *slot).collect();
+            self.vectors.iter().filter(|(_, v)| goes(v)).collect();
         matches.sort_by_key(|(_, v)| (v.run, v.n, v.j));
         let mut outcomes = Vec::new();
         for done in (0..matches.len()).step_by(akidb::DELETE_CHUNK) {
@@ -180,7 +222,7 @@ fn crash_loop_child() {
         return;
     };
     let run: u64 = run.parse().expect("run");
-    let db = Database::open(&path).expect("child open");
+    let db = open_db(path.as_ref());
     let v = db.collection("v").expect("vectors");
     let t = db.text_collection("t", model()).expect("texts");
     println!("READY");
@@ -193,7 +235,7 @@ fn crash_loop_child() {
                     .iter()
                     .map(|(id, j)| {
                         Document::new(id.clone(), vector(run, n, *j))
-                            .with_metadata(json!({"run": run, "n": n, "j": j}))
+                            .with_metadata(json!({"run": run, "n": n, "j": j, "ts": ts(run, n)}))
                     })
                     .collect();
                 v.upsert(&docs).expect("upsert");
@@ -223,6 +265,11 @@ fn crash_loop_child() {
             }
             Op::DeleteWhere(slot) => {
                 v.delete_where(&Filter::gte("j", *slot)).expect("delete_where");
+            }
+            Op::Retention(runs) => {
+                db.set_retention("v", Some(retention_policy(run, *runs))).expect("set policy");
+                v.enforce_retention().expect("retention pass");
+                db.set_retention("v", None).expect("clear policy");
             }
             Op::Compact => {
                 db.compact().expect("compact");
@@ -315,6 +362,7 @@ fn crash_loop_mixed_operations() {
     let (mut kills, mut mid_op, mut acked_ops, mut in_flight_applied, mut docs_checked) =
         (0u64, 0u64, 0u64, 0u64, 0usize);
     let mut partial_deletes = 0u64;
+    let mut finished_by_harness = 0u64;
     let mut op_counts: HashMap<&'static str, u64> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut run = 0u64;
@@ -388,9 +436,15 @@ fn crash_loop_mixed_operations() {
             after.apply(run, n, &op(run, n));
         }
 
-        // Reopen and compare everything with the log.
-        let db = Database::open(&path).expect("open after kill");
+        // Reopen and compare everything with the log; a retention policy left by a kill is
+        // enforced to the end first (the maintenance worker may be at it already), then cleared.
+        let db = open_db(path.as_ref());
         let v = db.collection("v").expect("v");
+        if v.retention().is_some() {
+            v.enforce_retention().expect("finish the retention pass");
+            db.set_retention("v", None).expect("clear the policy");
+            finished_by_harness += 1;
+        }
         let t = db.text_collection("t", embedder.clone()).expect("t");
         let check_vec = |r: &akidb::Record, ver: Version| {
             assert_eq!(r.vector, vector(ver.run, ver.n, ver.j), "{}", r.id)
@@ -492,8 +546,9 @@ fn crash_loop_mixed_operations() {
     eprintln!(
         "crash loop: {kills} kills ({mid_op} while running), {acked_ops} acknowledged operations \
          verified ({op_counts:?}), {in_flight_applied} in-flight operations found whole, \
-         {docs_checked} document checks ({partial_deletes} deletes by filter found in whole \
-         chunks); hostile index files planted: {planted:?}; single graph misses at ef 64: \
+         {docs_checked} document checks ({partial_deletes} deletes by filter or retention found in \
+         whole chunks; {finished_by_harness} retention passes finished after a kill); hostile \
+         index files planted: {planted:?}; single graph misses at ef 64: \
          {graph_misses}"
     );
     assert!(mid_op >= kills.saturating_sub(1), "the writer must be running when killed");
@@ -509,6 +564,7 @@ fn name(op: &Op) -> &'static str {
         Op::SaveIndex => "save_index",
         Op::Optimize => "optimize",
         Op::DeleteWhere(_) => "delete_where",
+        Op::Retention(_) => "retention",
         Op::Compact => "compact",
     }
 }
