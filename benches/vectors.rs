@@ -52,7 +52,12 @@ fn search(c: &mut Criterion) {
     for n in [10_000usize, 100_000] {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Database::open(dir.path().join("db")).expect("open");
-        let col = db.create_collection("s", CollectionConfig::new(DIM)).expect("create");
+        let col = db
+            .create_collection(
+                "s",
+                CollectionConfig::new(DIM).with_index("shard", akidb::IndexKind::Integer),
+            )
+            .expect("create");
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         for start in (0..n).step_by(10_000) {
             col.upsert(&random_docs(&mut rng, start, 10_000)).expect("load");

@@ -60,7 +60,6 @@ impl Applied {
     }
 
     /// The sequence number of the last write applied.
-    #[cfg(test)]
     pub(crate) fn seq(&self) -> u64 {
         self.seq
     }

@@ -7,10 +7,12 @@
 //!   "a search sees exactly the state after `applied_seq`", the lock policy, optimize).
 //! - `load.rs`: building that state from storage on first open.
 //! - `payload.rs`: the declared metadata fields filters read in memory (payload indexes).
+//! - `filtered.rs`: the matches of a filter naming an undeclared field, from storage.
 //! - `metadata.rs`: stored metadata read back.
 
 mod engine;
 mod export;
+mod filtered;
 mod lifecycle;
 mod load;
 mod metadata;
@@ -19,7 +21,6 @@ mod parquet;
 mod payload;
 mod retention;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
@@ -36,6 +37,7 @@ pub(crate) use retention::retention_pass;
 pub use retention::RetentionReport;
 
 use self::engine::{Applied, Change, Engine};
+use self::filtered::StoredMatches;
 use self::metadata::docs_table;
 use self::payload::{Payload, Plan};
 use crate::database::DbInner;
@@ -512,70 +514,6 @@ impl Collection {
             .collect()
     }
 
-    /// The live documents matching `filter`, which names a field the payload index does not
-    /// hold: decided from the payload where it can, the rest from the stored metadata (one
-    /// read by sequence number each when few, else a scan of the collection).
-    fn matches_in_storage(&self, filter: &Filter) -> Result<HashSet<u64>> {
-        let (mut matched, undecided, live) = {
-            let applied = self.state.engine.read()?;
-            let p = applied.payload();
-            let live = applied.index().len();
-            if p.keeps_nothing() {
-                (HashSet::new(), None, live)
-            } else {
-                let plan = Plan::new(filter, p);
-                let (mut matched, mut undecided) = (HashSet::new(), Vec::new());
-                for (row, seq) in p.rows() {
-                    match plan.eval(p, row) {
-                        Some(true) => drop(matched.insert(seq)),
-                        None => undecided.push(seq),
-                        Some(false) => {}
-                    }
-                }
-                (matched, Some(undecided), live)
-            }
-        };
-        let entry = &self.state.entry;
-        let mut failure = None;
-        let mut test = |seq: u64, doc: &akidb_storage::StoredDocument| {
-            match metadata::parse_object(&doc.metadata, seq, entry) {
-                Ok(m) if filter.matches(&m) => drop(matched.insert(seq)),
-                Ok(_) => {}
-                Err(e) => failure = Some(e),
-            }
-            failure.is_none()
-        };
-        let snap = self.db.store.snapshot()?;
-        let scanned = match undecided {
-            Some(seqs) if seqs.len() < live / 8 => {
-                for chunk in seqs.chunks(1_024) {
-                    let docs =
-                        snap.documents_by_seq(entry, chunk).map_err(|e| self.storage_error(e))?;
-                    for (seq, doc) in chunk.iter().zip(docs) {
-                        if let Some(doc) = doc {
-                            if !test(*seq, &doc) {
-                                break;
-                            }
-                        }
-                    }
-                }
-                Ok(())
-            }
-            Some(seqs) => {
-                let wanted: HashSet<u64> = seqs.into_iter().collect();
-                snap.scan_documents(entry, 0, |seq, doc| {
-                    Ok(!wanted.contains(&seq) || test(seq, &doc))
-                })
-            }
-            None => snap.scan_documents(entry, 0, |seq, doc| Ok(test(seq, &doc))),
-        };
-        scanned.map_err(|e| self.storage_error(e))?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(matched),
-        }
-    }
-
     /// Number of live documents.
     pub fn count(&self) -> Result<u64> {
         self.check_live()?;
@@ -610,20 +548,22 @@ impl Collection {
         // then wait for that write to be applied and ask again.
         let mut attempts = 0;
         // A filter naming an undeclared field: its matches are found in storage first.
-        let mut from_storage: Option<HashSet<u64>> = None;
+        let mut stored: Option<StoredMatches> = None;
         loop {
             let (neighbors, snap) = {
                 let applied = self.state.engine.read()?;
                 let index = applied.index();
                 let payload = applied.payload();
-                let n = match (filter, &from_storage) {
+                let snap = self.db.store.snapshot()?;
+                let n = match (filter, &stored) {
                     (None, _) => index.search_with(&query, k, None, params)?,
-                    (Some(_), Some(set)) => {
-                        let accepts = |seq: u64| set.contains(&seq);
-                        let list = || set.iter().copied().collect();
+                    (Some(f), Some(stored)) => {
+                        let newer = self.newer_matches(stored, index, f, &snap)?;
+                        let accepts = |seq: u64| stored.contains(seq, &newer);
+                        let list = || stored.list(&newer);
                         let plan = FilterPlan {
                             accepts: &accepts,
-                            selectivity: Some(set.len() as f64 / index.len().max(1) as f64),
+                            selectivity: Some(stored.share(&newer, index.len())),
                             matching: Some(&list),
                         };
                         index.search_planned(&query, k, Some(&plan), params)?
@@ -631,8 +571,8 @@ impl Collection {
                     (Some(f), None) => {
                         let plan = Plan::new(f, payload);
                         if !plan.covered() {
-                            drop(applied);
-                            from_storage = Some(self.matches_in_storage(f)?);
+                            drop((snap, applied));
+                            stored = Some(self.stored_matches(f)?);
                             continue;
                         }
                         let accepts = |seq: u64| {
@@ -652,7 +592,7 @@ impl Collection {
                         index.search_planned(&query, k, Some(&plan), params)?
                     }
                 };
-                (n, self.db.store.snapshot()?)
+                (n, snap)
             };
             let (neighbors, path) = neighbors;
             let seqs: Vec<u64> = neighbors.iter().map(|n| n.id).collect();
