@@ -22,6 +22,7 @@ mod error;
 pub mod filter;
 pub mod limits;
 mod maintenance;
+mod memory;
 mod schema;
 mod text;
 mod validate;

@@ -91,7 +91,9 @@ pub(crate) fn load(
         }
     };
     let engine = Engine::new(&name, Applied::new(index, payload, last_seq), unsaved);
-    Ok(CollectionState::new(entry, config, store, db_path, engine))
+    let state = CollectionState::new(entry, config, store, db_path, engine);
+    crate::memory::release_free_heap();
+    Ok(state)
 }
 
 /// The payload of `indexes` over the live documents of `entry` in a fresh snapshot.
