@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use akidb::{
     CollectionConfig, Database, Document, FieldIndex, Filter, IndexKind, Retention, ScrollOptions,
+    SearchParams,
 };
 use clap::Parser;
 use rand::{Rng, SeedableRng};
@@ -125,15 +126,18 @@ fn query_only(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let t = Instant::now();
         let mut hits = 0;
+        let mut paths = std::collections::BTreeMap::<String, usize>::new();
         for q in &queries {
-            hits += c.search(q, 10, f.as_ref())?.len();
+            let (h, path) = c.search_with(q, 10, f.as_ref(), SearchParams::default())?;
+            hits += h.len();
+            *paths.entry(format!("{path:?}")).or_default() += 1;
         }
         let s = t.elapsed().as_secs_f64();
         println!(
             "{}",
             json!({"case": "filtered_search", "filter": name, "queries": a.queries,
                    "qps": a.queries as f64 / s, "mean_ms": s * 1e3 / a.queries as f64,
-                   "hits": hits})
+                   "hits": hits, "paths": paths})
         );
     }
     println!("{}", json!({"case": "rss_after_queries", "rss_mb": rss_bytes() as f64 / 1e6}));

@@ -298,6 +298,25 @@ impl Payload {
         }
     }
 
+    /// The cells of the strings an `Eq` or `In` leaf names on keyword column `col` (strings no
+    /// document holds have none); `None` for another leaf, column kind, or a value that is not
+    /// a string.
+    fn keyword_cells(&self, col: usize, leaf: &Filter) -> Option<Vec<u32>> {
+        let Cells::Keyword { dict, .. } = &self.columns[col].cells else { return None };
+        let values = match leaf {
+            Filter::Eq { value, .. } => std::slice::from_ref(value),
+            Filter::In { values, .. } => values.as_slice(),
+            _ => return None,
+        };
+        let mut cells = Vec::with_capacity(values.len());
+        for v in values {
+            if let Some(&t) = dict.id_of.get(v.as_str()?) {
+                cells.push(t + 2);
+            }
+        }
+        Some(cells)
+    }
+
     /// Distinct strings of keyword column `col`.
     #[cfg(test)]
     fn distinct_terms(&self, col: usize) -> usize {
@@ -311,7 +330,13 @@ impl Payload {
 /// A filter with its leaves bound to the payload's columns (see the module docs).
 #[derive(Debug)]
 pub(crate) enum Plan<'f> {
-    Leaf { filter: &'f Filter, column: Option<usize> },
+    Leaf {
+        filter: &'f Filter,
+        column: Option<usize>,
+        /// For `Eq`/`In` of strings on a keyword column: the cells of those strings, so that a
+        /// row is tested by comparing integers.
+        cells: Option<Vec<u32>>,
+    },
     And(Vec<Plan<'f>>),
     Or(Vec<Plan<'f>>),
     Not(Box<Plan<'f>>),
@@ -324,7 +349,11 @@ impl<'f> Plan<'f> {
             Filter::And(v) => Plan::And(v.iter().map(|f| Plan::new(f, payload)).collect()),
             Filter::Or(v) => Plan::Or(v.iter().map(|f| Plan::new(f, payload)).collect()),
             Filter::Not(f) => Plan::Not(Box::new(Plan::new(f, payload))),
-            leaf => Plan::Leaf { filter: leaf, column: payload.column_of(leaf.field()) },
+            leaf => {
+                let column = payload.column_of(leaf.field());
+                let cells = column.and_then(|c| payload.keyword_cells(c, leaf));
+                Plan::Leaf { filter: leaf, column, cells }
+            }
         }
     }
 
@@ -340,8 +369,16 @@ impl<'f> Plan<'f> {
     /// Whether row `row` matches: `None` when that depends on an undeclared field.
     pub(crate) fn eval(&self, payload: &Payload, row: u32) -> Option<bool> {
         match self {
-            Plan::Leaf { filter, column } => {
-                column.map(|c| filter.leaf_matches(payload.columns[c].get(row)))
+            Plan::Leaf { filter, column, cells } => {
+                let c = &payload.columns[(*column)?];
+                match (cells, &c.cells) {
+                    // A string equals a string only: a missing field or another value never
+                    // matches these leaves.
+                    (Some(want), Cells::Keyword { ids, .. }) => {
+                        Some(want.contains(&ids[row as usize]))
+                    }
+                    _ => Some(filter.leaf_matches(c.get(row))),
+                }
             }
             Plan::And(v) => {
                 let mut unknown = false;
@@ -375,10 +412,10 @@ impl<'f> Plan<'f> {
     pub(crate) fn estimate(&self, payload: &Payload) -> Option<f64> {
         let live = payload.len().max(1) as f64;
         match self {
-            Plan::Leaf { filter: Filter::Eq { value, .. }, column: Some(c) } => {
+            Plan::Leaf { filter: Filter::Eq { value, .. }, column: Some(c), .. } => {
                 Some(payload.keyword_count(*c, value)? as f64 / live)
             }
-            Plan::Leaf { filter: Filter::In { values, .. }, column: Some(c) } => {
+            Plan::Leaf { filter: Filter::In { values, .. }, column: Some(c), .. } => {
                 let mut n = 0;
                 let mut seen = std::collections::HashSet::new();
                 for v in values.iter().filter(|v| seen.insert(v.as_str())) {
