@@ -22,11 +22,12 @@
 #[path = "common/fleet.rs"]
 mod fleet;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use akidb::logs::{LogReader, ReadOptions};
 use akidb::{
     Database, FieldIndex, Filter, Hit, IndexKind, IngestOptions, OnnxEmbeddingProvider,
     TextDocument,
@@ -37,7 +38,8 @@ use fleet::{LogEvent, Question};
 #[derive(clap::Parser)]
 #[command(name = "robot_logs", version)]
 struct Args {
-    /// Log file: ROS 2 console lines or JSON Lines (default: a generated fleet day).
+    /// Log file in any format `akidb::logs` reads (ROS 2 console, JSON Lines, journalctl -o
+    /// json, syslog, ISO 8601 lines, plain text; detected per file). Default: a generated day.
     #[arg(long, value_name = "PATH")]
     logs: Option<PathBuf>,
     /// Database directory (created if missing; reused by later runs).
@@ -87,11 +89,15 @@ fn non_empty(s: &str) -> Result<String, String> {
 }
 
 fn robot_name(r: &str) -> Result<String, String> {
-    // "3" and "robot3" mean robot_3.
-    let digits: String = r.chars().filter(char::is_ascii_digit).collect();
-    match r.trim() {
+    // "3", "robot3" and "robot_3" mean robot_3 (the generated fleet's names); any other name
+    // (amr-05, a host name) is taken as it is.
+    let t = r.trim();
+    let number = t.strip_prefix("robot").map_or(t, |n| n.strip_prefix('_').unwrap_or(n));
+    match t {
         "" => Err("a robot name cannot be empty".into()),
-        _ if !digits.is_empty() && r.len() <= 8 => Ok(format!("robot_{digits}")),
+        _ if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(format!("robot_{number}"))
+        }
         t => Ok(t.to_string()),
     }
 }
@@ -135,37 +141,49 @@ fn parse_args() -> Args {
     a
 }
 
-fn read_logs(path: &PathBuf) -> Result<Vec<LogEvent>, String> {
-    let f =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    let mut skipped = 0usize;
-    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
-        if line.trim().is_empty() {
-            continue;
+/// Streams a log file of any format `akidb::logs` reads into the collection (ids `file:line`,
+/// so a second run upserts the same records), then says what the file held.
+fn ingest_file(logs: &akidb::Collection, path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+    let mut reader = LogReader::open(path, ReadOptions::default())?;
+    eprintln!("ingesting {} (format: {}) into the collection", path.display(), reader.format());
+    let failed = std::sync::Mutex::new(None);
+    let docs = reader.by_ref().map_while(|r| match r {
+        Ok(r) => Some(TextDocument::new(r.id(), r.text()).with_metadata(r.metadata())),
+        Err(e) => {
+            *failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+            None
         }
-        let id = format!("line-{:07}", n + 1);
-        let ev = if line.trim_start().starts_with('{') {
-            serde_json::from_str(&line).ok().and_then(|v| LogEvent::parse_json(id, &v))
-        } else {
-            LogEvent::parse_line(id, &line)
-        };
-        match ev {
-            Some(e) => out.push(e),
-            None => skipped += 1,
-        }
+    });
+    let progress = |p: akidb::IngestProgress| progress_bar(p.written, 0, p.elapsed.as_secs_f64());
+    let report = logs.ingest(docs, &IngestOptions::default().with_progress(&progress))?;
+    if let Some(e) = failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        return Err(format!("{e} (the {} records before it are stored)", report.written).into());
     }
-    if skipped > 0 {
-        eprintln!(
-            "note: skipped {skipped} lines that are neither ROS 2 console lines nor JSON events"
-        );
-    }
-    Ok(out)
+    eprintln!(
+        "{}  {} records in {:.1} s ({:.0}/s, {} truncated), durable on disk",
+        if std::io::stderr().is_terminal() { "\n" } else { "" },
+        report.written,
+        report.elapsed.as_secs_f64(),
+        report.written as f64 / report.elapsed.as_secs_f64(),
+        report.truncated
+    );
+    eprintln!("  {}: {}", path.display(), reader.summary());
+    Ok(())
 }
 
+/// Progress on stderr; `total` 0 when unknown (a streamed file).
 fn progress_bar(written: usize, total: usize, secs: f64) {
     use std::io::IsTerminal;
+    let rate = written as f64 / secs.max(1e-9);
+    if total == 0 {
+        if std::io::stderr().is_terminal() {
+            eprint!("\r  {written:>8} records, {rate:>5.0}/s");
+            let _ = std::io::stderr().flush();
+        } else if written % 4096 < 256 {
+            eprintln!("  {written} records, {rate:.0}/s");
+        }
+        return;
+    }
     if !std::io::stderr().is_terminal() {
         // Logs and CI: a line per quarter, not a redrawn bar.
         let quarter = total.div_ceil(4).max(1);
@@ -212,17 +230,21 @@ fn print_hits(query: &str, filter_desc: &str, hits: &[Hit]) {
     for (i, h) in hits.iter().enumerate() {
         let m = &h.metadata;
         let time =
-            m["time"].as_str().unwrap_or("?").replace('T', " ").trim_end_matches('Z').to_string();
+            m["time"].as_str().unwrap_or("-").replace('T', " ").trim_end_matches('Z').to_string();
         let text = h.text.as_deref().unwrap_or("");
-        let message = text.split_once(": ").map_or(text, |(_, msg)| msg);
+        // The embedded text is `node: message` when the line names a node.
+        let message = match m["node"].is_string() {
+            true => text.split_once(": ").map_or(text, |(_, msg)| msg),
+            false => text,
+        };
         println!(
             "  {:>2}. {:.3}  {}  {:<8} {:<5} {:<19} {}",
             i + 1,
             h.score,
             time,
-            m["robot"].as_str().unwrap_or("?"),
-            m["level"].as_str().unwrap_or("?"),
-            m["node"].as_str().unwrap_or("?"),
+            m["robot"].as_str().unwrap_or("-"),
+            m["level"].as_str().unwrap_or("-"),
+            m["node"].as_str().unwrap_or("-"),
             message
         );
     }
@@ -262,11 +284,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let generated = args.logs.is_none();
     let (events, questions): (Vec<LogEvent>, Vec<Question>) = match &args.logs {
-        Some(p) => (read_logs(p)?, Vec::new()),
+        Some(p) => {
+            ingest_file(&logs, p)?;
+            (Vec::new(), Vec::new())
+        }
         None => fleet::generate(args.lines as usize, 42),
     };
     let stored = logs.count()?;
-    if stored == 0 || args.logs.is_some() {
+    if args.logs.is_some() {
+        eprintln!("{} records stored in {}", stored, args.db.display());
+    } else if stored == 0 {
         eprintln!(
             "ingesting {} log lines from {} into {}",
             events.len(),

@@ -1,12 +1,13 @@
 //! Crash loop: a writer process doing a random mix of vector upserts, deletes, text inserts
 //! (embedded by a real ONNX model), deletes by filter, retention passes, index saves,
-//! `optimize()` and compactions is SIGKILLed again and again. After every kill the harness reopens the database
-//! and checks every document against its own log of acknowledged operations: acknowledged writes
-//! are all there, the one operation in flight is either wholly there or wholly absent (a delete
-//! by filter or a retention pass: whole chunks of its matches, in insertion order, and nothing
-//! else), and the index agrees with storage. A retention op sets a policy, runs a pass and
-//! clears the policy; killed in between, the policy is still set when the harness reopens, and
-//! the harness finishes the pass (as the maintenance worker would) before it checks.
+//! `optimize()` and compactions is SIGKILLed again and again. After every kill the harness
+//! reopens the database and checks every document against its own log of acknowledged
+//! operations: acknowledged writes are all there, the one operation in flight is either wholly
+//! there or wholly absent (a delete by filter or a retention pass: whole chunks of its matches,
+//! in insertion order, and nothing else), and the index agrees with storage. A retention op
+//! sets a policy, runs a pass and clears the policy; killed in between, the policy is still set
+//! when the harness reopens, and the harness finishes the pass (as the maintenance worker
+//! would) before it checks.
 //!
 //! The writer derives each operation from `(run, op number)` with a seeded generator, and the
 //! harness derives the same operation from the same pair, so the harness's log is independent of
@@ -179,8 +180,9 @@ impl Model {
     }
 
     /// The states a crash during `op` may leave in the vector collection, from untouched to
-    /// done: for a delete by filter or a retention pass, its matches deleted in chunks of `DELETE_CHUNK` in
-    /// insertion order ((run, n, j) order); for any other operation, before or after.
+    /// done: for a delete by filter or a retention pass, its matches deleted in chunks of
+    /// `DELETE_CHUNK` in insertion order ((run, n, j) order); for any other operation, before or
+    /// after.
     fn vector_outcomes(&self, run: u64, n: u64, op: &Op) -> Vec<HashMap<String, Version>> {
         let mut after = self.clone();
         after.apply(run, n, op);

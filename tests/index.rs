@@ -82,7 +82,12 @@ fn open_loaded(path: &Path) -> (Database, Collection) {
     let c = match db.collection("v") {
         Ok(c) => c,
         Err(_) => {
-            let c = db.create_collection("v", CollectionConfig::new(DIM)).expect("create");
+            // The filtered tests read `label` and `group` from payload indexes (filters on
+            // undeclared fields: `payload_indexes_answer_every_filter_as_storage_does`).
+            let config = CollectionConfig::new(DIM)
+                .with_index("label", IndexKind::Integer)
+                .with_index("group", IndexKind::Integer);
+            let c = db.create_collection("v", config).expect("create");
             c.upsert(&dataset(N, 1)).expect("load");
             c
         }
