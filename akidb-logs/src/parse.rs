@@ -471,7 +471,8 @@ mod tests {
         assert_eq!((r.level, r.component.as_deref()), (Some("FATAL"), Some("su")));
         assert!(p(Format::Syslog3164, "Feb 30 10:00:00 h x: y").is_none());
         let line = "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 \
-                    [exampleSDID@32473 iut=\"3\" eventSource=\"Appli\\\"cation\"] \u{feff}An application event";
+                    [exampleSDID@32473 iut=\"3\" eventSource=\"Appli\\\"cation\"] \
+                    \u{feff}An application event";
         let r = p(Format::Syslog5424, line).expect("5424");
         assert_eq!(r.time, ts("2003-10-11T22:14:15.003Z"));
         assert_eq!((r.level, r.source.as_deref()), (Some("INFO"), Some("mymachine.example.com")));
@@ -489,7 +490,10 @@ mod tests {
 
     #[test]
     fn journald_and_json_lines() {
-        let line = r#"{"__REALTIME_TIMESTAMP":"1795161243512345","PRIORITY":"3","_HOSTNAME":"amr-02","SYSLOG_IDENTIFIER":"lidar","MESSAGE":[104,105,255],"_PID":"77"}"#;
+        let line = concat!(
+            r#"{"__REALTIME_TIMESTAMP":"1795161243512345","PRIORITY":"3","_HOSTNAME":"amr-02","#,
+            r#""SYSLOG_IDENTIFIER":"lidar","MESSAGE":[104,105,255],"_PID":"77"}"#
+        );
         let r = p(Format::Journald, line).expect("journald");
         assert_eq!(r.time, ts("2026-11-20T07:54:03.512345Z"));
         assert_eq!(
@@ -498,8 +502,11 @@ mod tests {
         );
         assert_eq!(r.message, "hi\u{fffd}");
         assert_eq!(r.fields.get("pid"), Some(&Value::String("77".into())));
-        let r = p(Format::JsonLines, r#"{"ts": 1795161243512, "level": "warning", "robot": "r1", "logger": "nav", "msg": "slow", "tote": 4411, "tags": [1]}"#)
-            .expect("json");
+        let line = concat!(
+            r#"{"ts": 1795161243512, "level": "warning", "robot": "r1", "logger": "nav", "#,
+            r#""msg": "slow", "tote": 4411, "tags": [1]}"#
+        );
+        let r = p(Format::JsonLines, line).expect("json");
         assert_eq!(r.time, ts("2026-11-20T07:54:03.512Z"));
         assert_eq!(
             (r.level, r.source.as_deref(), r.component.as_deref()),

@@ -68,12 +68,24 @@ something no format reads
 #[test]
 fn each_format_is_detected_from_its_lines() {
     let cases = [
-        ("[WARN] [1795161243.5] [robot_1.nav]: slow\n[INFO] [1795161244.5] [robot_1.nav]: ok\n", Format::Ros2),
-        ("{\"ts\": 1795161243, \"msg\": \"a\"}\n{\"ts\": 1795161244, \"msg\": \"b\"}\n", Format::JsonLines),
+        (
+            "[WARN] [1795161243.5] [robot_1.nav]: slow\n[INFO] [1795161244.5] [robot_1.nav]: ok\n",
+            Format::Ros2,
+        ),
+        (
+            "{\"ts\": 1795161243, \"msg\": \"a\"}\n{\"ts\": 1795161244, \"msg\": \"b\"}\n",
+            Format::JsonLines,
+        ),
         ("{\"__REALTIME_TIMESTAMP\":\"1795161243512345\",\"MESSAGE\":\"a\"}\n", Format::Journald),
         ("<13>1 2026-03-01T21:20:00Z h app - - - hello\n", Format::Syslog5424),
-        ("Mar  1 21:20:00 amr-01 kernel: usb 1-1: new device\nMar  1 21:20:01 amr-01 cron[9]: run\n", Format::Syslog3164),
-        ("2025-06-24 14:36:25 startup archives unpack\n2025-06-24 14:36:25 status half-installed x\n", Format::Iso8601),
+        (
+            "Mar  1 21:20:00 amr-01 kernel: usb 1-1: new\nMar  1 21:20:01 amr-01 cron[9]: ok\n",
+            Format::Syslog3164,
+        ),
+        (
+            "2025-06-24 14:36:25 startup archives unpack\n2025-06-24 14:36:25 status installed\n",
+            Format::Iso8601,
+        ),
         ("just words\nmore words\n", Format::Plain),
     ];
     for (text, want) in cases {
