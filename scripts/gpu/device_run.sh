@@ -4,7 +4,7 @@
 # four from scripts/gpu/resplit.sh when the tree and a part exceed a call). Carried: .gpu/p4 (ORT core +
 # assemble.sh), .gpu/bin (stripped release binaries), .gpu/peer (the torch peer script).
 # Usage: bash scripts/gpu/device_run.sh STAGE...   with STAGE = check | small | large | profile | fp16
-#        | fused-small | fused-large | fused-profile | peer
+#        | fused-small | fused-large | fused-profile | peer | fp8 | fp8-large
 set -uo pipefail
 stages=${*:-check}
 out=${OUT:-/tmp/out}; mkdir -p "$out"
@@ -84,6 +84,25 @@ case "$stage" in
     ;;
   peer)
     run python3 .gpu/peer/torch_qwen3_bench.py
+    ;;
+  fp8|fp8-large)
+    # FP8 E4M3 copies (scripts/gpu/quantize_fp8.py: GemmFloat8, per-channel weight scales,
+    # per-tensor activation scales at run time), checked against transformers fp32 of the same
+    # weights; the fp16 graph benched in the same call as the peer.
+    if [ "$stage" = fp8 ]; then
+      run python3 tests/fixtures/qwen3-tiny-fused/make_fixture.py --dtype fp16 --out /tmp/tiny-fused-fp16
+      run python3 scripts/gpu/quantize_fp8.py /tmp/tiny-fused-fp16 /tmp/tiny-fp8
+      run $B --model-dir /tmp/tiny-fp8 --provider cuda --reference tests/fixtures/qwen3-tiny/reference.json
+      size=0.6b
+    else
+      size=4b
+    fi
+    d=/tmp/fused-$size
+    [ -d $d ] || run python3 scripts/gpu/export_qwen3.py $size $d --dtype fp16 --graph fused --reference
+    run python3 scripts/gpu/quantize_fp8.py $d /tmp/fp8-$size
+    run $B --model-dir /tmp/fp8-$size --provider cuda --reference $d/reference.json
+    run $B --model-dir /tmp/fp8-$size --provider cuda --bench --runs 200
+    run $B --model-dir $d --provider cuda --bench --runs 200
     ;;
 esac
 done
