@@ -63,6 +63,29 @@ impl FlatIndex {
         Self { dim, metric, data: Vec::new(), ids: Vec::new(), slot_of: HashMap::new() }
     }
 
+    /// An index over `ids` and their vectors `data` (row-major, `ids.len() * dim` values),
+    /// taking both without a copy: how a collection load hands over what it read.
+    /// `WrongDimension` if `data` does not hold one vector per id, `DuplicateId` for an id
+    /// given twice.
+    pub fn from_parts(
+        dim: usize,
+        metric: Metric,
+        ids: Vec<u64>,
+        data: Vec<f32>,
+    ) -> Result<Self, IndexError> {
+        if dim == 0 || data.len() != ids.len() * dim {
+            let got = if ids.is_empty() { data.len() } else { data.len() / ids.len() };
+            return Err(IndexError::WrongDimension { expected: dim, got });
+        }
+        let mut slot_of = HashMap::with_capacity(ids.len());
+        for (slot, id) in ids.iter().enumerate() {
+            if slot_of.insert(*id, slot).is_some() {
+                return Err(IndexError::DuplicateId { id: *id });
+            }
+        }
+        Ok(Self { dim, metric, data, ids, slot_of })
+    }
+
     /// Live ids, in storage order.
     pub fn ids(&self) -> &[u64] {
         &self.ids
@@ -214,6 +237,18 @@ mod tests {
         let mut v: Vec<(f32, u64)> = data.iter().map(|(id, x)| (m.distance(q, x), *id)).collect();
         v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         v.into_iter().take(k).map(|x| x.1).collect()
+    }
+
+    #[test]
+    fn from_parts_takes_the_vectors_and_checks_them() {
+        let data: Vec<f32> = (0..12).map(|x| x as f32).collect();
+        let idx = FlatIndex::from_parts(3, Metric::L2, vec![7, 9, 4, 2], data).expect("parts");
+        assert_eq!(idx.vector(4), Some(&[6.0, 7.0, 8.0][..]));
+        assert_eq!(idx.search(&[6.0, 7.0, 8.0], 1, None).expect("search")[0].id, 4);
+        let bad = FlatIndex::from_parts(3, Metric::L2, vec![1, 2], vec![0.0; 5]);
+        assert!(matches!(bad, Err(IndexError::WrongDimension { .. })));
+        let dup = FlatIndex::from_parts(1, Metric::L2, vec![1, 1], vec![0.0; 2]);
+        assert_eq!(dup.err(), Some(IndexError::DuplicateId { id: 1 }));
     }
 
     #[test]

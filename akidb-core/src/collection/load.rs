@@ -6,7 +6,7 @@
 //! foreign generation costs time, never a failed open or a wrong answer.
 
 use akidb_index::persist::{self, LoadOutcome};
-use akidb_index::{FlatIndex, HnswIndex, VectorInsert, VectorSearch};
+use akidb_index::{FlatIndex, HnswIndex, VectorSearch};
 use akidb_storage::{CollectionEntry, Storage};
 
 use super::engine::{Applied, Engine};
@@ -27,8 +27,10 @@ pub(crate) fn load(
     let (dim, metric) = (config.dimension, config.metric);
     let snap = store.snapshot()?;
     let last_seq = snap.last_seq(&entry)?;
-    let mut ids = Vec::new();
-    let mut vectors: Vec<f32> = Vec::new();
+    // Sized once from the live count (a hint, capped: the scan decides what is live).
+    let live = usize::try_from(snap.count(&entry)?).unwrap_or(0).min(1 << 24);
+    let mut ids = Vec::with_capacity(live);
+    let mut vectors: Vec<f32> = Vec::with_capacity(live.saturating_mul(dim));
     let mut payload = Payload::new(&config.indexes);
     let mut failure = None;
     snap.scan(&entry, 0, |seq, doc, v| {
@@ -55,11 +57,9 @@ pub(crate) fn load(
     if let Some(e) = failure {
         return Err(e);
     }
-    let mut flat = FlatIndex::new(dim, metric);
-    let items: Vec<(u64, &[f32])> = ids.iter().copied().zip(vectors.chunks_exact(dim)).collect();
-    flat.insert(&items)?;
-    drop(items);
-    drop(vectors);
+    // The scanned vectors become the exact store as they are (no second copy).
+    vectors.shrink_to_fit();
+    let flat = FlatIndex::from_parts(dim, metric, ids, vectors)?;
 
     let name = entry.name.clone();
     let dir = super::index_dir(db_path, &entry);
