@@ -140,6 +140,14 @@ fn query_only(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
                    "hits": hits, "paths": paths})
         );
     }
+    let f = one_pct();
+    let t = Instant::now();
+    let matches = c.count_where(Some(&f))?;
+    println!(
+        "{}",
+        json!({"case": "count_where", "filter": "one_pct", "matches": matches,
+               "s": t.elapsed().as_secs_f64()})
+    );
     println!("{}", json!({"case": "rss_after_queries", "rss_mb": rss_bytes() as f64 / 1e6}));
     Ok(())
 }

@@ -923,6 +923,9 @@ fn payload_indexes_answer_every_filter_as_storage_does() {
                 assert_eq!(ids(&got), ids(&want), "{f:?}");
                 assert!(got.iter().all(|h| f.matches(h.metadata.as_object().expect("object"))));
             }
+            // Counted from the columns when declared, from storage otherwise: the same.
+            let want = plain.count_where(Some(&f)).expect("count");
+            assert_eq!(other.count_where(Some(&f)).expect("count"), want, "{f:?}");
             let r = recall(&other, Some(&f), &qs);
             assert!(r >= 0.9, "{name}: {f:?}: recall {r}");
         }

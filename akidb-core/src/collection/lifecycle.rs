@@ -8,6 +8,7 @@
 use akidb_storage::{Snapshot, Storage, StoredDocument};
 use serde_json::{Map, Value};
 
+use super::payload::Plan;
 use super::{map_storage_error, metadata, Collection, CollectionState};
 use crate::document::Record;
 use crate::filter::Filter;
@@ -283,13 +284,24 @@ impl Iterator for Scroll {
 }
 
 impl Collection {
-    /// Number of live documents matching `filter` (all of them for `None`), from one snapshot.
-    /// Without a filter this is [`Collection::count`]; with one it reads every document's
-    /// metadata (time grows with the collection, memory does not).
+    /// Number of live documents matching `filter` (all of them for `None`) in one committed
+    /// state. Without a filter this is [`Collection::count`]; a filter on declared fields only
+    /// (payload indexes) is counted from the columns in memory (milliseconds per million
+    /// documents); any other reads every document's metadata from one snapshot (time grows
+    /// with the collection, memory does not).
     pub fn count_where(&self, filter: Option<&Filter>) -> Result<u64> {
         let Some(filter) = filter else { return self.count() };
         self.check_live()?;
         filter.validate()?;
+        // A poisoned index state leaves the storage path, as for `count`.
+        if let Ok(applied) = self.state.engine.read() {
+            let p = applied.payload();
+            let plan = Plan::new(filter, p);
+            if !p.keeps_nothing() && plan.covered() {
+                let n = p.rows().filter(|(row, _)| plan.eval(p, *row) == Some(true)).count();
+                return Ok(n as u64);
+            }
+        }
         let snap = self.db.store.snapshot()?;
         let mut n = 0u64;
         let mut failure = None;
