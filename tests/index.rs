@@ -887,6 +887,8 @@ fn payload_filters() -> Vec<Filter> {
         !Filter::lt("label", 80).or(Filter::eq("note", "x0")),
         Filter::eq("note", "x1"),
         Filter::eq("group", 3).and(Filter::exists("note")),
+        // No leaves: every document, with or without declared fields.
+        Filter::And(Vec::new()),
     ]
 }
 

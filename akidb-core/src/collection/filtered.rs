@@ -86,9 +86,9 @@ impl Collection {
         };
         let mut failure = None;
         let mut test = |seq: u64, doc: &StoredDocument| {
-            match metadata::parse_object(&doc.metadata, seq, entry) {
-                Ok(m) if filter.matches(&m) => drop(set.insert(seq)),
-                Ok(_) => {}
+            match metadata::doc_matches(filter, seq, doc, entry) {
+                Ok(true) => drop(set.insert(seq)),
+                Ok(false) => {}
                 Err(e) => failure = Some(e),
             }
             failure.is_none()
@@ -128,9 +128,9 @@ impl Collection {
         let mut matched = Vec::new();
         let mut failure = None;
         read_each(snap, self, &newer, &mut |seq, doc| {
-            match metadata::parse_object(&doc.metadata, seq, &self.state.entry) {
-                Ok(m) if filter.matches(&m) => matched.push(seq),
-                Ok(_) => {}
+            match metadata::doc_matches(filter, seq, doc, &self.state.entry) {
+                Ok(true) => matched.push(seq),
+                Ok(false) => {}
                 Err(e) => failure = Some(e),
             }
             failure.is_none()

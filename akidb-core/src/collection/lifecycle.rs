@@ -6,7 +6,6 @@
 //! by one page or one chunk whatever the number of matches.
 
 use akidb_storage::{Snapshot, Storage, StoredDocument};
-use serde_json::{Map, Value};
 
 use super::payload::Plan;
 use super::{map_storage_error, metadata, Collection, CollectionState};
@@ -84,15 +83,6 @@ pub(crate) fn delete_selected(
             return Ok((deleted, optimize));
         }
     }
-}
-
-/// Parses a stored document's metadata for a filter.
-fn metadata_of(
-    state: &CollectionState,
-    seq: u64,
-    doc: &StoredDocument,
-) -> Result<Map<String, Value>> {
-    metadata::parse_object(&doc.metadata, seq, &state.entry)
 }
 
 /// Options of [`Collection::scroll`].
@@ -222,8 +212,8 @@ impl Scroll {
                 after = seq;
                 let keep = match &self.filter {
                     None => true,
-                    Some(f) => match metadata_of(state, seq, &doc) {
-                        Ok(m) => f.matches(&m),
+                    Some(f) => match metadata::doc_matches(f, seq, &doc, &state.entry) {
+                        Ok(m) => m,
                         Err(e) => {
                             failure = Some(e);
                             return Ok(false);
@@ -297,17 +287,16 @@ impl Collection {
         if let Ok(applied) = self.state.engine.read() {
             let p = applied.payload();
             let plan = Plan::new(filter, p);
-            if !p.keeps_nothing() && plan.covered() {
-                let n = p.rows().filter(|(row, _)| plan.eval(p, *row) == Some(true)).count();
-                return Ok(n as u64);
+            if plan.covered(p) {
+                return Ok(plan.matching(p).count() as u64);
             }
         }
         let snap = self.db.store.snapshot()?;
         let mut n = 0u64;
         let mut failure = None;
         snap.scan_documents(&self.state.entry, 0, |seq, doc| {
-            match metadata_of(&self.state, seq, &doc) {
-                Ok(m) => n += u64::from(filter.matches(&m)),
+            match metadata::doc_matches(filter, seq, &doc, &self.state.entry) {
+                Ok(m) => n += u64::from(m),
                 Err(e) => {
                     failure = Some(e);
                     return Ok(false);
@@ -386,8 +375,8 @@ impl Collection {
         let state = &self.state;
         let store = &self.db.store;
         let (deleted, optimize) = delete_selected(state, store, &|| false, |seq, doc| {
-            let m = metadata_of(state, seq, doc)?;
-            Ok(if filter.matches(&m) { Pick::Delete } else { Pick::Keep })
+            let m = metadata::doc_matches(filter, seq, doc, &state.entry)?;
+            Ok(if m { Pick::Delete } else { Pick::Keep })
         })?;
         if optimize {
             self.db.maintenance.request_optimize(state);

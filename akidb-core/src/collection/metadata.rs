@@ -1,9 +1,10 @@
 //! How stored metadata (JSON text in storage) is read back. What searches filter on in memory
 //! is the payload index (`payload.rs`).
 
-use akidb_storage::{CollectionEntry, StorageError};
+use akidb_storage::{CollectionEntry, StorageError, StoredDocument};
 use serde_json::{Map, Value};
 
+use crate::filter::Filter;
 use crate::{Error, Result};
 
 /// The table a collection's documents live in (as `akidb_storage` names it), for errors.
@@ -21,7 +22,20 @@ pub(crate) fn parse(text: &str, entry: &CollectionEntry) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| corrupt(entry, format!("metadata: {e}")))
 }
 
-/// Parses stored metadata of sequence `seq` for the in-memory map (at load).
+/// Whether stored document `doc` (sequence `seq`) matches `filter`, judged on its parsed
+/// metadata: what every path that filters stored documents asks (count, scroll, deletes, the
+/// matches of a filter on undeclared fields). Metadata that does not parse is `Corrupt`.
+pub(crate) fn doc_matches(
+    filter: &Filter,
+    seq: u64,
+    doc: &StoredDocument,
+    entry: &CollectionEntry,
+) -> Result<bool> {
+    Ok(filter.matches(&parse_object(&doc.metadata, seq, entry)?))
+}
+
+/// Parses stored metadata of sequence `seq` as an object (the payload's fields, retention's
+/// time field, filters).
 pub(crate) fn parse_object(
     text: &str,
     seq: u64,

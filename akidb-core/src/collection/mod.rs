@@ -570,20 +570,13 @@ impl Collection {
                     }
                     (Some(f), None) => {
                         let plan = Plan::new(f, payload);
-                        if !plan.covered() {
+                        if !plan.covered(payload) {
                             drop((snap, applied));
                             stored = Some(self.stored_matches(f)?);
                             continue;
                         }
-                        let accepts = |seq: u64| {
-                            payload.row(seq).is_some_and(|r| plan.eval(payload, r) == Some(true))
-                        };
-                        let list = || {
-                            let rows = payload.rows();
-                            rows.filter(|(r, _)| plan.eval(payload, *r) == Some(true))
-                                .map(|(_, seq)| seq)
-                                .collect()
-                        };
+                        let accepts = |seq: u64| plan.accepts(payload, seq);
+                        let list = || plan.matching(payload).collect();
                         let plan = FilterPlan {
                             accepts: &accepts,
                             selectivity: plan.estimate(payload),

@@ -357,13 +357,30 @@ impl<'f> Plan<'f> {
         }
     }
 
-    /// Whether every leaf names a declared field (the columns decide every document).
-    pub(crate) fn covered(&self) -> bool {
+    /// Whether the columns decide every live document: the payload keeps rows (some field is
+    /// declared) and every leaf names a declared field. (A filter without leaves, `{}`, is
+    /// decided by no column, but needs the rows to enumerate the documents.)
+    pub(crate) fn covered(&self, payload: &Payload) -> bool {
+        !payload.keeps_nothing() && self.leaves_bound()
+    }
+
+    fn leaves_bound(&self) -> bool {
         match self {
             Plan::Leaf { column, .. } => column.is_some(),
-            Plan::And(v) | Plan::Or(v) => v.iter().all(Plan::covered),
-            Plan::Not(p) => p.covered(),
+            Plan::And(v) | Plan::Or(v) => v.iter().all(Plan::leaves_bound),
+            Plan::Not(p) => p.leaves_bound(),
         }
+    }
+
+    /// Whether live document `seq` matches, for a plan the payload [covers](Plan::covered).
+    pub(crate) fn accepts(&self, payload: &Payload, seq: u64) -> bool {
+        payload.row(seq).is_some_and(|row| self.eval(payload, row) == Some(true))
+    }
+
+    /// The live documents that match, for a plan the payload [covers](Plan::covered): one pass
+    /// over the columns.
+    pub(crate) fn matching<'p>(&'p self, payload: &'p Payload) -> impl Iterator<Item = u64> + 'p {
+        payload.rows().filter(|(row, _)| self.eval(payload, *row) == Some(true)).map(|(_, s)| s)
     }
 
     /// Whether row `row` matches: `None` when that depends on an undeclared field.
@@ -380,30 +397,25 @@ impl<'f> Plan<'f> {
                     _ => Some(filter.leaf_matches(c.get(row))),
                 }
             }
-            Plan::And(v) => {
-                let mut unknown = false;
-                for p in v {
-                    match p.eval(payload, row) {
-                        Some(false) => return Some(false),
-                        None => unknown = true,
-                        Some(true) => {}
-                    }
-                }
-                (!unknown).then_some(true)
-            }
-            Plan::Or(v) => {
-                let mut unknown = false;
-                for p in v {
-                    match p.eval(payload, row) {
-                        Some(true) => return Some(true),
-                        None => unknown = true,
-                        Some(false) => {}
-                    }
-                }
-                (!unknown).then_some(false)
-            }
+            // Kleene logic: one `false` decides an `And`, one `true` an `Or`; otherwise an
+            // undecided part leaves the whole undecided.
+            Plan::And(v) => Self::combine(v, payload, row, false),
+            Plan::Or(v) => Self::combine(v, payload, row, true),
             Plan::Not(p) => p.eval(payload, row).map(|b| !b),
         }
+    }
+
+    /// The value of an `And` (`decisive` false) or an `Or` (`decisive` true) of `parts`.
+    fn combine(parts: &[Plan<'_>], payload: &Payload, row: u32, decisive: bool) -> Option<bool> {
+        let mut unknown = false;
+        for p in parts {
+            match p.eval(payload, row) {
+                Some(b) if b == decisive => return Some(decisive),
+                None => unknown = true,
+                Some(_) => {}
+            }
+        }
+        (!unknown).then_some(!decisive)
     }
 
     /// The share of the live documents the filter keeps, from the keyword counts, when every
@@ -518,7 +530,7 @@ mod tests {
                 match plan.eval(&p, row) {
                     Some(got) => assert_eq!(got, want, "{f:?} on {d:?}"),
                     // Undecided only when an undeclared field could decide it.
-                    None => assert!(!plan.covered(), "{f:?} on {d:?}"),
+                    None => assert!(!plan.covered(&p), "{f:?} on {d:?}"),
                 }
             }
         }
@@ -543,9 +555,9 @@ mod tests {
         assert_eq!(Plan::new(&f, &p).estimate(&p), Some(0.9));
         let f = Filter::eq("robot", "r95");
         let plan = Plan::new(&f, &p);
-        let hits: Vec<u64> =
-            p.rows().filter(|(r, _)| plan.eval(&p, *r) == Some(true)).map(|(_, s)| s).collect();
+        let hits: Vec<u64> = plan.matching(&p).collect();
         assert_eq!(hits, vec![95]);
+        assert!(plan.accepts(&p, 95) && !plan.accepts(&p, 94) && !plan.accepts(&p, 5));
         assert_eq!(plan.estimate(&p), Some(0.01));
         // A removed document's value is gone from the filters and the counts.
         let f = Filter::eq("robot", "r5");
@@ -576,6 +588,9 @@ mod tests {
         assert!(p.keeps_nothing() && p.row(1).is_none() && p.rows().next().is_none());
         let f = Filter::eq("robot", "r1");
         let plan = Plan::new(&f, &p);
-        assert!(!plan.covered());
+        assert!(!plan.covered(&p));
+        // A filter without leaves is decided by no column, but an empty payload has no rows.
+        let all = Filter::And(Vec::new());
+        assert!(!Plan::new(&all, &p).covered(&p));
     }
 }
