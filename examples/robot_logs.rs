@@ -159,16 +159,21 @@ fn ingest_file(logs: &akidb::Collection, path: &PathBuf) -> Result<(), Box<dyn s
     if let Some(e) = failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
         return Err(format!("{e} (the {} records before it are stored)", report.written).into());
     }
+    print_ingested(&report, "records");
+    eprintln!("  {}: {}", path.display(), reader.summary());
+    Ok(())
+}
+
+/// The line after an ingest: what was written, how fast, how much the model's input length cut.
+fn print_ingested(report: &akidb::IngestReport, what: &str) {
     eprintln!(
-        "{}  {} records in {:.1} s ({:.0}/s, {} truncated), durable on disk",
+        "{}  {} {what} in {:.1} s ({:.0} {what}/s, {} truncated), durable on disk",
         if std::io::stderr().is_terminal() { "\n" } else { "" },
         report.written,
         report.elapsed.as_secs_f64(),
         report.written as f64 / report.elapsed.as_secs_f64(),
         report.truncated
     );
-    eprintln!("  {}: {}", path.display(), reader.summary());
-    Ok(())
 }
 
 /// Progress on stderr; `total` 0 when unknown (a streamed file).
@@ -295,9 +300,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("{} records stored in {}", stored, args.db.display());
     } else if stored == 0 {
         eprintln!(
-            "ingesting {} log lines from {} into {}",
+            "ingesting {} log lines from a generated fleet day into {}",
             events.len(),
-            args.logs.as_ref().map_or("a generated fleet day".into(), |p| p.display().to_string()),
             args.db.display()
         );
         let total = events.len();
@@ -307,14 +311,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|e| TextDocument::new(e.id.clone(), e.text()).with_metadata(e.metadata()));
         let report = logs.ingest(docs, &IngestOptions::default().with_progress(&progress))?;
-        eprintln!(
-            "{}  {} lines in {:.1} s ({:.0} lines/s, {} truncated), durable on disk",
-            if std::io::stderr().is_terminal() { "\n" } else { "" },
-            report.written,
-            report.elapsed.as_secs_f64(),
-            report.written as f64 / report.elapsed.as_secs_f64(),
-            report.truncated
-        );
+        print_ingested(&report, "lines");
     } else {
         eprintln!(
             "reusing {} stored lines in {} (delete it to re-ingest)",

@@ -470,7 +470,7 @@ impl<R: BufRead> LogReader<R> {
         if let Some(p) = parse(self.detected, line, &ctx) {
             return (self.detected, p);
         }
-        for format in FORMATS {
+        for format in FORMATS.into_iter().filter(|f| *f != self.detected) {
             if let Some(p) = parse(format, line, &ctx) {
                 return (format, p);
             }
