@@ -88,7 +88,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for q in docs.iter().take(100) {
         let q: String = q.chars().take(80).collect();
         let t = Instant::now();
-        let (_, path) = c.query_text_with(&q, 10, None, akidb::SearchParams::default())?;
+        let (_, path) =
+            c.query_text_with(&q, 10, None, akidb::QueryOptions::mode(akidb::QueryMode::Vector))?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         *paths.entry(format!("{path:?}")).or_default() += 1;
     }

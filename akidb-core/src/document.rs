@@ -84,4 +84,8 @@ pub struct Hit {
     pub text: Option<String>,
     /// Metadata object.
     pub metadata: Value,
+    /// How the hit was ranked on each side of a keyword or hybrid query, when asked for
+    /// ([`crate::QueryOptions::explain`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<crate::HitExplain>,
 }

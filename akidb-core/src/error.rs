@@ -210,6 +210,36 @@ pub enum Error {
     /// The embedding model failed.
     #[error(transparent)]
     Embedding(#[from] akidb_embed_api::EmbedError),
+    /// A keyword or hybrid query on a collection that keeps no full-text index.
+    #[error(
+        "collection {collection:?} keeps no full-text index (CollectionConfig::with_full_text): \
+         only vector queries"
+    )]
+    NoFullText {
+        /// The collection.
+        collection: String,
+    },
+    /// The collection's full-text index stopped following writes (its storage is intact);
+    /// reopening the database rebuilds it. Vector queries still work.
+    #[error(
+        "full-text index of collection {collection:?} is unavailable: {reason}; reopen the \
+         database to rebuild it"
+    )]
+    FullText {
+        /// The collection.
+        collection: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A keyword query with more distinct terms than
+    /// [`akidb_fulltext::MAX_QUERY_TERMS`].
+    #[error("query has {terms} distinct terms; keyword search takes at most {max}")]
+    TooManyQueryTerms {
+        /// Distinct terms in the query.
+        terms: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A scroll cursor that cannot be resumed here.
     #[error("invalid scroll cursor: {reason}")]
     InvalidCursor {

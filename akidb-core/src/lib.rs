@@ -32,8 +32,9 @@ pub use asynch::{AsyncCollection, AsyncDatabase};
 pub use batcher::{BatchOptions, BatchingEmbedder};
 pub use clock::{Clock, SystemClock};
 pub use collection::{
-    Collection, ImportReport, IndexStats, RetentionReport, Scroll, ScrollCursor, ScrollOptions,
-    DELETE_CHUNK, MAX_IMPORT_LINE, OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO,
+    Collection, Fusion, HitExplain, ImportReport, IndexStats, QueryMode, QueryOptions,
+    RetentionReport, Scroll, ScrollCursor, ScrollOptions, SideRank, DELETE_CHUNK, MAX_IMPORT_LINE,
+    OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO,
 };
 pub use database::{BackupReport, CompactReport, Database, DatabaseBuilder, COMPACT_WAIT};
 pub use document::{Document, Hit, Record, TextDocument};

@@ -92,6 +92,11 @@ pub struct CollectionConfig {
     /// [`FieldIndex`]); every other field is read from storage when a filter names it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<FieldIndex>,
+    /// Whether documents' texts are also indexed for keyword (BM25) search, which hybrid
+    /// queries fuse with the vector side (`None`: on for collections with a bound model, off
+    /// for the others); see [`CollectionConfig::full_text_enabled`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_text: Option<bool>,
 }
 
 /// A declared payload index: one metadata field that searches filter on, kept in memory in a
@@ -199,7 +204,19 @@ impl CollectionConfig {
             hnsw: HnswParams::default(),
             retention: None,
             indexes: Vec::new(),
+            full_text: None,
         }
+    }
+    /// Turns the full-text index of the documents' texts on or off (default: on with a bound
+    /// model). Fixed at creation, like the rest of the configuration.
+    pub fn with_full_text(mut self, on: bool) -> Self {
+        self.full_text = Some(on);
+        self
+    }
+    /// Whether the collection keeps a full-text index: as set, else whether a model is bound
+    /// (so text collections created before the index existed get one on their next open).
+    pub fn full_text_enabled(&self) -> bool {
+        self.full_text.unwrap_or(self.model.is_some())
     }
     /// Declares a payload index on `field` (see [`FieldIndex`]); declaring a field again
     /// replaces its kind.

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use akidb_embed_api::{Embedder, InputKind};
 
-use crate::limits::{MAX_BATCH, MAX_TEXT_BYTES};
+use crate::limits::MAX_BATCH;
 use crate::validate::{check_id, check_metadata, check_text};
 use crate::{
     BatchOptions, BatchingEmbedder, Collection, CollectionConfig, Database, Document, Error,
-    Filter, Hit, ModelIdentity, Result, SearchParams, SearchPath, TextDocument,
+    Filter, Hit, ModelIdentity, Result, TextDocument,
 };
 
 impl Database {
@@ -127,7 +127,7 @@ pub struct IngestReport {
 }
 
 impl Collection {
-    fn embedder(&self) -> Result<&Arc<dyn Embedder>> {
+    pub(crate) fn embedder(&self) -> Result<&Arc<dyn Embedder>> {
         self.embedder.as_ref().ok_or_else(|| Error::NoEmbedder { collection: self.name().into() })
     }
 
@@ -175,34 +175,12 @@ impl Collection {
         Ok(truncated)
     }
 
-    /// Embeds `query` with the model's query instruction and returns the `k` best matches
-    /// among documents passing `filter`.
+    /// The `k` best matches for `query` among documents passing `filter`: hybrid (the query
+    /// embedded with the model's query instruction against the vectors, and BM25 against the
+    /// full-text index, fused by reciprocal rank) where the collection keeps a full-text index,
+    /// vector otherwise. See [`Collection::query_text_with`] for the modes.
     pub fn query_text(&self, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
-        self.query_text_with(query, k, filter, SearchParams::default()).map(|(h, _)| h)
-    }
-
-    /// [`Collection::query_text`] with per-query search parameters (`ef`, or exact); also
-    /// reports which search path answered.
-    pub fn query_text_with(
-        &self,
-        query: &str,
-        k: usize,
-        filter: Option<&Filter>,
-        params: SearchParams,
-    ) -> Result<(Vec<Hit>, SearchPath)> {
-        self.check_request(k, filter, &params)?;
-        if query.len() > MAX_TEXT_BYTES {
-            return Err(Error::TextTooLong {
-                id: "(query)".into(),
-                bytes: query.len(),
-                max: MAX_TEXT_BYTES,
-            });
-        }
-        let embedder = self.embedder()?;
-        let out = embedder.embed(&[query], InputKind::Query)?;
-        akidb_embed_api::check_output(embedder.info(), 1, &out)?;
-        let v = out.vectors.into_iter().next().unwrap_or_default();
-        self.search_with(&v, k, filter, params)
+        self.query_text_with(query, k, filter, crate::QueryOptions::default()).map(|(h, _)| h)
     }
 
     /// Streams documents in: embedding of the next batch overlaps the commit of the current

@@ -174,10 +174,16 @@ impl FullTextIndex {
                 std::fs::remove_file(d).map_err(io)?;
             }
         }
-        let reason = match Self::open_existing(dir, identity, last_seq) {
-            Ok((me, covered_seq)) => return Ok((me, Opened::Loaded { covered_seq })),
-            Err(reason) => reason,
-        };
+        match Self::open_existing(dir, identity, last_seq) {
+            Ok((me, covered_seq)) => Ok((me, Opened::Loaded { covered_seq })),
+            Err(reason) => Ok((Self::create(dir, identity)?, Opened::Fresh { reason })),
+        }
+    }
+
+    /// A new, empty index in `dir`, replacing whatever is there (a symbolic link is removed,
+    /// never followed).
+    pub fn create(dir: &Path, identity: Identity) -> Result<Self, FullTextError> {
+        let io = |source| FullTextError::Io { path: dir.to_path_buf(), source };
         match std::fs::symlink_metadata(dir) {
             Ok(m) if m.is_dir() => std::fs::remove_dir_all(dir).map_err(io)?,
             Ok(_) => std::fs::remove_file(dir).map_err(io)?,
@@ -189,7 +195,7 @@ impl FullTextIndex {
         let me = Self::with_index(dir, identity, index, fields)?;
         // The first commit writes the payload: an empty index is a valid one.
         me.commit(0)?;
-        Ok((me, Opened::Fresh { reason }))
+        Ok(me)
     }
 
     fn err(dir: &Path, e: impl std::fmt::Display) -> FullTextError {

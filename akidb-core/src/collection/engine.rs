@@ -23,6 +23,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use akidb_index::{HnswIndex, VectorInsert};
 use serde_json::{Map, Value};
 
+use super::fulltext::{self, TextSide};
 use super::payload::Payload;
 use crate::{Error, Result};
 
@@ -41,13 +42,25 @@ pub const OPTIMIZE_MIN_TOMBSTONES: usize = 1_000;
 pub(crate) struct Applied {
     index: HnswIndex,
     payload: Payload,
+    /// The full-text index's state at the same `seq` (`None`: the collection keeps none).
+    text: Option<TextSide>,
     seq: u64,
 }
 
 impl Applied {
     /// The state after the writes up to `seq`, as loaded.
-    pub(crate) fn new(index: HnswIndex, payload: Payload, seq: u64) -> Self {
-        Self { index, payload, seq }
+    pub(crate) fn new(
+        index: HnswIndex,
+        payload: Payload,
+        text: Option<TextSide>,
+        seq: u64,
+    ) -> Self {
+        Self { index, payload, text, seq }
+    }
+
+    /// The keyword side, if the collection keeps a full-text index.
+    pub(crate) fn text(&self) -> Option<&TextSide> {
+        self.text.as_ref()
     }
 
     pub(crate) fn index(&self) -> &HnswIndex {
@@ -75,6 +88,8 @@ pub(crate) struct Change {
     /// Sequence numbers the write retired (deleted or replaced documents; an inserted one
     /// replaced later in the same batch is listed here too and never enters the index).
     pub(crate) removed: Vec<u64>,
+    /// The texts of new documents, for the full-text index (empty when it is off).
+    pub(crate) texts: Vec<(u64, String)>,
 }
 
 /// The in-memory state of one collection and its locks.
@@ -253,6 +268,15 @@ impl Writer<'_> {
             }
         }
         let changed = (items.len() + change.removed.len()) as u64;
+        // The keyword side first, outside the state's lock (tantivy's commit syncs files):
+        // searches go on meanwhile, and see its new snapshot only when the batch is published.
+        let text_index = engine.read()?.text.as_ref().and_then(TextSide::index);
+        let text = text_index.map(|index| {
+            let texts: Vec<(u64, String)> =
+                change.texts.into_iter().filter(|(seq, _)| !retired.contains(seq)).collect();
+            let update = fulltext::update(&index, &change.removed, &texts, change.last_seq);
+            TextSide::after(&engine.name, update, index)
+        });
         let staged = engine.write()?.index.stage(items)?;
         engine.read()?.index.link(&staged);
         let mut a = engine.write()?;
@@ -265,6 +289,9 @@ impl Writer<'_> {
             a.payload.insert(seq, &meta);
         }
         a.index.publish(staged)?;
+        if text.is_some() {
+            a.text = text;
+        }
         a.seq = a.seq.max(change.last_seq);
         engine.unsaved.fetch_add(changed, Ordering::Relaxed);
         Ok(a.index.tombstones() >= OPTIMIZE_MIN_TOMBSTONES
@@ -297,14 +324,15 @@ mod tests {
     fn engine() -> Engine {
         let index = HnswIndex::new(DIM, Metric::Cosine, HnswParams::new(8, 40));
         let payload = Payload::new(&[FieldIndex::new("seq", IndexKind::Integer)]);
-        Engine::new("t", Applied::new(index, payload, 0), 0)
+        Engine::new("t", Applied::new(index, payload, None, 0), 0)
     }
 
     /// Inserts `seqs` (metadata `{"seq": n}`) and retires `removed`, as one write.
     fn write(e: &Engine, seqs: std::ops::Range<u64>, removed: Vec<u64>) -> bool {
         let last_seq = seqs.end.saturating_sub(1);
         let inserted = seqs.map(|s| (s, vector(s), meta(s))).collect();
-        e.writer().expect("writer").apply(Change { last_seq, inserted, removed }).expect("apply")
+        let change = Change { last_seq, inserted, removed, texts: Vec::new() };
+        e.writer().expect("writer").apply(change).expect("apply")
     }
 
     fn meta(seq: u64) -> Map<String, Value> {

@@ -10,6 +10,7 @@ use akidb_index::{FlatIndex, HnswIndex, VectorSearch};
 use akidb_storage::{CollectionEntry, Storage};
 
 use super::engine::{Applied, Engine};
+use super::fulltext;
 use super::metadata;
 use super::payload::Payload;
 use super::CollectionState;
@@ -32,8 +33,16 @@ pub(crate) fn load(
     let mut ids = Vec::with_capacity(live);
     let mut vectors: Vec<f32> = Vec::with_capacity(live.saturating_mul(dim));
     let mut payload = Payload::new(&config.indexes);
+    let dir = super::index_dir(db_path, &entry);
+    let text_identity = super::text_identity(store.database_id(), &entry);
+    let mut text = config
+        .full_text_enabled()
+        .then(|| fulltext::Loader::open(&entry.name, &dir, text_identity, last_seq));
     let mut failure = None;
     snap.scan(&entry, 0, |seq, doc, v| {
+        if let Some(t) = text.as_mut() {
+            t.visit(seq, doc.text.as_deref());
+        }
         let read = check_stored_vector(v, dim, metric, || format!("stored under sequence {seq}"))
             .and_then(|p| {
                 if !payload.keeps_nothing() {
@@ -53,16 +62,16 @@ pub(crate) fn load(
             }
         }
     })?;
-    drop(snap);
     if let Some(e) = failure {
         return Err(e);
     }
+    let text = text.map(|t| t.finish(&snap, &entry, &dir, text_identity, last_seq));
+    drop(snap);
     // The scanned vectors become the exact store as they are (no second copy).
     vectors.shrink_to_fit();
     let flat = FlatIndex::from_parts(dim, metric, ids, vectors)?;
 
     let name = entry.name.clone();
-    let dir = super::index_dir(db_path, &entry);
     let identity = super::index_identity(store.database_id(), &entry, &config);
     let (index, unsaved) = match persist::load(&dir, &identity, flat, last_seq) {
         LoadOutcome::Loaded { index, covered_seq, replayed, tombstoned } => {
@@ -90,7 +99,7 @@ pub(crate) fn load(
             (index, n as u64)
         }
     };
-    let engine = Engine::new(&name, Applied::new(index, payload, last_seq), unsaved);
+    let engine = Engine::new(&name, Applied::new(index, payload, text, last_seq), unsaved);
     let state = CollectionState::new(entry, config, store, db_path, engine);
     crate::memory::release_free_heap();
     Ok(state)

@@ -13,6 +13,8 @@
 mod engine;
 mod export;
 mod filtered;
+mod fulltext;
+mod hybrid;
 mod lifecycle;
 mod load;
 mod metadata;
@@ -31,6 +33,8 @@ use akidb_storage::{CollectionEntry, DocumentWrite, Storage, StorageError};
 
 pub use engine::{OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO};
 pub use export::{ImportReport, MAX_IMPORT_LINE};
+use hybrid::Ranked;
+pub use hybrid::{Fusion, HitExplain, QueryMode, QueryOptions, SideRank};
 pub use lifecycle::{Scroll, ScrollCursor, ScrollOptions, DELETE_CHUNK};
 pub(crate) use load::{load, map_error as map_load_error, payload_from_storage};
 pub(crate) use retention::retention_pass;
@@ -92,6 +96,14 @@ pub(crate) fn index_dir_of(db_path: &Path, id: u64) -> PathBuf {
     db_path.join("index").join(format!("c{id}"))
 }
 
+/// Who a collection's full-text index belongs to.
+pub(crate) fn text_identity(
+    database_id: [u8; 16],
+    entry: &CollectionEntry,
+) -> akidb_fulltext::Identity {
+    akidb_fulltext::Identity { database_id, collection_id: entry.id }
+}
+
 fn index_identity(
     database_id: [u8; 16],
     entry: &CollectionEntry,
@@ -136,8 +148,12 @@ impl CollectionState {
         db_path: &Path,
     ) -> Self {
         let index = HnswIndex::new(config.dimension, config.metric, config.hnsw);
-        let engine =
-            Engine::new(&entry.name, Applied::new(index, Payload::new(&config.indexes), 0), 0);
+        let text = config.full_text_enabled().then(|| {
+            let identity = text_identity(store.database_id(), &entry);
+            fulltext::empty(&entry.name, &index_dir(db_path, &entry), identity)
+        });
+        let payload = Payload::new(&config.indexes);
+        let engine = Engine::new(&entry.name, Applied::new(index, payload, text, 0), 0);
         Self::new(entry, config, store, db_path, engine)
     }
 
@@ -268,8 +284,12 @@ impl CollectionState {
             .and_then(|pending| pending.commit())
             .map_err(map_storage_error)?;
         let deleted = receipt.deleted;
-        let change =
-            Change { last_seq: receipt.last_seq, inserted: Vec::new(), removed: receipt.removed };
+        let change = Change {
+            last_seq: receipt.last_seq,
+            inserted: Vec::new(),
+            removed: receipt.removed,
+            texts: Vec::new(),
+        };
         Ok((deleted, writer.apply(change)?))
     }
 
@@ -443,7 +463,14 @@ impl Collection {
             .zip(prepared)
             .map(|(seq, (vector, meta))| (seq, vector, meta))
             .collect();
-        let change = Change { last_seq: receipt.last_seq, inserted, removed: receipt.removed };
+        let texts = if cfg.full_text_enabled() {
+            let texts = receipt.inserted.iter().zip(docs);
+            texts.filter_map(|(seq, d)| Some((*seq, d.text.clone()?))).collect()
+        } else {
+            Vec::new()
+        };
+        let change =
+            Change { last_seq: receipt.last_seq, inserted, removed: receipt.removed, texts };
         let needs_optimize = writer.apply(change)?;
         if needs_optimize && !self.state.engine.optimizing() {
             self.db.maintenance.request_optimize(&self.state);
@@ -542,6 +569,21 @@ impl Collection {
         self.check_request(k, filter, &params)?;
         let cfg = &self.state.config;
         let query = check_vector(vector, cfg.dimension, cfg.metric, || "query".into())?;
+        self.answer(filter, |applied, plan| {
+            let (neighbors, path) = applied.index().search_planned(&query, k, plan, params)?;
+            let ranked = neighbors.into_iter().map(|n| Ranked::new(n.id, n.score)).collect();
+            Ok((ranked, path))
+        })
+    }
+
+    /// Runs `search` on the applied state with `filter` bound to it as a `FilterPlan` (the same
+    /// plan for every side of a query), then reads the documents of its answer from one redb
+    /// snapshot.
+    pub(crate) fn answer<R>(
+        &self,
+        filter: Option<&Filter>,
+        search: impl Fn(&Applied, Option<&FilterPlan<'_>>) -> Result<(Vec<Ranked>, R)>,
+    ) -> Result<(Vec<Hit>, R)> {
         // The engine answers from the last write it applied; a commit may have landed in redb
         // since (its fsync does not block searches). Documents are immutable per sequence number,
         // so the answer is exactly the applied state's unless a hit was retired by such a commit:
@@ -550,13 +592,13 @@ impl Collection {
         // A filter naming an undeclared field: its matches are found in storage first.
         let mut stored: Option<StoredMatches> = None;
         loop {
-            let (neighbors, snap) = {
+            let (found, snap) = {
                 let applied = self.state.engine.read()?;
                 let index = applied.index();
                 let payload = applied.payload();
                 let snap = self.db.store.snapshot()?;
-                let n = match (filter, &stored) {
-                    (None, _) => index.search_with(&query, k, None, params)?,
+                let found = match (filter, &stored) {
+                    (None, _) => search(&applied, None)?,
                     (Some(f), Some(stored)) => {
                         let newer = self.newer_matches(stored, index, f, &snap)?;
                         let accepts = |seq: u64| stored.contains(seq, &newer);
@@ -566,7 +608,7 @@ impl Collection {
                             selectivity: Some(stored.share(&newer, index.len())),
                             matching: Some(&list),
                         };
-                        index.search_planned(&query, k, Some(&plan), params)?
+                        search(&applied, Some(&plan))?
                     }
                     (Some(f), None) => {
                         let plan = Plan::new(f, payload);
@@ -582,13 +624,13 @@ impl Collection {
                             selectivity: plan.estimate(payload),
                             matching: Some(&list),
                         };
-                        index.search_planned(&query, k, Some(&plan), params)?
+                        search(&applied, Some(&plan))?
                     }
                 };
-                (n, snap)
+                (found, snap)
             };
-            let (neighbors, path) = neighbors;
-            let seqs: Vec<u64> = neighbors.iter().map(|n| n.id).collect();
+            let (ranked, extra) = found;
+            let seqs: Vec<u64> = ranked.iter().map(|r| r.seq).collect();
             let docs = snap
                 .documents_by_seq(&self.state.entry, &seqs)
                 .map_err(|e| self.storage_error(e))?;
@@ -601,19 +643,20 @@ impl Collection {
                 }
                 return Err(Error::Storage(StorageError::Corrupt {
                     table: docs_table(&self.state.entry),
-                    reason: format!("indexed sequence {} has no document", neighbors[missing].id),
+                    reason: format!("indexed sequence {} has no document", ranked[missing].seq),
                 }));
             }
             let mut hits = Vec::with_capacity(docs.len());
-            for (n, doc) in neighbors.into_iter().zip(docs.into_iter().flatten()) {
+            for (r, doc) in ranked.into_iter().zip(docs.into_iter().flatten()) {
                 hits.push(Hit {
                     id: doc.id,
-                    score: n.score,
+                    score: r.score,
                     text: doc.text,
                     metadata: metadata::parse(&doc.metadata, &self.state.entry)?,
+                    explain: r.explain,
                 });
             }
-            return Ok((hits, path));
+            return Ok((hits, extra));
         }
     }
 }

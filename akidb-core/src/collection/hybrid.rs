@@ -1,0 +1,397 @@
+//! Text queries in three modes: vector (the embedded query against the graph), keyword (BM25
+//! over the full-text index) and hybrid (both, fused).
+//!
+//! Both sides of a hybrid query read the same applied state and take the same filter plan: the
+//! filter is applied inside each search (the graph walk, the BM25 scan), never to cut lists
+//! afterwards, so each side returns its best `candidates` matching documents. The lists are
+//! then fused:
+//!
+//! - [`Fusion::Rrf`] (default): reciprocal rank fusion, `score = sum of 1 / (k + rank)` over the
+//!   sides that found the document (rank from 1, `k` 60). Ranks only: no score scales to align.
+//! - [`Fusion::Weighted`]: each side's scores scaled to 0..1 over its candidates (best 1, worst
+//!   0), then `w * vector + (1 - w) * keyword`; a side that did not find the document adds 0.
+//!
+//! Ties are broken by sequence number (older first). With [`QueryOptions::explain`] every hit
+//! says on which side it was found, at which rank and with which score.
+
+use akidb_embed_api::InputKind;
+use akidb_fulltext::KeywordQuery;
+use akidb_index::{FilterPlan, SearchParams, SearchPath};
+use serde::Serialize;
+
+use super::engine::Applied;
+use crate::limits::{MAX_K, MAX_TEXT_BYTES};
+use crate::{Collection, Error, Filter, Hit, Result};
+
+/// Which sides answer a text query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum QueryMode {
+    /// Hybrid where the collection keeps a full-text index (and it is working), else vector.
+    #[default]
+    Auto,
+    /// The embedded query against the vector index only.
+    Vector,
+    /// BM25 over the full-text index only (no model run: works without an embedder).
+    Keyword,
+    /// Both, fused ([`QueryOptions::fusion`]).
+    Hybrid,
+}
+
+/// How a hybrid query merges its two ranked lists (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Fusion {
+    /// Reciprocal rank fusion with constant `k` (60 by default).
+    Rrf {
+        /// The rank constant: larger flattens the difference between top ranks.
+        k: u32,
+    },
+    /// Scores scaled to 0..1 per side, then `vector * v + (1 - vector) * keyword`.
+    Weighted {
+        /// The vector side's weight, 0 to 1.
+        vector: f32,
+    },
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion::Rrf { k: 60 }
+    }
+}
+
+/// Per-query options of [`Collection::query_text_with`]. `SearchParams` converts into the
+/// default options with those graph parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct QueryOptions {
+    /// Which sides answer.
+    pub mode: QueryMode,
+    /// How hybrid lists merge.
+    pub fusion: Fusion,
+    /// The vector side's graph parameters (`ef`, exact).
+    pub params: SearchParams,
+    /// Documents each side of a hybrid query contributes (0: `max(2k, 50)`, at most
+    /// [`MAX_K`]).
+    pub candidates: usize,
+    /// Fill [`Hit::explain`].
+    pub explain: bool,
+}
+
+impl From<SearchParams> for QueryOptions {
+    fn from(params: SearchParams) -> Self {
+        Self { params, ..Self::default() }
+    }
+}
+
+impl QueryOptions {
+    /// Options with this mode.
+    pub fn mode(mode: QueryMode) -> Self {
+        Self { mode, ..Self::default() }
+    }
+    /// Sets the fusion.
+    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
+        self.fusion = fusion;
+        self
+    }
+    /// Sets the vector side's graph parameters.
+    pub fn with_params(mut self, params: SearchParams) -> Self {
+        self.params = params;
+        self
+    }
+    /// Sets the candidates per side.
+    pub fn with_candidates(mut self, n: usize) -> Self {
+        self.candidates = n;
+        self
+    }
+    /// Asks for [`Hit::explain`].
+    pub fn with_explain(mut self) -> Self {
+        self.explain = true;
+        self
+    }
+}
+
+/// Where one side ranked a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SideRank {
+    /// Rank on that side, from 1.
+    pub rank: u32,
+    /// That side's score: the vector metric's, or BM25.
+    pub score: f32,
+}
+
+/// How a hit of a keyword or hybrid query was found.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct HitExplain {
+    /// Its place in the vector side's list, if there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<SideRank>,
+    /// Its place in the keyword side's list, if there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<SideRank>,
+}
+
+/// One answer of a search before its document is read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Ranked {
+    pub(crate) seq: u64,
+    pub(crate) score: f32,
+    pub(crate) explain: Option<HitExplain>,
+}
+
+impl Ranked {
+    pub(crate) fn new(seq: u64, score: f32) -> Self {
+        Self { seq, score, explain: None }
+    }
+}
+
+/// The side a list came from.
+#[derive(Clone, Copy)]
+enum Side {
+    Vector,
+    Keyword,
+}
+
+impl Collection {
+    /// [`Collection::query_text`] with per-query options: the mode (vector, keyword, hybrid;
+    /// by default hybrid where the collection keeps a full-text index), the fusion, the vector
+    /// side's graph parameters and explanations. Also reports the vector side's search path
+    /// (`None` when it did not run).
+    ///
+    /// Keyword and hybrid queries need the full-text index ([`Error::NoFullText`] without one,
+    /// [`Error::FullText`] when it failed); a query of more than
+    /// [`akidb_fulltext::MAX_QUERY_TERMS`] distinct terms is [`Error::TooManyQueryTerms`]; one
+    /// of only punctuation or stop words finds nothing on the keyword side.
+    pub fn query_text_with(
+        &self,
+        query: &str,
+        k: usize,
+        filter: Option<&Filter>,
+        options: impl Into<QueryOptions>,
+    ) -> Result<(Vec<Hit>, Option<SearchPath>)> {
+        let o: QueryOptions = options.into();
+        self.check_request(k, filter, &o.params)?;
+        if query.len() > MAX_TEXT_BYTES {
+            return Err(Error::TextTooLong {
+                id: "(query)".into(),
+                bytes: query.len(),
+                max: MAX_TEXT_BYTES,
+            });
+        }
+        let mode = self.resolve(o.mode)?;
+        let keywords = match mode {
+            QueryMode::Vector => None,
+            _ => Some(KeywordQuery::new(query).map_err(|e| match e {
+                akidb_fulltext::FullTextError::TooManyTerms { terms, max } => {
+                    Error::TooManyQueryTerms { terms, max }
+                }
+                e => Error::FullText { collection: self.name().into(), reason: e.to_string() },
+            })?),
+        };
+        let vector = match mode {
+            QueryMode::Keyword => None,
+            _ => {
+                let embedder = self.embedder()?;
+                let out = embedder.embed(&[query], InputKind::Query)?;
+                akidb_embed_api::check_output(embedder.info(), 1, &out)?;
+                let v = out.vectors.into_iter().next().unwrap_or_default();
+                let cfg = &self.state.config;
+                Some(crate::validate::check_vector(&v, cfg.dimension, cfg.metric, || {
+                    "query".into()
+                })?)
+            }
+        };
+        let per_side = match (mode, o.candidates) {
+            (QueryMode::Hybrid, 0) => (2 * k).clamp(50, MAX_K),
+            (QueryMode::Hybrid, n) => n.clamp(k, MAX_K),
+            _ => k,
+        };
+        let name = self.name().to_string();
+        let explain = o.explain;
+        self.answer(filter, |applied, plan| {
+            let vec_side = match &vector {
+                Some(v) => {
+                    let (n, path) = applied.index().search_planned(v, per_side, plan, o.params)?;
+                    Some((n.into_iter().map(|n| (n.id, n.score)).collect::<Vec<_>>(), path))
+                }
+                None => None,
+            };
+            let kw_side = match &keywords {
+                Some(q) => Some(keyword_search(applied, &name, q, per_side, plan)?),
+                None => None,
+            };
+            let path = vec_side.as_ref().map(|(_, p)| *p);
+            let lower_is_better = self.state.config.metric == akidb_index::Metric::L2;
+            let ranked = match (vec_side, kw_side) {
+                (Some((v, _)), None) => single(v, Side::Vector, explain),
+                (None, Some(kw)) => single(kw, Side::Keyword, explain),
+                (Some((v, _)), Some(kw)) => fuse(&v, &kw, k, o.fusion, lower_is_better, explain),
+                (None, None) => Vec::new(),
+            };
+            Ok((ranked, path))
+        })
+    }
+
+    /// The mode a query runs in: `Auto` decided, and the full-text index required where used.
+    fn resolve(&self, mode: QueryMode) -> Result<QueryMode> {
+        let keeps = self.state.config.full_text_enabled();
+        match mode {
+            QueryMode::Auto => {
+                let ready = keeps
+                    && self
+                        .state
+                        .engine
+                        .read()?
+                        .text()
+                        .is_some_and(|t| t.snapshot(self.name()).is_ok());
+                Ok(if ready { QueryMode::Hybrid } else { QueryMode::Vector })
+            }
+            QueryMode::Keyword | QueryMode::Hybrid if !keeps => {
+                Err(Error::NoFullText { collection: self.name().into() })
+            }
+            m => Ok(m),
+        }
+    }
+}
+
+/// The keyword side: BM25 over the applied state's full-text snapshot, the filter inside.
+fn keyword_search(
+    applied: &Applied,
+    collection: &str,
+    query: &KeywordQuery,
+    n: usize,
+    plan: Option<&FilterPlan<'_>>,
+) -> Result<Vec<(u64, f32)>> {
+    let side = applied.text().ok_or_else(|| Error::NoFullText { collection: collection.into() })?;
+    let snapshot = side.snapshot(collection)?;
+    snapshot
+        .search(query, n, plan.map(|p| p.accepts))
+        .map_err(|e| Error::FullText { collection: collection.into(), reason: e.to_string() })
+}
+
+fn side_rank(rank: usize, score: f32) -> SideRank {
+    SideRank { rank: u32::try_from(rank + 1).unwrap_or(u32::MAX), score }
+}
+
+/// One side's list as the answer (its own scores).
+fn single(list: Vec<(u64, f32)>, side: Side, explain: bool) -> Vec<Ranked> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, (seq, score))| {
+            let e = explain.then(|| {
+                let r = Some(side_rank(i, score));
+                match side {
+                    Side::Vector => HitExplain { vector: r, keyword: None },
+                    Side::Keyword => HitExplain { vector: None, keyword: r },
+                }
+            });
+            Ranked { seq, score, explain: e }
+        })
+        .collect()
+}
+
+/// Fuses the two lists (each best first) into the best `k` (see the module docs).
+fn fuse(
+    vector: &[(u64, f32)],
+    keyword: &[(u64, f32)],
+    k: usize,
+    fusion: Fusion,
+    lower_is_better: bool,
+    explain: bool,
+) -> Vec<Ranked> {
+    let mut merged: std::collections::HashMap<u64, (f64, HitExplain)> =
+        std::collections::HashMap::with_capacity(vector.len() + keyword.len());
+    for (side, list) in [(Side::Vector, vector), (Side::Keyword, keyword)] {
+        let contribution = contributions(list, fusion, side, lower_is_better);
+        for (i, ((seq, score), c)) in list.iter().zip(contribution).enumerate() {
+            let entry = merged.entry(*seq).or_default();
+            entry.0 += c;
+            let r = Some(side_rank(i, *score));
+            match side {
+                Side::Vector => entry.1.vector = r,
+                Side::Keyword => entry.1.keyword = r,
+            }
+        }
+    }
+    let mut out: Vec<(u64, f64, HitExplain)> =
+        merged.into_iter().map(|(seq, (score, e))| (seq, score, e)).collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.truncate(k);
+    out.into_iter()
+        .map(|(seq, score, e)| Ranked { seq, score: score as f32, explain: explain.then_some(e) })
+        .collect()
+}
+
+/// What each entry of one side's list adds to its document's fused score.
+fn contributions(
+    list: &[(u64, f32)],
+    fusion: Fusion,
+    side: Side,
+    lower_is_better: bool,
+) -> Vec<f64> {
+    match fusion {
+        Fusion::Rrf { k } => {
+            (0..list.len()).map(|i| 1.0 / (f64::from(k) + (i + 1) as f64)).collect()
+        }
+        Fusion::Weighted { vector } => {
+            let w = f64::from(vector.clamp(0.0, 1.0));
+            let w = match side {
+                Side::Vector => w,
+                Side::Keyword => 1.0 - w,
+            };
+            let flip = matches!(side, Side::Vector) && lower_is_better;
+            let scores: Vec<f64> = list
+                .iter()
+                .map(|(_, s)| if flip { -f64::from(*s) } else { f64::from(*s) })
+                .collect();
+            let (lo, hi) = scores
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+            scores.iter().map(|s| w * if hi > lo { (s - lo) / (hi - lo) } else { 1.0 }).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seqs(r: &[Ranked]) -> Vec<u64> {
+        r.iter().map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn rrf_puts_agreement_first_then_alternates() {
+        let v = [(1, 0.9), (2, 0.8), (3, 0.7)];
+        let kw = [(3, 12.0), (4, 11.0), (5, 10.0)];
+        let out = fuse(&v, &kw, 5, Fusion::default(), false, true);
+        // 3 is on both sides; then the two first places (1 before 4: ties by sequence).
+        assert_eq!(seqs(&out), [3, 1, 4, 2, 5]);
+        let three = out[0].explain.expect("explain");
+        assert_eq!(three.vector.map(|r| r.rank), Some(3));
+        assert_eq!(three.keyword.map(|r| r.rank), Some(1));
+        assert!((out[0].score - (1.0 / 63.0 + 1.0 / 61.0)).abs() < 1e-6);
+        assert!(fuse(&v, &kw, 5, Fusion::default(), false, false)[0].explain.is_none());
+    }
+
+    #[test]
+    fn an_empty_side_leaves_the_other_in_its_order() {
+        let v = [(7, 0.9), (2, 0.8), (9, 0.1)];
+        assert_eq!(seqs(&fuse(&v, &[], 10, Fusion::default(), false, false)), [7, 2, 9]);
+        assert_eq!(seqs(&fuse(&[], &v, 2, Fusion::default(), false, false)), [7, 2]);
+    }
+
+    #[test]
+    fn weighted_fusion_scales_each_side_and_honours_the_weight() {
+        let v = [(1, 0.9), (2, 0.5)];
+        let kw = [(2, 30.0), (3, 3.0)];
+        let all_vector = fuse(&v, &kw, 3, Fusion::Weighted { vector: 1.0 }, false, false);
+        assert_eq!(seqs(&all_vector)[0], 1);
+        let all_keyword = fuse(&v, &kw, 3, Fusion::Weighted { vector: 0.0 }, false, false);
+        assert_eq!(seqs(&all_keyword)[0], 2);
+        // L2: the smaller distance is the better one.
+        let l2 = [(1, 0.1), (2, 5.0)];
+        let out = fuse(&l2, &[], 2, Fusion::Weighted { vector: 1.0 }, true, false);
+        assert_eq!(seqs(&out), [1, 2]);
+    }
+}
