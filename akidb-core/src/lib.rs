@@ -55,6 +55,8 @@ pub use akidb_embed_api::{EmbedError, Embedder, InputKind, ModelInfo};
 pub use akidb_embedding as embedding;
 #[cfg(feature = "onnx")]
 pub use akidb_embedding::{ExecutionProviderConfig, OnnxConfig, OnnxEmbeddingProvider};
+/// The full-text layer: the tokenizer (what a term is) and the BM25 index.
+pub use akidb_fulltext as fulltext;
 /// The index layer: HNSW and exact indexes (usable on their own, as `examples/ann_bench.rs` does).
 pub use akidb_index as index;
 

@@ -401,6 +401,31 @@ impl Snapshot {
         self.len() == 0
     }
 
+    /// How much of `query` a document scoring `score` matches, 0 to 1: the score over the sum
+    /// of the query terms' IDFs, which is the BM25 score of a document of average length
+    /// holding each term once. A document holding every term (a code and its parts, all the
+    /// words of a question) is near 1; one that shares only a common word is near 0.
+    pub fn match_strength(&self, query: &KeywordQuery, score: f32) -> f32 {
+        let n = self.searcher.num_docs();
+        let idf_sum: f64 = query
+            .terms
+            .iter()
+            .map(|t| {
+                let df = self
+                    .searcher
+                    .doc_freq(&Term::from_field_text(self.fields.body, t))
+                    .unwrap_or(0)
+                    .min(n);
+                let x = ((n - df) as f64 + 0.5) / (df as f64 + 0.5);
+                (1.0 + x).ln()
+            })
+            .sum();
+        if idf_sum <= 0.0 {
+            return 0.0;
+        }
+        (f64::from(score) / idf_sum).clamp(0.0, 1.0) as f32
+    }
+
     /// The `k` documents with the highest BM25 score for `query` among those `filter` keeps,
     /// as `(sequence number, score)`, best first (ties by sequence number). The filter is
     /// applied to each matching document during the search, not to a cut list afterwards.

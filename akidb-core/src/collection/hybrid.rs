@@ -6,8 +6,15 @@
 //! afterwards, so each side returns its best `candidates` matching documents. The lists are
 //! then fused:
 //!
-//! - [`Fusion::Rrf`] (default): reciprocal rank fusion, `score = sum of 1 / (k + rank)` over the
-//!   sides that found the document (rank from 1, `k` 60). Ranks only: no score scales to align.
+//! - [`Fusion::Rrf`] (default): reciprocal rank fusion, `score = sum of w / (k + rank)` over the
+//!   sides that found the document (rank from 1, `k` 10). The vector side weighs 1; the keyword
+//!   side weighs twice how much of the query its best hit matches (`match_strength`: its BM25
+//!   score over the sum of the query terms' IDFs, 0 to 1). A query whose terms the log holds
+//!   exactly (a code, an id, the words of a line) leans on the keyword ranks; one that only
+//!   grazes a common word leans on the vector ranks; one with no keyword match is the vector
+//!   answer unchanged. Ranks, not scores, are fused: no score scales to align. `k` 10 and the
+//!   weight were chosen on the labelled fleet-log set of `examples/hybrid_eval.rs` (k 5 to 60
+//!   compared in docs/benchmarks.md).
 //! - [`Fusion::Weighted`]: each side's scores scaled to 0..1 over its candidates (best 1, worst
 //!   0), then `w * vector + (1 - w) * keyword`; a side that did not find the document adds 0.
 //!
@@ -42,7 +49,8 @@ pub enum QueryMode {
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Fusion {
-    /// Reciprocal rank fusion with constant `k` (60 by default).
+    /// Reciprocal rank fusion with constant `k` (10 by default), the keyword side weighted by
+    /// its best hit's match strength (see the module docs).
     Rrf {
         /// The rank constant: larger flattens the difference between top ranks.
         k: u32,
@@ -56,7 +64,7 @@ pub enum Fusion {
 
 impl Default for Fusion {
     fn default() -> Self {
-        Fusion::Rrf { k: 60 }
+        Fusion::Rrf { k: 10 }
     }
 }
 
@@ -224,8 +232,11 @@ impl Collection {
             let lower_is_better = self.state.config.metric == akidb_index::Metric::L2;
             let ranked = match (vec_side, kw_side) {
                 (Some((v, _)), None) => single(v, Side::Vector, explain),
-                (None, Some(kw)) => single(kw, Side::Keyword, explain),
-                (Some((v, _)), Some(kw)) => fuse(&v, &kw, k, o.fusion, lower_is_better, explain),
+                (None, Some((kw, _))) => single(kw, Side::Keyword, explain),
+                (Some((v, _)), Some((kw, strength))) => {
+                    let sides = Sides { vector: &v, keyword: &kw, strength, lower_is_better };
+                    fuse(&sides, k, o.fusion, explain)
+                }
                 (None, None) => Vec::new(),
             };
             Ok((ranked, path))
@@ -261,12 +272,14 @@ fn keyword_search(
     query: &KeywordQuery,
     n: usize,
     plan: Option<&FilterPlan<'_>>,
-) -> Result<Vec<(u64, f32)>> {
+) -> Result<(Vec<(u64, f32)>, f32)> {
     let side = applied.text().ok_or_else(|| Error::NoFullText { collection: collection.into() })?;
     let snapshot = side.snapshot(collection)?;
-    snapshot
+    let list = snapshot
         .search(query, n, plan.map(|p| p.accepts))
-        .map_err(|e| Error::FullText { collection: collection.into(), reason: e.to_string() })
+        .map_err(|e| Error::FullText { collection: collection.into(), reason: e.to_string() })?;
+    let strength = list.first().map_or(0.0, |(_, s)| snapshot.match_strength(query, *s));
+    Ok((list, strength))
 }
 
 fn side_rank(rank: usize, score: f32) -> SideRank {
@@ -290,19 +303,25 @@ fn single(list: Vec<(u64, f32)>, side: Side, explain: bool) -> Vec<Ranked> {
         .collect()
 }
 
-/// Fuses the two lists (each best first) into the best `k` (see the module docs).
-fn fuse(
-    vector: &[(u64, f32)],
-    keyword: &[(u64, f32)],
-    k: usize,
-    fusion: Fusion,
+/// The two lists of a hybrid query.
+struct Sides<'a> {
+    /// Best first, the metric's scores.
+    vector: &'a [(u64, f32)],
+    /// Best first, BM25 scores.
+    keyword: &'a [(u64, f32)],
+    /// How much of the query the best keyword hit matches, 0 to 1.
+    strength: f32,
+    /// The metric is a distance.
     lower_is_better: bool,
-    explain: bool,
-) -> Vec<Ranked> {
+}
+
+/// Fuses the two lists (each best first) into the best `k` (see the module docs).
+fn fuse(sides: &Sides<'_>, k: usize, fusion: Fusion, explain: bool) -> Vec<Ranked> {
+    let (vector, keyword) = (sides.vector, sides.keyword);
     let mut merged: std::collections::HashMap<u64, (f64, HitExplain)> =
         std::collections::HashMap::with_capacity(vector.len() + keyword.len());
     for (side, list) in [(Side::Vector, vector), (Side::Keyword, keyword)] {
-        let contribution = contributions(list, fusion, side, lower_is_better);
+        let contribution = contributions(list, fusion, side, sides);
         for (i, ((seq, score), c)) in list.iter().zip(contribution).enumerate() {
             let entry = merged.entry(*seq).or_default();
             entry.0 += c;
@@ -323,15 +342,15 @@ fn fuse(
 }
 
 /// What each entry of one side's list adds to its document's fused score.
-fn contributions(
-    list: &[(u64, f32)],
-    fusion: Fusion,
-    side: Side,
-    lower_is_better: bool,
-) -> Vec<f64> {
+fn contributions(list: &[(u64, f32)], fusion: Fusion, side: Side, sides: &Sides<'_>) -> Vec<f64> {
+    let lower_is_better = sides.lower_is_better;
     match fusion {
         Fusion::Rrf { k } => {
-            (0..list.len()).map(|i| 1.0 / (f64::from(k) + (i + 1) as f64)).collect()
+            let w = match side {
+                Side::Vector => 1.0,
+                Side::Keyword => 2.0 * f64::from(sides.strength),
+            };
+            (0..list.len()).map(|i| w / (f64::from(k) + (i + 1) as f64)).collect()
         }
         Fusion::Weighted { vector } => {
             let w = f64::from(vector.clamp(0.0, 1.0));
@@ -360,38 +379,56 @@ mod tests {
         r.iter().map(|r| r.seq).collect()
     }
 
+    fn sides<'a>(v: &'a [(u64, f32)], kw: &'a [(u64, f32)], strength: f32) -> Sides<'a> {
+        Sides { vector: v, keyword: kw, strength, lower_is_better: false }
+    }
+
+    const RRF: Fusion = Fusion::Rrf { k: 60 };
+
     #[test]
     fn rrf_puts_agreement_first_then_alternates() {
         let v = [(1, 0.9), (2, 0.8), (3, 0.7)];
         let kw = [(3, 12.0), (4, 11.0), (5, 10.0)];
-        let out = fuse(&v, &kw, 5, Fusion::default(), false, true);
-        // 3 is on both sides; then the two first places (1 before 4: ties by sequence).
-        assert_eq!(seqs(&out), [3, 1, 4, 2, 5]);
+        // At strength 0.5 both sides weigh 1: 3 is on both; then by rank, a tie (2 and 4,
+        // both second) by sequence number.
+        let out = fuse(&sides(&v, &kw, 0.5), 5, RRF, true);
+        assert_eq!(seqs(&out), [3, 1, 2, 4, 5]);
         let three = out[0].explain.expect("explain");
         assert_eq!(three.vector.map(|r| r.rank), Some(3));
         assert_eq!(three.keyword.map(|r| r.rank), Some(1));
         assert!((out[0].score - (1.0 / 63.0 + 1.0 / 61.0)).abs() < 1e-6);
-        assert!(fuse(&v, &kw, 5, Fusion::default(), false, false)[0].explain.is_none());
+        assert!(fuse(&sides(&v, &kw, 0.5), 5, RRF, false)[0].explain.is_none());
+    }
+
+    #[test]
+    fn the_keyword_side_weighs_by_its_match_strength() {
+        let v = [(1, 0.9), (2, 0.8)];
+        let kw = [(3, 12.0), (4, 11.0)];
+        // A full match: the keyword ranks lead.
+        assert_eq!(seqs(&fuse(&sides(&v, &kw, 1.0), 4, RRF, false)), [3, 4, 1, 2]);
+        // A weak one: the vector ranks lead.
+        assert_eq!(seqs(&fuse(&sides(&v, &kw, 0.2), 4, RRF, false)), [1, 2, 3, 4]);
+        // No match at all: exactly the vector answer.
+        assert_eq!(seqs(&fuse(&sides(&v, &kw, 0.0), 2, RRF, false)), [1, 2]);
     }
 
     #[test]
     fn an_empty_side_leaves_the_other_in_its_order() {
         let v = [(7, 0.9), (2, 0.8), (9, 0.1)];
-        assert_eq!(seqs(&fuse(&v, &[], 10, Fusion::default(), false, false)), [7, 2, 9]);
-        assert_eq!(seqs(&fuse(&[], &v, 2, Fusion::default(), false, false)), [7, 2]);
+        assert_eq!(seqs(&fuse(&sides(&v, &[], 0.0), 10, RRF, false)), [7, 2, 9]);
+        assert_eq!(seqs(&fuse(&sides(&[], &v, 1.0), 2, RRF, false)), [7, 2]);
     }
 
     #[test]
     fn weighted_fusion_scales_each_side_and_honours_the_weight() {
         let v = [(1, 0.9), (2, 0.5)];
         let kw = [(2, 30.0), (3, 3.0)];
-        let all_vector = fuse(&v, &kw, 3, Fusion::Weighted { vector: 1.0 }, false, false);
-        assert_eq!(seqs(&all_vector)[0], 1);
-        let all_keyword = fuse(&v, &kw, 3, Fusion::Weighted { vector: 0.0 }, false, false);
-        assert_eq!(seqs(&all_keyword)[0], 2);
+        let w = |vector: f32| Fusion::Weighted { vector };
+        assert_eq!(seqs(&fuse(&sides(&v, &kw, 1.0), 3, w(1.0), false))[0], 1);
+        assert_eq!(seqs(&fuse(&sides(&v, &kw, 1.0), 3, w(0.0), false))[0], 2);
         // L2: the smaller distance is the better one.
         let l2 = [(1, 0.1), (2, 5.0)];
-        let out = fuse(&l2, &[], 2, Fusion::Weighted { vector: 1.0 }, true, false);
-        assert_eq!(seqs(&out), [1, 2]);
+        let s = Sides { vector: &l2, keyword: &[], strength: 0.0, lower_is_better: true };
+        assert_eq!(seqs(&fuse(&s, 2, w(1.0), false)), [1, 2]);
     }
 }
