@@ -35,8 +35,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use akidb::{
-    CollectionConfig, Database, Filter, Fusion, IngestOptions, ModelIdentity,
-    OnnxEmbeddingProvider, QueryMode, QueryOptions, SearchParams, TextDocument,
+    CollectionConfig, Database, FieldIndex, Filter, Fusion, IndexKind, IngestOptions,
+    ModelIdentity, OnnxEmbeddingProvider, QueryMode, QueryOptions, SearchParams, TextDocument,
 };
 use relevance::{Labelled, Slice};
 use serde_json::json;
@@ -175,6 +175,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let logs = db.text_collection("logs", model.clone())?;
+    // The fields the questions filter on, kept in memory, as `robot_logs` declares them.
+    db.set_indexes(
+        "logs",
+        vec![
+            FieldIndex::new("robot", IndexKind::Keyword),
+            FieldIndex::new("level", IndexKind::Keyword),
+            FieldIndex::new("ts", IndexKind::Timestamp),
+        ],
+    )?;
     if logs.count()? != events.len() as u64 {
         eprintln!("ingesting {} lines into {}", events.len(), db_path.display());
         logs.ingest(docs(), &IngestOptions::default())?;

@@ -107,12 +107,16 @@ fn observe(db: &Database) -> Value {
     // The graph walk over the loaded generation: the same files must load into the same graph.
     let walks = answers(akidb::SearchParams::default());
     let t = db.text_collection("texts", qwen()).expect("texts");
+    // Vector queries: what `query_text` meant when the fixture was written (it is hybrid now
+    // that text collections keep a full-text index).
+    let vector = akidb::QueryOptions::mode(akidb::QueryMode::Vector);
     let text_answers: Vec<Value> = ["why did the robot stop?", "Ladestation", "tote"]
         .iter()
         .map(|q| {
             json!(t
-                .query_text(q, 3, None)
+                .query_text_with(q, 3, None, vector)
                 .expect("query")
+                .0
                 .iter()
                 .map(|h| h.id.clone())
                 .collect::<Vec<_>>())
@@ -188,4 +192,13 @@ fn databases_written_in_format_1_open_and_answer_as_written() {
     assert_eq!(got["walks"], expected["walks"], "graph walks over the loaded generation");
     assert_eq!(got["walks"][0]["path"], "Graph", "the unfiltered query walks the graph");
     assert_eq!(got["text_answers"], expected["text_answers"]);
+    // The text collection, written before full-text indexes existed, got one on this open.
+    let t = db.text_collection("texts", qwen()).expect("texts");
+    let keyword = akidb::QueryOptions::mode(akidb::QueryMode::Keyword);
+    let (hits, _) = t.query_text_with("Ladestation", 3, None, keyword).expect("keyword");
+    assert!(!hits.is_empty(), "the old texts are in the new full-text index");
+    for h in hits {
+        let text = h.text.expect("text").to_lowercase();
+        assert!(text.contains("ladestation"), "{text}");
+    }
 }

@@ -299,6 +299,49 @@ impl Error {
     pub fn is_locked(&self) -> bool {
         matches!(self, Error::Storage(StorageError::Locked { .. }))
     }
+
+    /// A stable, machine-readable name of the error's kind (`snake_case`), for services and
+    /// scripts: it does not change when the message's wording does.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidCollectionName { .. } => "invalid_collection_name",
+            Error::CollectionExists { .. } => "collection_exists",
+            Error::CollectionNotFound { .. } => "collection_not_found",
+            Error::InvalidDimension { .. } => "invalid_dimension",
+            Error::InvalidIndexParams { .. } => "invalid_index_params",
+            Error::IndexPersist(_) => "index_persist_failed",
+            Error::WrongDimension { .. } => "wrong_dimension",
+            Error::NonFiniteVector { .. } => "non_finite_vector",
+            Error::VectorOutOfRange { .. } => "vector_out_of_range",
+            Error::ZeroVector { .. } => "zero_vector",
+            Error::InvalidId { .. } => "invalid_id",
+            Error::MetadataNotObject { .. } => "metadata_not_object",
+            Error::MetadataTooLarge { .. } => "metadata_too_large",
+            Error::TextTooLong { .. } => "text_too_long",
+            Error::BatchTooLarge { .. } => "batch_too_large",
+            Error::Poisoned { .. } => "collection_poisoned",
+            Error::InvalidEf { .. } => "invalid_ef",
+            Error::InvalidK { .. } => "invalid_k",
+            Error::Filter(_) => "invalid_filter",
+            Error::Storage(StorageError::Locked { .. }) => "database_locked",
+            Error::Storage(_) => "storage_error",
+            Error::Index(_) => "index_error",
+            Error::CorruptSchema { .. } => "corrupt_schema",
+            Error::NoEmbedder { .. } => "no_model",
+            Error::ModelMismatch { .. } => "model_mismatch",
+            Error::Embedding(_) => "embedding_failed",
+            Error::NoFullText { .. } => "no_full_text_index",
+            Error::FullText { .. } => "full_text_unavailable",
+            Error::TooManyQueryTerms { .. } => "too_many_query_terms",
+            Error::InvalidCursor { .. } => "invalid_cursor",
+            Error::InvalidPageSize { .. } => "invalid_page_size",
+            Error::InvalidIndex { .. } => "invalid_payload_index",
+            Error::InvalidRetention { .. } => "invalid_retention",
+            Error::Io { .. } => "io_error",
+            Error::Import { .. } => "invalid_import",
+            Error::Task { .. } => "task_failed",
+        }
+    }
 }
 
 /// Why an id was rejected.

@@ -1,0 +1,192 @@
+//! The server's configuration file (TOML).
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"          # address and port (port 0: any free port)
+//! data_dir = "/var/lib/akidb/db"      # the database directory
+//! max_body_bytes = 16777216           # largest request body (413 above)
+//! request_timeout_ms = 30000          # a request still running after this: 503
+//! shutdown_deadline_ms = 10000        # after SIGTERM/SIGINT, in-flight requests get this long
+//!
+//! [models.minilm]                     # text collections name a model by this key
+//! dir = "models/all-MiniLM-L6-v2"     # a sentence-transformers folder with model.onnx
+//! queue = 64                          # requests waiting for this model at most (429 beyond)
+//!
+//! [auth]
+//! disabled = false                    # allowed only with a loopback `listen`
+//! [[auth.keys]]
+//! key_env = "AKIDB_WRITE_KEY"         # the key from this environment variable (or `key = ...`)
+//! scope = "write"                     # "read": GET and searches; "write": everything
+//! ```
+//!
+//! Every field is checked when the file is read ([`Config::from_toml`]): unknown keys, keys
+//! shorter than 16 bytes, an empty key set without `disabled`, `disabled` on a non-loopback
+//! address are refused with a message naming the field.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Database directory.
+    pub data_dir: PathBuf,
+    /// Largest request body in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Per-request time limit in milliseconds.
+    #[serde(default = "default_timeout")]
+    pub request_timeout_ms: u64,
+    /// How long in-flight requests may finish after a shutdown signal, in milliseconds.
+    #[serde(default = "default_shutdown")]
+    pub shutdown_deadline_ms: u64,
+    /// Embedding models by name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
+    /// API keys.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// One model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Sentence-transformers folder (model.onnx, tokenizer.json, configs).
+    pub dir: PathBuf,
+    /// Requests that may wait for this model at once; more are refused with 429.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+/// API keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// No keys asked for (only with a loopback `listen`).
+    #[serde(default)]
+    pub disabled: bool,
+    /// The keys.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+/// One API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// The key itself.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Or the environment variable holding it.
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// What it may do.
+    pub scope: Scope,
+}
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Reads: list, info, get, count, searches and text queries.
+    Read,
+    /// Everything.
+    Write,
+}
+
+fn default_max_body() -> usize {
+    16 << 20
+}
+fn default_timeout() -> u64 {
+    30_000
+}
+fn default_shutdown() -> u64 {
+    10_000
+}
+fn default_queue() -> usize {
+    64
+}
+
+/// Shortest key accepted.
+pub const MIN_KEY_BYTES: usize = 16;
+
+impl Config {
+    /// Parses and checks a configuration; `env` looks up environment variables.
+    pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        if c.max_body_bytes == 0 || c.request_timeout_ms == 0 {
+            return Err("max_body_bytes and request_timeout_ms must be above 0".into());
+        }
+        for (name, m) in &c.models {
+            if m.queue == 0 {
+                return Err(format!("models.{name}.queue must be at least 1"));
+            }
+        }
+        for (i, k) in c.auth.keys.iter_mut().enumerate() {
+            let key = match (&k.key, &k.key_env) {
+                (Some(key), None) => key.clone(),
+                (None, Some(var)) => env(var).ok_or_else(|| {
+                    format!("auth.keys[{i}]: environment variable {var} is not set")
+                })?,
+                _ => return Err(format!("auth.keys[{i}]: give exactly one of key and key_env")),
+            };
+            if key.len() < MIN_KEY_BYTES {
+                return Err(format!(
+                    "auth.keys[{i}]: keys must have at least {MIN_KEY_BYTES} bytes"
+                ));
+            }
+            k.key = Some(key);
+        }
+        match (c.auth.disabled, c.auth.keys.is_empty()) {
+            (true, _) if !c.listen.ip().is_loopback() => {
+                Err("auth.disabled is allowed only when listen is a loopback address".into())
+            }
+            (true, false) => Err("auth.disabled with keys configured: choose one".into()),
+            (false, true) => {
+                Err("no API keys: add [[auth.keys]], or set auth.disabled on a loopback address"
+                    .into())
+            }
+            _ => Ok(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::from_toml(text, &|v| (v == "K").then(|| "0123456789abcdef0123".to_string()))
+    }
+
+    #[test]
+    fn keys_come_from_the_file_or_the_environment_and_are_checked() {
+        let c = parse(
+            "listen = \"0.0.0.0:1\"\ndata_dir = \"d\"\n[[auth.keys]]\nkey_env = \"K\"\n\
+             scope = \"read\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.auth.keys[0].key.as_deref(), Some("0123456789abcdef0123"));
+        assert_eq!(c.auth.keys[0].scope, Scope::Read);
+        for (bad, why) in [
+            ("[[auth.keys]]\nkey_env = \"NOPE\"\nscope = \"read\"\n", "not set"),
+            ("[[auth.keys]]\nkey = \"short\"\nscope = \"read\"\n", "at least 16"),
+            ("[[auth.keys]]\nkey = \"0123456789abcdefXX\"\nscope = \"admin\"\n", "unknown variant"),
+            ("", "no API keys"),
+            ("[auth]\ndisabled = true\n", "loopback"),
+            ("typo = 1\n", "unknown field"),
+        ] {
+            let err =
+                parse(&format!("listen = \"0.0.0.0:1\"\ndata_dir = \"d\"\n{bad}")).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let ok = parse("listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ndisabled = true\n");
+        assert!(ok.is_ok());
+    }
+}
