@@ -14,9 +14,9 @@
 //!   full is refused at once with 429 and `Retry-After: 1`, so memory stays bounded. Requests
 //!   have a time limit (503 `timeout` beyond it; the library call it started still completes
 //!   or fails whole, as every library call does).
-//! - **Metrics** at `/metrics` (Prometheus text, a key of any scope): requests by route and status, a latency
-//!   histogram by route, model queue depth, documents per collection. Every response carries
-//!   an `x-request-id` (the caller's, if it sent a short printable one).
+//! - **Metrics** at `/metrics` (Prometheus text, a key of any scope): requests by route and
+//!   status, a latency histogram by route, model queue depth, documents per collection. Every
+//!   response carries an `x-request-id` (the caller's, if it sent a short printable one).
 //! - **Shutdown** ([`serve`]): on the signal, stop accepting, let in-flight requests finish
 //!   within the deadline, then drop the database (which saves index generations).
 //!

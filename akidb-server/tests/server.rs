@@ -114,8 +114,10 @@ fn every_route_with_real_clients() {
         "indexes": [{"field": "robot", "kind": "keyword"}]}),
     );
     let texts = json!({"texts": [
-        {"id": "a", "text": "Robot halted at the loading dock (NAV_E042)", "metadata": {"robot": "r3"}},
-        {"id": "b", "text": "Battery temperature critical, charging stopped", "metadata": {"robot": "r5"}},
+        {"id": "a", "text": "Robot halted at the loading dock (NAV_E042)",
+         "metadata": {"robot": "r3"}},
+        {"id": "b", "text": "Battery temperature critical, charging stopped",
+         "metadata": {"robot": "r5"}},
         {"id": "c", "text": "Goal reached at aisle 4", "metadata": {"robot": "r3"}}]});
     assert_eq!(s.ok("POST", "/v1/collections/logs/add_texts", texts)["added"], 3);
     let q = |body: Value| s.ok("POST", "/v1/collections/logs/query", body);
@@ -136,7 +138,10 @@ fn every_route_with_real_clients() {
     // A vector collection: upsert, search, get, count, delete, delete_where, info, list, drop.
     s.ok("POST", "/v1/collections", json!({"name": "vec", "dimension": 3, "metric": "l2"}));
     let docs: Vec<Value> = (0..20)
-        .map(|i| json!({"id": format!("d{i}"), "vector": [i as f32, 0.0, 1.0], "metadata": {"n": i}}))
+        .map(|i| {
+            json!({"id": format!("d{i}"), "vector": [i as f32, 0.0, 1.0],
+                        "metadata": {"n": i}})
+        })
         .collect();
     assert_eq!(
         s.ok("POST", "/v1/collections/vec/upsert", json!({"documents": docs}))["upserted"],
@@ -304,11 +309,19 @@ fn a_full_model_queue_answers_429_with_retry_after() {
                 let s = &s;
                 scope.spawn(move || {
                     let texts: Vec<Value> = (0..64)
-                        .map(|i| json!({"id": format!("{c}-{i}"), "text": format!("client {c} line {i} lidar dock battery {}", i * 7 + c)}))
+                        .map(|i| {
+                            let text = format!("client {c} line {i} lidar dock {}", i * 7 + c);
+                            json!({"id": format!("{c}-{i}"), "text": text})
+                        })
                         .collect();
-                    let r = s.call("POST", "/v1/collections/logs/add_texts", Some(WRITE_KEY),
-                        Some(json!({"texts": texts})));
-                    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_string());
+                    let r = s.call(
+                        "POST",
+                        "/v1/collections/logs/add_texts",
+                        Some(WRITE_KEY),
+                        Some(json!({"texts": texts})),
+                    );
+                    let retry = r.headers().get("retry-after");
+                    let retry = retry.map(|v| v.to_str().unwrap_or("").to_string());
                     (r.status(), retry)
                 })
             })
@@ -345,12 +358,20 @@ fn sigterm_under_writes_keeps_every_acknowledged_write_and_exits_0() {
                     }
                     let ids: Vec<String> = (0..20).map(|i| format!("w{w}-b{b}-{i}")).collect();
                     let docs: Vec<Value> = ids.iter().enumerate()
-                        .map(|(i, id)| json!({"id": id, "vector": [1.0, w as f32, b as f32, i as f32]}))
+                        .map(|(i, id)| {
+                            json!({"id": id, "vector": [1.0, w as f32, b as f32, i as f32]})
+                        })
                         .collect();
-                    let r = s.client.post(format!("{}/v1/collections/vec/upsert", s.base))
-                        .bearer_auth(WRITE_KEY).json(&json!({"documents": docs})).send();
+                    let r = s
+                        .client
+                        .post(format!("{}/v1/collections/vec/upsert", s.base))
+                        .bearer_auth(WRITE_KEY)
+                        .json(&json!({"documents": docs}))
+                        .send();
                     match r {
-                        Ok(r) if r.status() == StatusCode::OK => acked.lock().expect("lock").extend(ids),
+                        Ok(r) if r.status() == StatusCode::OK => {
+                            acked.lock().expect("lock").extend(ids)
+                        }
                         _ => return, // refused or cut off by the shutdown
                     }
                 }
