@@ -1,8 +1,10 @@
 //! The server's configuration file (TOML).
 //!
 //! ```toml
-//! listen = "127.0.0.1:8080"          # address and port (port 0: any free port)
+//! listen = "127.0.0.1:8080"          # address and port (port 0: any free port); REST and
+//!                                     # gRPC share it (HTTP/1.1 and HTTP/2)
 //! data_dir = "/var/lib/akidb/db"      # the database directory
+//! backup_dir = "/var/lib/akidb/backups"  # where Backup writes (off when absent)
 //! max_body_bytes = 16777216           # largest request body (413 above)
 //! request_timeout_ms = 30000          # a request still running after this: 503
 //! shutdown_deadline_ms = 10000        # after SIGTERM/SIGINT, in-flight requests get this long
@@ -10,6 +12,20 @@
 //! [models.minilm]                     # text collections name a model by this key
 //! dir = "models/all-MiniLM-L6-v2"     # a sentence-transformers folder with model.onnx
 //! queue = 64                          # requests waiting for this model at most (429 beyond)
+//! provider = "cpu"                    # cpu, cuda or tensorrt
+//! device = 0                          # CUDA device (cuda, tensorrt)
+//! engine_cache = "/var/cache/akidb/trt"  # TensorRT engine cache (tensorrt)
+//! fallback = false                    # run on CPU (with a warning) if the provider fails
+//! intra_threads = 2                   # ONNX Runtime threads per run (default: ORT's)
+//! batch_texts = 256                   # concurrent requests merged into runs of this many texts
+//! batch_wait_ms = 0                   # how long a run waits for more requests
+//!
+//! [tls]                               # HTTPS and gRPC over TLS (off when absent)
+//! cert = "/etc/akidb/server.crt"      # PEM certificate chain
+//! key = "/etc/akidb/server.key"       # PEM private key
+//!
+//! [cors]                              # off when absent: browsers may not call from elsewhere
+//! allow_origins = ["https://ui.robot.local"]
 //!
 //! [auth]
 //! disabled = false                    # allowed only with a loopback `listen`
@@ -45,12 +61,52 @@ pub struct Config {
     /// How long in-flight requests may finish after a shutdown signal, in milliseconds.
     #[serde(default = "default_shutdown")]
     pub shutdown_deadline_ms: u64,
+    /// Directory that backups are written under; `None`: backups refused.
+    #[serde(default)]
+    pub backup_dir: Option<PathBuf>,
     /// Embedding models by name.
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
     /// API keys.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// TLS certificate and key; `None`: plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Origins browsers may call from; `None`: no CORS headers at all.
+    #[serde(default)]
+    pub cors: Option<CorsConfig>,
+}
+
+/// TLS with rustls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Cross-origin requests from browsers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins (`scheme://host[:port]`) allowed; `*` is refused (keys are credentials).
+    pub allow_origins: Vec<String>,
+}
+
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// ONNX Runtime's CPU provider.
+    #[default]
+    Cpu,
+    /// CUDA.
+    Cuda,
+    /// TensorRT (fp16 engines), then CUDA, then CPU for nodes it cannot take.
+    TensorRt,
 }
 
 /// One model.
@@ -62,6 +118,48 @@ pub struct ModelConfig {
     /// Requests that may wait for this model at once; more are refused with 429.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// Execution provider.
+    #[serde(default)]
+    pub provider: Provider,
+    /// CUDA device ordinal.
+    #[serde(default)]
+    pub device: i32,
+    /// TensorRT engine cache directory.
+    #[serde(default)]
+    pub engine_cache: Option<PathBuf>,
+    /// Fall back to CPU, with a warning, when the provider cannot be registered.
+    #[serde(default)]
+    pub fallback: bool,
+    /// ONNX Runtime intra-op threads.
+    #[serde(default)]
+    pub intra_threads: Option<usize>,
+    /// Most texts in one merged model run.
+    #[serde(default = "default_batch_texts")]
+    pub batch_texts: usize,
+    /// How long a run waits for more requests, in milliseconds.
+    #[serde(default)]
+    pub batch_wait_ms: u64,
+}
+
+impl ModelConfig {
+    /// The ONNX configuration of this model.
+    pub fn onnx(&self) -> Result<akidb::OnnxConfig, akidb::EmbedError> {
+        let ep = match self.provider {
+            Provider::Cpu => akidb::ExecutionProviderConfig::Cpu,
+            Provider::Cuda => akidb::ExecutionProviderConfig::Cuda { device_id: self.device },
+            Provider::TensorRt => {
+                let cache = self.engine_cache.clone().unwrap_or_else(|| self.dir.join("trt-cache"));
+                akidb::ExecutionProviderConfig::tensorrt(self.device, cache)
+            }
+        };
+        let mut c = akidb::OnnxConfig::from_dir(&self.dir)?
+            .with_execution_provider(ep)
+            .with_fallback(self.fallback);
+        if let Some(t) = self.intra_threads {
+            c = c.with_intra_threads(t);
+        }
+        Ok(c)
+    }
 }
 
 /// API keys.
@@ -112,6 +210,9 @@ fn default_shutdown() -> u64 {
 fn default_queue() -> usize {
     64
 }
+fn default_batch_texts() -> usize {
+    256
+}
 
 /// Shortest key accepted.
 pub const MIN_KEY_BYTES: usize = 16;
@@ -124,8 +225,26 @@ impl Config {
             return Err("max_body_bytes and request_timeout_ms must be above 0".into());
         }
         for (name, m) in &c.models {
-            if m.queue == 0 {
-                return Err(format!("models.{name}.queue must be at least 1"));
+            if m.queue == 0 || m.batch_texts == 0 {
+                return Err(format!("models.{name}: queue and batch_texts must be at least 1"));
+            }
+        }
+        if let Some(cors) = &c.cors {
+            for o in &cors.allow_origins {
+                let ok = (o.starts_with("http://") || o.starts_with("https://"))
+                    && !o.ends_with('/')
+                    && o.bytes().all(|b| b.is_ascii_graphic());
+                if !ok {
+                    return Err(format!(
+                        "cors.allow_origins: {o:?} is not an origin (scheme://host[:port]; \
+                         no wildcard, no path)"
+                    ));
+                }
+            }
+        }
+        if let Some(b) = &c.backup_dir {
+            if b.starts_with(&c.data_dir) {
+                return Err("backup_dir must lie outside data_dir".into());
             }
         }
         for (i, k) in c.auth.keys.iter_mut().enumerate() {
@@ -181,6 +300,9 @@ mod tests {
             ("", "no API keys"),
             ("[auth]\ndisabled = true\n", "loopback"),
             ("typo = 1\n", "unknown field"),
+            ("[cors]\nallow_origins = [\"*\"]\n", "not an origin"),
+            ("backup_dir = \"d/b\"\n", "outside data_dir"),
+            ("[models.m]\ndir = \"m\"\nprovider = \"gpu\"\n", "unknown variant"),
         ] {
             let err =
                 parse(&format!("listen = \"0.0.0.0:1\"\ndata_dir = \"d\"\n{bad}")).expect_err(bad);

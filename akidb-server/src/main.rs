@@ -28,6 +28,10 @@ fn main() {
         Ok(c) => c,
         Err(e) => fail(&format!("{}: {e}", path.display())),
     };
+    // Each connection is a file descriptor: take the hard limit, as a server should.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("akidb-server: could not raise the open-file limit: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => fail(&e.to_string()),

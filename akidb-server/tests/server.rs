@@ -1,103 +1,20 @@
 //! The real server binary on a loopback port, driven by a real HTTP client (reqwest): every
 //! route, the error body and status of each kind of bad request, API key scopes, the model
-//! queue's 429, request ids, metrics, and a SIGTERM under a write load after which every
-//! acknowledged write is in the database. Every loop is bounded in count and time.
+//! queue's 429, request ids, metrics, the OpenAPI document against the routes, CORS, TLS, a
+//! client that disconnects mid-body, 1,000 concurrent connections, and SIGTERM and SIGKILL
+//! under a write load after which every acknowledged write is in the database. Every loop is
+//! bounded in count and time; everything listens on 127.0.0.1.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::{Client, Response};
+use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-const WRITE_KEY: &str = "write-key-0123456789";
-const READ_KEY: &str = "read-key-0123456789ab";
-
-fn model_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
-    assert!(dir.join("model.onnx").is_file(), "run `bash scripts/setup.sh` first");
-    dir
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    client: Client,
-    data: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the server on 127.0.0.1 (any free port) over `dir/db`, with the MiniLM model (queue
-/// `queue`) and a read and a write key.
-fn start(dir: &Path, queue: usize) -> Server {
-    let data = dir.join("db");
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\nmax_body_bytes = 1048576\n\
-         shutdown_deadline_ms = 5000\n\
-         [models.minilm]\ndir = {:?}\nqueue = {queue}\n\
-         [[auth.keys]]\nkey_env = \"TEST_WRITE_KEY\"\nscope = \"write\"\n\
-         [[auth.keys]]\nkey = \"{READ_KEY}\"\nscope = \"read\"\n",
-        model_dir()
-    );
-    let path = dir.join("server.toml");
-    std::fs::write(&path, config).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_akidb-server"))
-        .arg("--config")
-        .arg(&path)
-        .env("TEST_WRITE_KEY", WRITE_KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-    let addr = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    let client = Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    Server { child, base: format!("http://{addr}"), client, data }
-}
-
-impl Server {
-    fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> Response {
-        let url = format!("{}{path}", self.base);
-        let mut r = match method {
-            "GET" => self.client.get(url),
-            "DELETE" => self.client.delete(url),
-            _ => self.client.post(url),
-        };
-        if let Some(k) = key {
-            r = r.bearer_auth(k);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        r.send().expect("request")
-    }
-
-    /// A call with the write key that must succeed; its JSON body.
-    fn ok(&self, method: &str, path: &str, body: Value) -> Value {
-        let r = self.call(method, path, Some(WRITE_KEY), Some(body));
-        let status = r.status();
-        let text = r.text().expect("body");
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-}
-
-/// The status and error code of a failed call.
-fn error_of(r: Response) -> (StatusCode, String) {
-    let status = r.status();
-    let v: Value = r.json().expect("JSON error body");
-    (status, v["error"]["code"].as_str().expect("code").to_string())
-}
 
 #[test]
 fn every_route_with_real_clients() {
@@ -119,7 +36,7 @@ fn every_route_with_real_clients() {
         {"id": "b", "text": "Battery temperature critical, charging stopped",
          "metadata": {"robot": "r5"}},
         {"id": "c", "text": "Goal reached at aisle 4", "metadata": {"robot": "r3"}}]});
-    assert_eq!(s.ok("POST", "/v1/collections/logs/add_texts", texts)["added"], 3);
+    assert_eq!(s.ok("POST", "/v1/collections/logs/add_texts", texts)["count"], 3);
     let q = |body: Value| s.ok("POST", "/v1/collections/logs/query", body);
     let hits = q(json!({"text": "NAV_E042", "k": 1, "mode": "keyword"}));
     assert_eq!(hits["hits"][0]["id"], "a");
@@ -143,10 +60,7 @@ fn every_route_with_real_clients() {
                         "metadata": {"n": i}})
         })
         .collect();
-    assert_eq!(
-        s.ok("POST", "/v1/collections/vec/upsert", json!({"documents": docs}))["upserted"],
-        20
-    );
+    assert_eq!(s.ok("POST", "/v1/collections/vec/upsert", json!({"documents": docs}))["count"], 20);
     let hits = s.ok(
         "POST",
         "/v1/collections/vec/search",
@@ -161,16 +75,73 @@ fn every_route_with_real_clients() {
         10
     );
     assert_eq!(
-        s.ok("POST", "/v1/collections/vec/delete", json!({"ids": ["d0", "zz"]}))["deleted"],
+        s.ok("POST", "/v1/collections/vec/delete", json!({"ids": ["d0", "zz"]}))["count"],
         1
     );
     assert_eq!(
         s.ok("POST", "/v1/collections/vec/delete_where", json!({"filter": {"n": {"$gte": 15}}}))
-            ["deleted"],
+            ["count"],
         5
     );
+    // Scroll pages through a snapshot; export streams JSON Lines; both honour the filter.
+    let mut ids = Vec::new();
+    let mut cursor = Value::Null;
+    for _ in 0..10 {
+        let page = s.ok(
+            "POST",
+            "/v1/collections/vec/scroll",
+            json!({"page_size": 4, "cursor": cursor, "filter": {"n": {"$lt": 12}}}),
+        );
+        for d in page["documents"].as_array().expect("page") {
+            ids.push(d["id"].as_str().expect("id").to_string());
+            assert!(d.get("vector").is_none(), "no vectors unless asked");
+        }
+        cursor = page["next_cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    let want: Vec<String> = (1..12).map(|i| format!("d{i}")).collect();
+    assert_eq!(ids, want, "insertion order, each once");
+    let r = s.call(
+        "POST",
+        "/v1/collections/vec/scroll",
+        Some(READ_KEY),
+        Some(json!({"cursor": "s1.zz"})),
+    );
+    assert_eq!(error_of(r), (StatusCode::BAD_REQUEST, "invalid_cursor".into()));
+    let r = s.call(
+        "POST",
+        "/v1/collections/vec/export",
+        Some(READ_KEY),
+        Some(json!({"filter": {"n": {"$gte": 10}}})),
+    );
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> = r
+        .text()
+        .expect("export")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        (lines[0]["akidb_export"].clone(), lines[0]["dimension"].clone()),
+        (json!(1), json!(3))
+    );
+    assert_eq!(lines.len(), 6, "a header, then d10..d14");
+    assert_eq!(lines[1]["vector"], json!([10.0, 0.0, 1.0]));
+    // Backup under the configured directory, named by the server; it opens as a database.
+    let b = s.ok("POST", "/v1/backup", json!(null));
+    let name = b["name"].as_str().expect("name");
+    assert!(name.starts_with("akidb-backup-") && !name.contains('/'), "{name}");
+    let copy = akidb::Database::open(s.data.parent().expect("dir").join("backups").join(name))
+        .expect("backup opens");
+    assert_eq!(copy.collection("vec").expect("vec").count().expect("count"), 14);
+    drop(copy);
+    let c = s.ok("POST", "/v1/compact", json!(null));
+    assert!(c["bytes_after"].as_u64().expect("after") <= c["bytes_before"].as_u64().expect("b"));
     let info = s.ok("GET", "/v1/collections/vec", json!(null));
-    assert_eq!((info["count"].clone(), info["config"]["metric"].clone()), (json!(14), json!("l2")));
+    assert_eq!((info["count"].clone(), info["metric"].clone()), (json!(14), json!("l2")));
+    assert_eq!(info["dimension"], 3);
     let list = s.ok("GET", "/v1/collections", json!(null));
     let names: Vec<&str> = list["collections"]
         .as_array()
@@ -342,11 +313,22 @@ fn a_full_model_queue_answers_429_with_retry_after() {
 
 #[test]
 fn sigterm_under_writes_keeps_every_acknowledged_write_and_exits_0() {
+    killed_under_writes("TERM");
+}
+
+#[test]
+fn sigkill_under_writes_keeps_every_acknowledged_write() {
+    killed_under_writes("KILL");
+}
+
+/// Four writers upsert batches until the server goes; `sig` 1.5 s in. Then every acknowledged
+/// document is in the database, read by the library itself, and the index agrees with storage.
+fn killed_under_writes(sig: &str) {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut s = start(tmp.path(), 64);
     s.ok("POST", "/v1/collections", json!({"name": "vec", "dimension": 4}));
     let acked = std::sync::Mutex::new(Vec::<String>::new());
-    let pid = s.child.id() as i32;
+    let pid = s.child.id();
     std::thread::scope(|scope| {
         for w in 0..4 {
             let (s, acked) = (&s, &acked);
@@ -357,7 +339,9 @@ fn sigterm_under_writes_keeps_every_acknowledged_write_and_exits_0() {
                         return;
                     }
                     let ids: Vec<String> = (0..20).map(|i| format!("w{w}-b{b}-{i}")).collect();
-                    let docs: Vec<Value> = ids.iter().enumerate()
+                    let docs: Vec<Value> = ids
+                        .iter()
+                        .enumerate()
                         .map(|(i, id)| {
                             json!({"id": id, "vector": [1.0, w as f32, b as f32, i as f32]})
                         })
@@ -378,35 +362,212 @@ fn sigterm_under_writes_keeps_every_acknowledged_write_and_exits_0() {
             });
         }
         std::thread::sleep(Duration::from_millis(1500));
-        assert_eq!(sigterm(pid), 0);
+        assert_eq!(signal(pid, sig), 0);
     });
     let status = wait_timeout(&mut s.child, Duration::from_secs(30)).expect("exited in time");
-    assert!(status.success(), "exit status {status:?}");
+    if sig == "TERM" {
+        assert!(status.success(), "exit status {status:?}");
+    }
     let acked = acked.into_inner().expect("lock");
     assert!(acked.len() >= 20, "some writes were acknowledged: {}", acked.len());
-    // Every acknowledged document is in the database, read by the library itself.
-    let db = akidb::Database::open(&s.data).expect("open after shutdown");
+    let db = akidb::Database::open(&s.data).expect("open after the server went");
     let c = db.collection("vec").expect("collection");
     let found = c.get(&acked).expect("get");
     let missing = found.iter().filter(|r| r.is_none()).count();
-    assert_eq!(missing, 0, "{missing} of {} acknowledged writes missing", acked.len());
+    assert_eq!(missing, 0, "{sig}: {missing} of {} acknowledged writes missing", acked.len());
     let stats = c.index_stats().expect("stats");
     assert_eq!(stats.live as u64, c.count().expect("count"));
 }
 
-fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
+#[test]
+fn the_openapi_document_lists_exactly_the_served_routes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s = start(tmp.path(), 4);
+    s.ok("POST", "/v1/collections", json!({"name": "vec", "dimension": 3}));
+    let doc: Value = s.call("GET", "/openapi.json", None, None).json().expect("openapi");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        for method in item.as_object().expect("item").keys() {
+            let method = method.to_uppercase();
+            if !["GET", "POST", "DELETE"].contains(&method.as_str()) {
+                continue;
+            }
+            operations += 1;
+            if method == "DELETE" {
+                continue; // served (checked in every_route_with_real_clients), not run here
+            }
+            // Every documented operation is routed: its answer is never the fallback's.
+            let url = path.replace("{name}", "vec");
+            let r = s.call(&method, &url, Some(WRITE_KEY), Some(json!({})));
+            let status = r.status();
+            let text = r.text().expect("body");
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(!text.contains("\"not_found\""), "{method} {path}: {status} {text}");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    None
+    // The routes that exist; the document is built from the same declarations as the router,
+    // and this count catches a route added beside them.
+    assert_eq!(operations, 16, "{paths:?}");
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
-/// SIGTERM to `pid` by the kill(1) command (the workspace denies unsafe code).
-fn sigterm(pid: i32) -> i32 {
-    let status = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill");
-    status.code().unwrap_or(-1)
+#[test]
+fn a_client_that_disconnects_mid_body_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s = start(tmp.path(), 4);
+    s.ok("POST", "/v1/collections", json!({"name": "vec", "dimension": 2}));
+    let docs: Vec<Value> =
+        (0..50).map(|i| json!({"id": format!("x{i}"), "vector": [1.0, i as f32]})).collect();
+    let body = json!({"documents": docs}).to_string();
+    let mut tcp = TcpStream::connect(&s.addr).expect("connect");
+    let head = format!(
+        "POST /v1/collections/vec/upsert HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer \
+         {WRITE_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        s.addr,
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).expect("head");
+    tcp.write_all(&body.as_bytes()[..body.len() / 2]).expect("half a body");
+    drop(tcp);
+    // The server is still serving, and nothing of the half-sent batch was written.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.ok("POST", "/v1/collections/vec/count", json!({}))["count"], 0);
+    assert_eq!(s.ok("POST", "/v1/collections/vec/upsert", json!({"documents": docs}))["count"], 50);
+}
+
+#[test]
+fn a_thousand_concurrent_connections_are_all_answered() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s = start(tmp.path(), 4);
+    s.ok("POST", "/v1/collections", json!({"name": "vec", "dimension": 2}));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let addr = s.addr.clone();
+    let statuses: Vec<String> = rt.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // All 1,000 connections are open before any sends its request.
+        let mut conns = Vec::with_capacity(1000);
+        for _ in 0..1000 {
+            conns.push(tokio::net::TcpStream::connect(&addr).await.expect("connect"));
+        }
+        let gate = Arc::new(tokio::sync::Barrier::new(1000));
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|mut tcp| {
+                let (gate, addr) = (gate.clone(), addr.clone());
+                tokio::spawn(async move {
+                    gate.wait().await;
+                    let req = format!(
+                        "POST /v1/collections/vec/count HTTP/1.1\r\nHost: {addr}\r\n\
+                         Authorization: Bearer {READ_KEY}\r\nContent-Type: application/json\r\n\
+                         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                    );
+                    tcp.write_all(req.as_bytes()).await.expect("send");
+                    let mut out = Vec::new();
+                    let read = tcp.read_to_end(&mut out);
+                    tokio::time::timeout(Duration::from_secs(60), read)
+                        .await
+                        .expect("answered within a minute")
+                        .expect("read");
+                    String::from_utf8_lossy(&out).lines().next().unwrap_or("").to_string()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("task"));
+        }
+        out
+    });
+    let ok = statuses.iter().filter(|l| l.starts_with("HTTP/1.1 200")).count();
+    assert_eq!(ok, 1000, "{:?}", statuses.iter().find(|l| !l.starts_with("HTTP/1.1 200")));
+}
+
+/// A self-signed certificate for 127.0.0.1 in `dir`: (cert path, key path, DER).
+fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    (cert, key, ck.cert.der().to_vec())
+}
+
+#[test]
+fn tls_serves_https_and_cors_answers_only_listed_origins() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (cert, key, der) = certificate(tmp.path());
+    let extra = format!(
+        "[tls]\ncert = {cert:?}\nkey = {key:?}\n\
+         [cors]\nallow_origins = [\"https://ui.robot.local\"]\n"
+    );
+    let s = start_with(tmp.path(), 4, &extra);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(der)).expect("root");
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let url = format!("https://{}", s.addr);
+    let r = https.get(format!("{url}/healthz")).send().expect("https");
+    assert_eq!(r.text().expect("body"), "ok");
+    let r = https
+        .post(format!("{url}/v1/collections"))
+        .bearer_auth(WRITE_KEY)
+        .json(&json!({"name": "vec", "dimension": 2}))
+        .send()
+        .expect("https create");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    assert!(s.client.get(format!("http://{}/healthz", s.addr)).send().is_err());
+    // CORS: the listed origin's preflight is allowed, another origin's is not.
+    let preflight = |origin: &str| {
+        https
+            .request(reqwest::Method::OPTIONS, format!("{url}/v1/collections/vec/count"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+            .expect("preflight")
+    };
+    let r = preflight("https://ui.robot.local");
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://ui.robot.local");
+    let r = preflight("https://evil.example");
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[test]
+fn without_cors_configured_no_origin_is_allowed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s = start(tmp.path(), 4);
+    let r = s
+        .client
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/collections", s.base))
+        .header("origin", "https://ui.robot.local")
+        .header("access-control-request-method", "GET")
+        .send()
+        .expect("preflight");
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = s
+        .client
+        .get(format!("{}/v1/collections", s.base))
+        .header("origin", "https://ui.robot.local")
+        .bearer_auth(READ_KEY)
+        .send()
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
 }
