@@ -31,9 +31,12 @@ trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q "listening on" "$OUT/server.out" && break; sleep 0.2; done
 ADDR=$(sed -n 's/^listening on //p' "$OUT/server.out")
 for r in $(seq 1 "$ROUNDS"); do
-  echo "== round $r: akidb-server"
+  echo "== round $r: akidb-server, vector queries (the peer's operation)"
   ./target/release/examples/load --url "http://$ADDR" --key "$KEY" --seconds "$SECS" \
     | tee "$OUT/akidb-$r.jsonl"
+  echo "== round $r: akidb-server, hybrid queries (closed loop at 8 and 32)"
+  ./target/release/examples/load --url "http://$ADDR" --key "$KEY" --seconds "$SECS" \
+    --mode hybrid --levels 8,32 | grep '"closed"' | tee "$OUT/akidb-hybrid-$r.jsonl"
   echo "== round $r: Chroma server"
   $PY scripts/peers/chroma_server_load.py "$OUT/corpus.txt" models/all-MiniLM-L6-v2 \
     --seconds "$SECS" | tee "$OUT/chroma-$r.jsonl"

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p akidb-server --example load -- --url http://127.0.0.1:PORT \
 //!     --key KEY [--model minilm] [--docs 10000] [--levels 1,8,32,64] [--seconds 10]
-//!     [--rate 50] [--max-requests 200000]
+//!     [--rate 50] [--max-requests 200000] [--mode vector|hybrid|keyword|auto]
 //! cargo run --release -p akidb-server --example load -- --write-corpus PATH [--docs N]
 //! ```
 //!
@@ -13,7 +13,8 @@
 //! batches of 256) unless it holds them, then runs, each for `--seconds` (and at most
 //! `--max-requests` requests):
 //! - closed loop at each concurrency of `--levels`: that many clients, each sending its next
-//!   `query` (k 10, hybrid, distinct texts) as soon as the last one answered;
+//!   `query` (k 10, distinct texts, mode `--mode`: `vector` by default, the operation the
+//!   peer's clients run; `auto` is hybrid on this collection) as soon as the last one answered;
 //! - open loop: queries arriving at `--rate` per second on a schedule, latency counted from the
 //!   scheduled time (a slow answer delays no later arrival: no coordinated omission);
 //! - mixed: 8 clients, 90% queries and 10% `add_texts` of one new line.
@@ -41,6 +42,7 @@ struct Args {
     rate: f64,
     max_requests: u64,
     write_corpus: Option<String>,
+    mode: String,
 }
 
 fn parse() -> Result<Args, String> {
@@ -54,6 +56,7 @@ fn parse() -> Result<Args, String> {
         rate: 50.0,
         max_requests: 200_000,
         write_corpus: None,
+        mode: "vector".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +71,7 @@ fn parse() -> Result<Args, String> {
             "--rate" => a.rate = v.parse().map_err(|_| format!("--rate: {v}"))?,
             "--max-requests" => a.max_requests = num(&v)?,
             "--write-corpus" => a.write_corpus = Some(v),
+            "--mode" => a.mode = v,
             "--levels" => {
                 a.levels = v
                     .split(',')
@@ -153,7 +157,8 @@ fn post(client: &Client, a: &Args, path: &str, body: &Value) -> Result<Value, St
 }
 
 fn query(client: &Client, a: &Args, q: &Queries) -> bool {
-    post(client, a, "/v1/collections/load/query", &json!({"text": q.next(), "k": 10})).is_ok()
+    let body = json!({"text": q.next(), "k": 10, "mode": a.mode});
+    post(client, a, "/v1/collections/load/query", &body).is_ok()
 }
 
 /// `clients` threads each sending `op` back to back until the deadline or the request cap.
@@ -270,6 +275,8 @@ fn fill(a: &Args) -> Result<(), String> {
 }
 
 fn main() {
+    // reqwest is built without a default crypto provider (the server uses rustls with ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let a = match parse() {
         Ok(a) => a,
         Err(e) => {

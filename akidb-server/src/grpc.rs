@@ -51,16 +51,18 @@ pub const METHODS: &[&str] = &[
     "Compact",
 ];
 
-/// The gRPC routes (service and reflection), ready to merge into the REST router.
+/// The gRPC routes (the service, and reflection in its v1 and v1alpha versions, which older
+/// clients such as grpcio's ask for), ready to merge into the REST router.
 pub fn routes(state: Arc<AppState>) -> axum::Router {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
-        .build_v1();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+    };
     let mut routes =
         tonic::service::Routes::new(proto::aki_db_server::AkiDbServer::new(Service { state }));
-    match reflection {
-        Ok(r) => routes = routes.add_service(r),
-        Err(e) => log::error!("gRPC reflection not served: {e}"),
+    match (reflection().build_v1(), reflection().build_v1alpha()) {
+        (Ok(v1), Ok(v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
+        (Err(e), _) | (_, Err(e)) => log::error!("gRPC reflection not served: {e}"),
     }
     routes.prepare().into_axum_router()
 }
