@@ -4,7 +4,7 @@
 # four from scripts/gpu/resplit.sh when the tree and a part exceed a call). Carried: .gpu/p4 (ORT core +
 # assemble.sh), .gpu/bin (stripped release binaries), .gpu/peer (the torch peer script).
 # Usage: bash scripts/gpu/device_run.sh STAGE...   with STAGE = check | small | large | profile | fp16
-#        | fused-small | fused-large | fused-profile | peer | fp8 | fp8-large
+#        | fused-small | fused-large | fused-profile | peer | fp8 | fp8-large | server
 set -uo pipefail
 stages=${*:-check}
 out=${OUT:-/tmp/out}; mkdir -p "$out"
@@ -84,6 +84,33 @@ case "$stage" in
     ;;
   peer)
     run python3 .gpu/peer/torch_qwen3_bench.py
+    ;;
+  server)
+    # akidb-server with a Qwen3-0.6B-shaped model (fused fp16 export, random weights) on CUDA,
+    # loaded by the load example on the same host over loopback (.gpu/bin/akidb-server and
+    # .gpu/bin/load: stripped release builds).
+    d=/tmp/fused-0.6b
+    [ -d $d ] || run python3 scripts/gpu/export_qwen3.py 0.6b $d --dtype fp16 --graph fused
+    rm -rf /tmp/srv-db; key=device-bench-key-0123456789
+    cat > /tmp/srv.toml <<TOML
+listen = "127.0.0.1:0"
+data_dir = "/tmp/srv-db"
+[models.qwen06]
+dir = "$d"
+provider = "cuda"
+queue = 256
+[[auth.keys]]
+key = "$key"
+scope = "write"
+TOML
+    .gpu/bin/akidb-server --config /tmp/srv.toml > /tmp/srv.out 2> "$out/server.err" &
+    srv=$!
+    for _ in $(seq 1 300); do grep -q "listening on" /tmp/srv.out && break; sleep 0.2; done
+    addr=$(sed -n 's/^listening on //p' /tmp/srv.out)
+    run .gpu/bin/load --url "http://$addr" --key $key --model qwen06 --seconds 10
+    run .gpu/bin/load --url "http://$addr" --key $key --model qwen06 --seconds 10 --mode hybrid \
+      --levels 8,32
+    kill -TERM $srv; wait $srv; log "server exit $?"
     ;;
   fp8|fp8-large)
     # FP8 E4M3 copies (scripts/gpu/quantize_fp8.py: GemmFloat8, per-channel weight scales,
