@@ -197,6 +197,7 @@ async fn observe(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -
         _ => response.status().as_u16(),
     };
     s.metrics.observe(&route, status, start.elapsed());
+    log::debug!("{id} {route} {status} {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }

@@ -1,7 +1,9 @@
 //! `akidb-server --config PATH`: serves the database the configuration names until SIGTERM or
 //! SIGINT (see the crate docs of `akidb_server` and `config.rs` for the file). Prints
 //! `listening on ADDR` on standard output once it accepts connections; exits 0 after a clean
-//! shutdown, 1 on an error (one line on standard error), 2 on bad arguments.
+//! shutdown, 1 on an error (one line on standard error), 2 on bad arguments. Logs go to standard
+//! error, `info` and above unless `RUST_LOG` says otherwise (`RUST_LOG=debug`: one line per
+//! request with its id, route, status and time).
 
 use std::path::PathBuf;
 
@@ -11,6 +13,7 @@ fn usage() -> ! {
 }
 
 fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut args = std::env::args().skip(1);
     let path = match (args.next().as_deref(), args.next(), args.next()) {
         (Some("--config"), Some(p), None) => PathBuf::from(p),

@@ -56,7 +56,13 @@ impl AppState {
         for (name, m) in &config.models {
             let fail = |e: akidb::EmbedError| format!("model {name} ({}): {e}", m.dir.display());
             let provider = OnnxEmbeddingProvider::new(m.onnx().map_err(fail)?).map_err(fail)?;
-            log::info!("model {name}: {}", provider.info().execution_provider);
+            let info = provider.info();
+            log::info!(
+                "model {name}: {} ({}-d) on {}",
+                info.name,
+                info.dimension,
+                info.execution_provider
+            );
             let identity = ModelIdentity::of(provider.info());
             let options = BatchOptions::default()
                 .with_max_batch_texts(m.batch_texts)
