@@ -108,7 +108,8 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-fn default_k() -> usize {
+/// `k` when a request gives none.
+pub(crate) fn default_k() -> usize {
     10
 }
 

@@ -161,13 +161,24 @@ fn write_out(w: api::WriteResult) -> proto::WriteResponse {
     proto::WriteResponse { count: w.count, truncated: w.truncated.unwrap_or(0) }
 }
 
-/// `k` of 0 means the default, 10.
+/// `k` of 0 (unset in proto3) means the REST default.
 fn k_in(k: u32) -> usize {
     if k == 0 {
-        10
+        api::default_k()
     } else {
         k as usize
     }
+}
+
+/// A value of a library enum from its serde name (`cosine`, `keyword`, ...), or a 400 that
+/// lists the names.
+fn by_name<T: serde::de::DeserializeOwned>(
+    name: &str,
+    what: &str,
+    names: &str,
+) -> Result<T, Status> {
+    serde_json::from_value(Value::String(name.into()))
+        .map_err(|_| st(ApiError::bad_request("bad_request", format!("{what} {name:?}: {names}"))))
 }
 
 fn opt_str(s: String) -> Option<String> {
@@ -195,18 +206,11 @@ impl proto::aki_db_server::AkiDb for Service {
         let r = r.into_inner();
         let metric = match r.metric.as_deref() {
             None | Some("") => None,
-            Some(m) => Some(serde_json::from_value(Value::String(m.into())).map_err(|_| {
-                st(ApiError::bad_request("bad_request", format!("metric {m:?}: cosine, dot or l2")))
-            })?),
+            Some(m) => Some(by_name(m, "metric", "cosine, dot or l2")?),
         };
         let mut indexes = Vec::with_capacity(r.indexes.len());
         for i in r.indexes {
-            let kind = serde_json::from_value(Value::String(i.kind.clone())).map_err(|_| {
-                st(ApiError::bad_request(
-                    "bad_request",
-                    format!("index kind {:?}: keyword, integer, float or timestamp", i.kind),
-                ))
-            })?;
+            let kind = by_name(&i.kind, "index kind", "keyword, integer, float or timestamp")?;
             indexes.push(api::IndexSpec { field: i.field, kind });
         }
         let req = api::CreateRequest {

@@ -159,17 +159,20 @@ fn route_label(req: &Request) -> String {
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string())
 }
 
-/// The scope a request needs, decided on its full path before routing (nested services see
-/// only the rest of it).
+/// What a request is, decided once on its full path and headers before routing (nested
+/// services see only the rest of the path): its protocol and the scope it needs.
 #[derive(Clone, Copy)]
-struct Needs(Scope);
+struct Kind {
+    grpc: bool,
+    needs: Scope,
+}
 
 /// Request id, time limit and metrics around every request.
 async fn observe(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let route = route_label(&req);
     let grpc = is_grpc(&req);
     let needs = if is_read(&req) { Scope::Read } else { Scope::Write };
-    req.extensions_mut().insert(Needs(needs));
+    req.extensions_mut().insert(Kind { grpc, needs });
     let id = req
         .headers()
         .get("x-request-id")
@@ -206,11 +209,13 @@ async fn observe(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -
 
 /// Reads need a key of any scope, everything else a `write` key.
 async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let needs = req.extensions().get::<Needs>().map_or(Scope::Write, |n| n.0);
+    // `observe` always runs first; without it, the strictest reading.
+    let kind = req.extensions().get::<Kind>().copied();
+    let kind = kind.unwrap_or(Kind { grpc: is_grpc(&req), needs: Scope::Write });
     let header = req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-    match s.check_key(header, needs) {
+    match s.check_key(header, kind.needs) {
         Ok(()) => next.run(req).await,
-        Err(e) => reject(is_grpc(&req), e),
+        Err(e) => reject(kind.grpc, e),
     }
 }
 

@@ -242,6 +242,20 @@ fn grpc_errors_are_statuses_with_the_rest_code() {
             failure(c.create_collection(create("../x", 3)).await),
             (Code::InvalidArgument, "invalid_collection_name".into())
         );
+        let bad_metric =
+            proto::CreateCollectionRequest { metric: Some("hamming".into()), ..create("m", 3) };
+        assert_eq!(
+            failure(c.create_collection(bad_metric).await),
+            (Code::InvalidArgument, "bad_request".into())
+        );
+        let bad_kind = proto::CreateCollectionRequest {
+            indexes: vec![proto::FieldIndex { field: "robot".into(), kind: "text".into() }],
+            ..create("i", 3)
+        };
+        assert_eq!(
+            failure(c.create_collection(bad_kind).await),
+            (Code::InvalidArgument, "bad_request".into())
+        );
         let doc = |v: Vec<f32>, meta: &str| proto::UpsertRequest {
             collection: "vec".into(),
             documents: vec![proto::Document {
