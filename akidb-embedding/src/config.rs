@@ -138,6 +138,10 @@ pub struct OnnxConfig {
     pub max_batch_tokens: Option<usize>,
     /// ONNX Runtime intra-op threads (`None`: available cores).
     pub intra_threads: Option<usize>,
+    /// Whether idle intra-op threads spin waiting for the next piece of work (ONNX Runtime's
+    /// `session.intra_op.allow_spinning`). Spinning shortens the hand-over between a run's
+    /// parallel steps but burns the cores between runs: [`SPINNING_DEFAULT`], see there.
+    pub intra_spinning: bool,
     /// The ONNX Runtime library to load (`None`: see [`crate::runtime`]).
     pub ort_library_path: Option<PathBuf>,
     /// Vocabulary size of the model's embedding table, when known (`config.json`), to reject a
@@ -152,6 +156,9 @@ pub struct OnnxConfig {
     /// `{prefix}_{timestamp}.json` when the provider is dropped. For diagnosis (it slows runs).
     pub profile_prefix: Option<PathBuf>,
 }
+
+/// Default of [`OnnxConfig::intra_spinning`].
+pub const SPINNING_DEFAULT: bool = true;
 
 impl OnnxConfig {
     /// A configuration with the documented defaults.
@@ -178,6 +185,7 @@ impl OnnxConfig {
             max_batch: 32,
             max_batch_tokens: None,
             intra_threads: None,
+            intra_spinning: SPINNING_DEFAULT,
             ort_library_path: None,
             model_vocab_size: None,
             fixed_single: None,
@@ -236,6 +244,11 @@ impl OnnxConfig {
     /// Sets ONNX Runtime intra-op threads.
     pub fn with_intra_threads(mut self, threads: usize) -> Self {
         self.intra_threads = Some(threads);
+        self
+    }
+    /// Sets whether idle intra-op threads spin (see [`OnnxConfig::intra_spinning`]).
+    pub fn with_intra_spinning(mut self, spin: bool) -> Self {
+        self.intra_spinning = spin;
         self
     }
     /// Sets the most texts per model run.

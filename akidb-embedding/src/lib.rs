@@ -52,5 +52,5 @@ pub mod runtime;
 pub use akidb_embed_api::{
     check_output, BoxError, EmbedError, Embedder, Embeddings, InputKind, ModelInfo, Pooling,
 };
-pub use config::{ExecutionProviderConfig, OnnxConfig, PaddingSide};
+pub use config::{ExecutionProviderConfig, OnnxConfig, PaddingSide, SPINNING_DEFAULT};
 pub use provider::{OnnxEmbeddingProvider, MAX_SEQUENCE};

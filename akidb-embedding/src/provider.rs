@@ -631,6 +631,8 @@ fn session_builder(
         .map_err(ort_err("optimization level"))?
         .with_intra_threads(threads)
         .map_err(ort_err("intra-op threads"))?
+        .with_intra_op_spinning(config.intra_spinning)
+        .map_err(ort_err("intra-op spinning"))?
         .with_inter_threads(1)
         .map_err(ort_err("inter-op threads"))
         .and_then(|b| match &config.profile_prefix {

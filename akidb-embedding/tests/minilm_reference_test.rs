@@ -3,7 +3,7 @@
 
 mod common;
 
-use akidb_embedding::{Embedder, InputKind, OnnxEmbeddingProvider};
+use akidb_embedding::{Embedder, InputKind, OnnxConfig, OnnxEmbeddingProvider};
 use common::*;
 
 #[test]
@@ -29,6 +29,21 @@ fn minilm_matches_sentence_transformers_at_every_batch_size() {
     let long = texts.iter().position(|t| t.len() > 1000).expect("long text");
     let got = p.embed(&[texts[long].as_str()], InputKind::Document).expect("embed");
     assert_eq!((got.truncated[0], got.token_counts[0]), (true, 256));
+}
+
+#[test]
+fn minilm_without_spinning_threads_matches_sentence_transformers() {
+    let r = json(root().join("tests/fixtures/minilm/reference.json"));
+    let texts = strings(&r["texts"]);
+    let want = vectors(&r["embeddings"]);
+    let config = OnnxConfig::from_dir(minilm_dir()).expect("config").with_intra_spinning(false);
+    assert!(!config.intra_spinning);
+    let p = OnnxEmbeddingProvider::new(config).expect("load");
+    assert!(!p.config().intra_spinning);
+    let batch: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let got = p.embed(&batch, InputKind::Document).expect("embed");
+    let worst = got.vectors.iter().zip(&want).map(|(v, w)| cosine(v, w)).fold(1.0f32, f32::min);
+    assert!(worst >= 0.999, "worst cosine {worst}");
 }
 
 #[test]

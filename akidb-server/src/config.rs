@@ -17,6 +17,7 @@
 //! engine_cache = "/var/cache/akidb/trt"  # TensorRT engine cache (tensorrt)
 //! fallback = false                    # run on CPU (with a warning) if the provider fails
 //! intra_threads = 2                   # ONNX Runtime threads per run (default: ORT's)
+//! spinning = false                    # idle ONNX Runtime threads spin for work (default: true)
 //! batch_texts = 256                   # concurrent requests merged into runs of this many texts
 //! batch_wait_ms = 0                   # how long a run waits for more requests
 //!
@@ -133,6 +134,9 @@ pub struct ModelConfig {
     /// ONNX Runtime intra-op threads.
     #[serde(default)]
     pub intra_threads: Option<usize>,
+    /// Whether idle ONNX Runtime threads spin waiting for work (default: the library's).
+    #[serde(default)]
+    pub spinning: Option<bool>,
     /// Most texts in one merged model run.
     #[serde(default = "default_batch_texts")]
     pub batch_texts: usize,
@@ -157,6 +161,9 @@ impl ModelConfig {
             .with_fallback(self.fallback);
         if let Some(t) = self.intra_threads {
             c = c.with_intra_threads(t);
+        }
+        if let Some(s) = self.spinning {
+            c = c.with_intra_spinning(s);
         }
         Ok(c)
     }

@@ -35,14 +35,15 @@ impl Drop for Server {
     }
 }
 
-/// Starts the server over `dir/db`, with the MiniLM model (queue `queue`), a read and a write
-/// key, and the lines of `extra` appended to the configuration.
+/// Starts the server over `dir/db`, with the MiniLM model (queue `queue`; idle ONNX Runtime
+/// threads do not spin: tests share the cores), a read and a write key, and the lines of
+/// `extra` appended to the configuration.
 pub fn start_with(dir: &Path, queue: usize, extra: &str) -> Server {
     let data = dir.join("db");
     let config = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\nmax_body_bytes = 1048576\n\
          shutdown_deadline_ms = 5000\nbackup_dir = {:?}\n{extra}\n\
-         [models.minilm]\ndir = {:?}\nqueue = {queue}\n\
+         [models.minilm]\ndir = {:?}\nqueue = {queue}\nspinning = false\n\
          [[auth.keys]]\nkey_env = \"TEST_WRITE_KEY\"\nscope = \"write\"\n\
          [[auth.keys]]\nkey = \"{READ_KEY}\"\nscope = \"read\"\n",
         dir.join("backups"),
