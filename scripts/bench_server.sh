@@ -16,9 +16,9 @@ cargo build -q --release -p akidb-server --bin akidb-server --example load
 KEY=bench-key-$(date +%s%N)
 cat > "$OUT/server.toml" <<TOML
 listen = "127.0.0.1:0"
-data_dir = "$OUT/db"
+data_dir = "$PWD/$OUT/db"
 [models.minilm]
-dir = "models/all-MiniLM-L6-v2"
+dir = "$PWD/models/all-MiniLM-L6-v2"
 queue = 256
 [[auth.keys]]
 key_env = "AKIDB_BENCH_KEY"

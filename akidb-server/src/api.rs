@@ -76,6 +76,7 @@ pub fn status_of(e: &akidb::Error) -> StatusCode {
         | E::ZeroVector { .. }
         | E::NoEmbedder { .. }
         | E::NoFullText { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        E::Storage(akidb::StorageError::BackupTarget { .. }) => StatusCode::BAD_REQUEST,
         E::Poisoned { .. } | E::FullText { .. } | E::Storage(_) | E::Embedding(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }

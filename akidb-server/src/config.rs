@@ -35,13 +35,14 @@
 //! scope = "write"                     # "read": GET and searches; "write": everything
 //! ```
 //!
+//! Relative paths in the file are taken from the file's own directory ([`Config::load`]).
 //! Every field is checked when the file is read ([`Config::from_toml`]): unknown keys, keys
 //! shorter than 16 bytes, an empty key set without `disabled`, `disabled` on a non-loopback
 //! address are refused with a message naming the field.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -225,9 +226,54 @@ fn default_batch_texts() -> usize {
 pub const MIN_KEY_BYTES: usize = 16;
 
 impl Config {
+    /// Reads the file at `path` ([`Config::from_toml`]); relative paths in it are taken from
+    /// the file's directory, not the working directory.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        Self::read(path, |text| Self::from_toml(text, env))
+    }
+
+    /// [`Config::load`] for local use of the database and its models (the `akidb` command
+    /// outside `serve`): every check but the API keys, which only a server needs.
+    pub fn load_local(path: &Path) -> Result<Self, String> {
+        Self::read(path, Self::parse)
+    }
+
+    fn read(path: &Path, parse: impl FnOnce(&str) -> Result<Self, String>) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let c = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Ok(c.relative_to(base))
+    }
+
+    /// Relative paths taken from `base`.
+    fn relative_to(mut self, base: &Path) -> Self {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        self.backup_dir.as_mut().map(fix);
+        for m in self.models.values_mut() {
+            fix(&mut m.dir);
+            m.engine_cache.as_mut().map(fix);
+        }
+        if let Some(t) = &mut self.tls {
+            fix(&mut t.cert);
+            fix(&mut t.key);
+        }
+        self
+    }
+
     /// Parses and checks a configuration; `env` looks up environment variables.
     pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let mut c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        Self::parse(text)?.with_keys(env)
+    }
+
+    /// Parses and checks everything but the API keys.
+    fn parse(text: &str) -> Result<Self, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
         if c.max_body_bytes == 0 || c.request_timeout_ms == 0 {
             return Err("max_body_bytes and request_timeout_ms must be above 0".into());
         }
@@ -254,6 +300,12 @@ impl Config {
                 return Err("backup_dir must lie outside data_dir".into());
             }
         }
+        Ok(c)
+    }
+
+    /// Reads the keys (`env` looks up environment variables) and checks them against `listen`.
+    fn with_keys(mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let c = &mut self;
         for (i, k) in c.auth.keys.iter_mut().enumerate() {
             let key = match (&k.key, &k.key_env) {
                 (Some(key), None) => key.clone(),
@@ -278,7 +330,7 @@ impl Config {
                 Err("no API keys: add [[auth.keys]], or set auth.disabled on a loopback address"
                     .into())
             }
-            _ => Ok(c),
+            _ => Ok(self),
         }
     }
 }
@@ -317,5 +369,27 @@ mod tests {
         }
         let ok = parse("listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ndisabled = true\n");
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_files_directory_and_local_use_needs_no_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("akidb.toml");
+        let text = "listen = \"0.0.0.0:1\"\ndata_dir = \"db\"\nbackup_dir = \"/abs/b\"\n\
+                    [models.m]\ndir = \"models/m\"\n";
+        std::fs::write(&path, text).expect("write");
+        // No keys: a server refuses it, local use does not.
+        let err = Config::load(&path, &|_| None).expect_err("no keys");
+        assert!(err.contains("akidb.toml") && err.contains("no API keys"), "{err}");
+        let c = Config::load_local(&path).expect("local");
+        assert_eq!(c.data_dir, dir.path().join("db"));
+        assert_eq!(c.backup_dir.as_deref(), Some(Path::new("/abs/b")));
+        assert_eq!(c.models["m"].dir, dir.path().join("models/m"));
+        // The other checks still apply locally.
+        std::fs::write(&path, "listen = \"0.0.0.0:1\"\ndata_dir = \"db\"\ntypo = 1\n")
+            .expect("write");
+        assert!(Config::load_local(&path).expect_err("typo").contains("unknown field"));
+        let missing = Config::load_local(&dir.path().join("nope.toml")).expect_err("missing");
+        assert!(missing.contains("nope.toml"), "{missing}");
     }
 }

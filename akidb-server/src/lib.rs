@@ -245,6 +245,42 @@ async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// What a server process does (`akidb-server` and `akidb serve`): raises its open-file limit
+/// to the hard limit (each connection is a descriptor), serves `config` on a multi-threaded
+/// runtime until SIGTERM or SIGINT, printing `listening on ADDR` on standard output once it
+/// accepts connections, and returns after the shutdown (see [`serve`]).
+pub fn run_until_signal(config: Config) -> Result<(), String> {
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        log::warn!("could not raise the open-file limit: {e}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(serve(config, shutdown_signal(), |addr| {
+        use std::io::Write;
+        println!("listening on {addr}");
+        let _ = std::io::stdout().flush();
+    }))
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // No signal handlers: never shut down on a signal (the default action applies).
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Serves `config` until `shutdown` completes, then lets in-flight requests finish within the
 /// configured deadline and closes the database (saving index generations). Calls `bound` with
 /// the address actually bound (port 0 picks one) once it accepts connections.
