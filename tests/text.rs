@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use akidb::embedding::{EmbedError, Embeddings, InputKind, ModelInfo};
 use akidb::{
-    CollectionConfig, Database, Document, Embedder, Error, Filter, IngestOptions, OnnxConfig,
-    OnnxEmbeddingProvider, TextDocument,
+    BatchOptions, BatchingEmbedder, CollectionConfig, Database, Document, Embedder, Error, Filter,
+    IngestOptions, OnnxConfig, OnnxEmbeddingProvider, TextDocument,
 };
 use serde_json::json;
 
@@ -217,6 +217,34 @@ fn collections_without_a_model_digest_adopt_one() {
         schema["config"]["model"]["digest"].as_str(),
         Some(load(&original).info().digest.as_str())
     );
+}
+
+#[test]
+fn the_database_does_not_keep_a_model_alive() {
+    let (_dir, db) = db();
+    let model = minilm();
+    let a = db.text_collection("a", model.clone()).expect("bind");
+    let b = db.text_collection("b", model.clone()).expect("bind");
+    a.add_texts(&[TextDocument::new("1", "battery overheating")]).expect("add");
+    // Both bindings share one micro-batching worker, which holds the model.
+    assert!(Arc::strong_count(&model) > 1);
+    drop((a, b));
+    // No handle left: worker and model are released (a registry may unload the model).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Arc::strong_count(&model) > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(Arc::strong_count(&model), 1, "only the caller holds the model");
+    // Bound again: a new worker, the same answers.
+    let a = db.text_collection("a", model.clone()).expect("rebind");
+    assert_eq!(a.query_text("battery", 1, None).expect("query")[0].id, "1");
+    drop(a);
+    // A model that merges calls itself is bound as it is: no second worker in front of it.
+    let batching: Arc<dyn Embedder> =
+        Arc::new(BatchingEmbedder::new(model.clone(), BatchOptions::default()));
+    let a = db.text_collection("a", batching.clone()).expect("bind");
+    assert_eq!(Arc::strong_count(&batching), 2, "held by the collection alone");
+    assert_eq!(a.query_text("battery", 1, None).expect("query")[0].id, "1");
 }
 
 #[test]

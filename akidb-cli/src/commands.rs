@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use akidb::embedding::identity::model_digest;
 use akidb::{CollectionConfig, Embedder, FieldIndex, Filter, InputKind, QueryOptions, Retention};
 use serde_json::{json, Value};
 
@@ -25,7 +24,8 @@ pub fn init(path: &Path, out: Out, data_dir: &Path, models: &[(String, PathBuf)]
     let mut text = String::from(
         "# AkiDB configuration, written by `akidb init`. Relative paths are taken from this\n\
          # file's directory. `akidb serve` listens on `listen`; keys are off, which is allowed\n\
-         # on a loopback address only: add [[auth.keys]] (and remove [auth]) to listen elsewhere.\n",
+         # on a loopback address only: add [[auth.keys]] (and remove [auth]) to listen\n\
+         # elsewhere.\n",
     );
     text.push_str("listen = \"127.0.0.1:8080\"\n");
     text.push_str(&format!("data_dir = {}\n", toml_str(&data_dir.to_string_lossy())));
@@ -394,9 +394,9 @@ pub fn models_list(ctx: &mut Ctx, out: Out) -> CliResult {
     let collections = ctx.db()?.list_collections()?;
     let mut rows = Vec::new();
     let mut docs = Vec::new();
-    for (name, m) in &ctx.config.models {
+    for (name, m) in &ctx.models {
         let onnx = m.onnx();
-        let digest = onnx.as_ref().ok().and_then(|o| model_digest(o).ok());
+        let digest = ctx.registry.digest(name);
         let users: Vec<&str> = collections
             .iter()
             .filter(|(_, c)| {
@@ -435,7 +435,7 @@ pub fn models_list(ctx: &mut Ctx, out: Out) -> CliResult {
 pub fn models_check(ctx: &mut Ctx, out: Out, only: Option<&str>) -> CliResult {
     let names: Vec<String> = match only {
         Some(n) => vec![ctx.model_config(n).map(|_| n.to_string())?],
-        None => ctx.config.models.keys().cloned().collect(),
+        None => ctx.models.keys().cloned().collect(),
     };
     if names.is_empty() {
         return Err(CliError::not_found(format!(

@@ -1,12 +1,16 @@
 //! The configuration file, the database it names and its models, opened as a command needs
-//! them. Models are found by content: a text collection records its model's digest, and the
-//! configured model whose files give that digest is the one loaded (only it, on first use).
+//! them. The models (`[models.NAME]` sections and the folders of `models_dir`) sit in a
+//! [`ModelRegistry`]: found by content (a text collection records its model's digest, and the
+//! model whose files give that digest is the one), loaded only when a command embeds.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use akidb::embedding::identity::model_digest;
-use akidb::{Collection, CollectionConfig, Database, Embedder, OnnxEmbeddingProvider};
+use std::collections::BTreeMap;
+
+use akidb::{
+    Collection, CollectionConfig, Database, Embedder, ModelRegistry, OnnxEmbeddingProvider,
+};
 use akidb_server::config::ModelConfig;
 use akidb_server::Config;
 
@@ -18,6 +22,12 @@ pub struct Ctx {
     pub path: PathBuf,
     /// Its contents (relative paths resolved).
     pub config: Config,
+    /// Every model, by name.
+    pub models: BTreeMap<String, ModelConfig>,
+    /// The models whose folders read (the others are in `broken`).
+    pub registry: ModelRegistry,
+    /// Models whose folders do not read, with why.
+    pub broken: BTreeMap<String, String>,
     db: Option<Database>,
 }
 
@@ -34,7 +44,15 @@ impl Ctx {
         let path = std::path::absolute(path)
             .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
         let config = Config::load_local(&path).map_err(CliError::bad)?;
-        Ok(Self { path, config, db: None })
+        let models = config.all_models().map_err(CliError::failed)?;
+        let registry = ModelRegistry::new(config.model_memory_mb.map(|mb| mb << 20));
+        let mut broken = BTreeMap::new();
+        for (name, m) in &models {
+            if let Err(e) = m.onnx().and_then(|onnx| registry.register(name, onnx)) {
+                broken.insert(name.clone(), format!("model {name} ({}): {e}", m.dir.display()));
+            }
+        }
+        Ok(Self { path, config, models, registry, broken, db: None })
     }
 
     /// The database (opened once; it must exist: `akidb init` makes it).
@@ -56,8 +74,8 @@ impl Ctx {
 
     /// The configured model `name`.
     pub fn model_config(&self, name: &str) -> CliResult<&ModelConfig> {
-        self.config.models.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.config.models.keys().map(String::as_str).collect();
+        self.models.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
             CliError::not_found(format!(
                 "no model {name:?} in {} (configured: {})",
                 self.path.display(),
@@ -66,26 +84,26 @@ impl Ctx {
         })
     }
 
-    /// Loads the configured model `name`.
+    /// Model `name`, loaded.
     pub fn load_model(&self, name: &str) -> CliResult<Arc<OnnxEmbeddingProvider>> {
         let m = self.model_config(name)?;
-        let fail = |e: akidb::EmbedError| {
-            CliError::failed(format!("model {name} ({}): {e}", m.dir.display()))
-        };
-        let provider = OnnxEmbeddingProvider::new(m.onnx().map_err(fail)?).map_err(fail)?;
-        Ok(Arc::new(provider))
+        if let Some(why) = self.broken.get(name) {
+            return Err(CliError::bad(why.clone()));
+        }
+        match self.registry.get(name) {
+            Some(Ok(p)) => Ok(p),
+            Some(Err(e)) => {
+                Err(CliError::failed(format!("model {name} ({}): {e}", m.dir.display())))
+            }
+            None => Err(CliError::not_found(format!("no model {name:?}"))),
+        }
     }
 
-    /// The name of the configured model whose content is the collection's, if any (no model
-    /// is loaded: digests are cached beside each model's files).
+    /// The name of the model whose content is the collection's, if any (no model is loaded:
+    /// digests are cached beside each model's files).
     pub fn model_of(&self, config: &CollectionConfig) -> Option<String> {
         let bound = config.model.as_ref()?;
-        let digest = bound.digest.as_ref()?;
-        self.config.models.iter().find_map(|(name, m)| {
-            let onnx = m.onnx().ok()?;
-            (model_digest(&onnx).ok()? == *digest && onnx.dimension == bound.dimension)
-                .then(|| name.clone())
-        })
+        self.registry.find_by_digest(bound.digest.as_ref()?, bound.dimension)
     }
 
     /// The collection `name`, bound to its model when it has one (loaded now).

@@ -41,23 +41,24 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// One input: a file or standard input (`-`).
+/// One input: a file (`true`: found under a directory) or standard input (`-`).
 enum Input {
-    File(PathBuf),
+    File(PathBuf, bool),
     Stdin,
 }
 
 impl Input {
     fn name(&self) -> String {
         match self {
-            Input::File(p) => p.display().to_string(),
+            Input::File(p, _) => p.display().to_string(),
             Input::Stdin => "stdin".into(),
         }
     }
 }
 
 /// The inputs `paths` name: files, `-`, and the regular files under directories (sorted,
-/// hidden ones skipped).
+/// hidden ones skipped; binary ones, such as compressed rotated logs, skipped with a note when
+/// reading starts, where a binary file named on its own is an error).
 fn inputs(paths: &[PathBuf]) -> CliResult<Vec<Input>> {
     let mut out = Vec::new();
     for p in paths {
@@ -70,10 +71,10 @@ fn inputs(paths: &[PathBuf]) -> CliResult<Vec<Input>> {
                 return Err(CliError::bad(format!("{} holds no files", p.display())));
             }
             for f in files {
-                out.push(Input::File(canonical(&f)?));
+                out.push(Input::File(canonical(&f)?, true));
             }
         } else if p.is_file() {
-            out.push(Input::File(canonical(p)?));
+            out.push(Input::File(canonical(p)?, false));
         } else {
             return Err(CliError::not_found(format!("no file {}", p.display())));
         }
@@ -138,7 +139,16 @@ pub fn run(ctx: &mut Ctx, out: Out, a: IngestArgs) -> CliResult {
     let (mut written, mut truncated, mut batches) = (0u64, 0u64, 0u64);
     let mut cancelled = false;
     for input in &inputs {
-        let r = ingest_one(&c, input, &a)?;
+        let r = match ingest_one(&c, input, &a) {
+            Err(Skip::NotText(e)) if matches!(input, Input::File(_, true)) => {
+                eprintln!("  skipped {e}");
+                files.push(json!({"path": input.name(), "skipped": e.to_string()}));
+                continue;
+            }
+            Err(Skip::NotText(e)) => return Err(log_error(e)),
+            Err(Skip::Failed(e)) => return Err(e),
+            Ok(r) => r,
+        };
         written += r.written;
         truncated += r.truncated;
         batches += r.batches;
@@ -167,8 +177,9 @@ pub fn run(ctx: &mut Ctx, out: Out, a: IngestArgs) -> CliResult {
             "batches": batches, "truncated": truncated, "seconds": secs, "cancelled": cancelled,
         }));
     } else {
+        let s = if written == 1 { "" } else { "s" };
         line(&format!(
-            "{written} records into {:?} in {secs:.1} s ({:.0}/s, {truncated} cut to the model's \
+            "{written} record{s} into {:?} in {secs:.1} s ({:.0}/s, {truncated} cut to the model's \
              input length){}",
             a.collection,
             written as f64 / secs.max(1e-9),
@@ -195,10 +206,30 @@ struct OneReport {
     error: Option<CliError>,
 }
 
-fn ingest_one(c: &akidb::Collection, input: &Input, a: &IngestArgs) -> CliResult<OneReport> {
+/// Why an input gave nothing.
+enum Skip {
+    /// It is not a text log (detected before anything was written).
+    NotText(LogError),
+    /// Anything else.
+    Failed(CliError),
+}
+
+impl From<CliError> for Skip {
+    fn from(e: CliError) -> Self {
+        Skip::Failed(e)
+    }
+}
+
+impl From<akidb::Error> for Skip {
+    fn from(e: akidb::Error) -> Self {
+        Skip::Failed(e.into())
+    }
+}
+
+fn ingest_one(c: &akidb::Collection, input: &Input, a: &IngestArgs) -> Result<OneReport, Skip> {
     let read = Arc::new(AtomicU64::new(0));
     let (source, total): (Box<dyn BufRead + Send>, Option<u64>) = match input {
-        Input::File(p) => {
+        Input::File(p, _) => {
             let f = File::open(p)
                 .map_err(|e| CliError::failed(format!("opening {}: {e}", p.display())))?;
             let len = f.metadata().ok().map(|m| m.len());
@@ -215,7 +246,10 @@ fn ingest_one(c: &akidb::Collection, input: &Input, a: &IngestArgs) -> CliResult
         options = options.with_format(f);
     }
     let name = input.name();
-    let mut reader = LogReader::new(source, name.clone(), options).map_err(log_error)?;
+    let mut reader = LogReader::new(source, name.clone(), options).map_err(|e| match e {
+        e @ LogError::NotText { .. } => Skip::NotText(e),
+        e => Skip::Failed(log_error(e)),
+    })?;
     let format = reader.format();
     let failed: Mutex<Option<LogError>> = Mutex::new(None);
     let docs = reader.by_ref().map_while(|r| match r {

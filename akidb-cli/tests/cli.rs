@@ -64,7 +64,8 @@ fn fleet_log(dir: &Path) -> PathBuf {
     }
     text +=
         "2026-03-01T21:40:00Z amr-05 ERROR /nav2: NAV_E042 path blocked by a pallet, replanning\n";
-    text += "2026-03-01T21:41:00Z amr-03 ERROR /battery_monitor: Battery pack overheating at 71 C, charging stopped\n";
+    text += "2026-03-01T21:41:00Z amr-03 ERROR /battery_monitor: Battery pack overheating \
+             at 71 C, charging stopped\n";
     text += "2026-03-01T21:42:00Z amr-02 WARN /safety: Emergency stop pressed by an operator\n";
     text += "2026-03-01T21:43:00Z amr-02 INFO /safety: Emergency stop released\n";
     let path = dir.join("fleet.log");
@@ -185,6 +186,17 @@ fn bad_input_is_one_line_and_an_exit_code() {
     std::fs::write(dir.join("blob.bin"), [0u8, 159, 146, 150, 0, 0, 1, 2, 3].repeat(200))
         .expect("write");
     fails(dir, &["ingest", "-c", "logs", "blob.bin"], 2, "not a text log");
+    // In a directory, a binary file (a compressed rotated log) is skipped with a note.
+    let rotated = dir.join("rotated");
+    std::fs::create_dir(&rotated).expect("mkdir");
+    std::fs::rename(dir.join("blob.bin"), rotated.join("syslog.2.gz")).expect("move");
+    std::fs::write(rotated.join("syslog.1"), "Mar  1 21:20:00 amr-05 nav2[42]: goal reached\n")
+        .expect("write");
+    let out = akidb(dir, &["ingest", "-c", "logs", "rotated"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("skipped") && stderr.contains("syslog.2.gz"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("1 record into"), "{stderr}");
     fails(dir, &["retention", "set", "logs"], 2, "--max-age");
     fails(dir, &["retention", "set", "logs", "--max-age", "7y"], 2, "unit");
     fails(dir, &["import", "-c", "logs", "nothing.jsonl"], 3, "nothing.jsonl");

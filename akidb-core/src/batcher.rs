@@ -123,6 +123,10 @@ impl Embedder for BatchingEmbedder {
         &self.info
     }
 
+    fn merges_calls(&self) -> bool {
+        true
+    }
+
     fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
         if texts.is_empty() {
             return Ok(Embeddings::default());

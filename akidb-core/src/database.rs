@@ -122,8 +122,11 @@ pub struct Database {
     pub(crate) inner: Arc<DbInner>,
 }
 
-/// A model handed to [`Database::text_collection`] and its micro-batching worker.
-pub(crate) type Batcher = (Arc<dyn akidb_embed_api::Embedder>, Arc<crate::BatchingEmbedder>);
+/// A model handed to [`Database::text_collection`] and its micro-batching worker, both weak:
+/// the collections bound to the model keep the worker (and it the model) alive, the database
+/// does not (a model registry can unload a model no collection handle uses).
+pub(crate) type Batcher =
+    (std::sync::Weak<dyn akidb_embed_api::Embedder>, std::sync::Weak<crate::BatchingEmbedder>);
 
 pub(crate) struct DbInner {
     path: PathBuf,
@@ -135,7 +138,8 @@ pub(crate) struct DbInner {
     pub(crate) maintenance: Maintenance,
     /// One lock per collection being loaded (see [`Database::collection`]).
     loading: std::sync::Mutex<HashMap<String, Arc<std::sync::Mutex<()>>>>,
-    /// One micro-batching worker per embedding model handed in (keyed by the `Arc`'s address).
+    /// One micro-batching worker per embedding model handed in and still in use (keyed by the
+    /// `Arc`'s address).
     pub(crate) batchers: std::sync::Mutex<Vec<Batcher>>,
 }
 

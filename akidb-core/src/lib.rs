@@ -54,7 +54,9 @@ pub use akidb_embed_api::{EmbedError, Embedder, InputKind, ModelInfo};
 #[cfg(feature = "onnx")]
 pub use akidb_embedding as embedding;
 #[cfg(feature = "onnx")]
-pub use akidb_embedding::{ExecutionProviderConfig, OnnxConfig, OnnxEmbeddingProvider};
+pub use akidb_embedding::{
+    ExecutionProviderConfig, ModelRegistry, ModelStatus, OnnxConfig, OnnxEmbeddingProvider,
+};
 /// The full-text layer: the tokenizer (what a term is) and the BM25 index.
 pub use akidb_fulltext as fulltext;
 /// The index layer: HNSW and exact indexes (usable on their own, as `examples/ann_bench.rs` does).

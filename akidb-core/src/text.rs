@@ -26,7 +26,10 @@ impl Database {
     ///
     /// Errors with [`Error::ModelMismatch`] when the collection was built with another model
     /// (or holds bare vectors). Concurrent text calls through the same `model` `Arc` share model
-    /// runs (see [`BatchingEmbedder`]).
+    /// runs (see [`BatchingEmbedder`]); a model that merges calls itself
+    /// ([`Embedder::merges_calls`], a `BatchingEmbedder`) is bound as it is. The database keeps
+    /// no reference to `model`: once no collection handle bound to it is left, it is the
+    /// caller's again alone (a model registry can unload it).
     pub fn text_collection(&self, name: &str, model: Arc<dyn Embedder>) -> Result<Collection> {
         let given = ModelIdentity::of(model.info());
         let collection = match self.collection(name) {
@@ -52,18 +55,25 @@ impl Database {
         if stored.is_some_and(|s| s.digest.is_none()) {
             collection.adopt_model_digest(&given)?;
         }
-        let batcher = self.batcher(model);
-        Ok(Collection { embedder: Some(batcher), ..collection })
+        let embedder = if model.merges_calls() { model } else { self.batcher(model) };
+        Ok(Collection { embedder: Some(embedder), ..collection })
     }
 
+    /// The micro-batching worker of `model`: the one its bound collections share while any is
+    /// held, else a new one.
     fn batcher(&self, model: Arc<dyn Embedder>) -> Arc<dyn Embedder> {
         let mut list =
             self.inner.batchers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, b)) = list.iter().find(|(m, _)| Arc::ptr_eq(m, &model)) {
-            return b.clone();
+        list.retain(|(m, b)| m.strong_count() > 0 && b.strong_count() > 0);
+        let found = list.iter().find_map(|(m, b)| {
+            let same = m.upgrade().is_some_and(|m| Arc::ptr_eq(&m, &model));
+            same.then(|| b.upgrade()).flatten()
+        });
+        if let Some(b) = found {
+            return b;
         }
         let b = Arc::new(BatchingEmbedder::new(model.clone(), BatchOptions::default()));
-        list.push((model, b.clone()));
+        list.push((Arc::downgrade(&model), Arc::downgrade(&b)));
         b
     }
 }

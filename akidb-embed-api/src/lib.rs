@@ -353,4 +353,10 @@ pub trait Embedder: Send + Sync {
     fn info(&self) -> &ModelInfo;
     /// Embeds texts (any number: they are batched internally).
     fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError>;
+    /// Whether it already merges concurrent calls into shared model runs (AkiDB's
+    /// `BatchingEmbedder`): a database binds such a model as it is, instead of putting another
+    /// merging layer in front of it.
+    fn merges_calls(&self) -> bool {
+        false
+    }
 }

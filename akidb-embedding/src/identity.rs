@@ -80,7 +80,7 @@ fn sha256_file(path: &Path) -> Result<String, EmbedError> {
 
 /// The ONNX graph's external weight files: beside it, named after it (`model.onnx_data`,
 /// `model.onnx.data`, ...), in name order.
-fn external_data(model: &Path) -> Vec<PathBuf> {
+pub(crate) fn external_data(model: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (model.parent(), model.file_name().and_then(|n| n.to_str()))
     else {
         return Vec::new();

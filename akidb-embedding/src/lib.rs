@@ -47,6 +47,7 @@ mod error;
 mod fixed;
 pub mod identity;
 mod provider;
+pub mod registry;
 pub mod runtime;
 
 pub use akidb_embed_api::{
@@ -54,3 +55,4 @@ pub use akidb_embed_api::{
 };
 pub use config::{ExecutionProviderConfig, OnnxConfig, PaddingSide, SPINNING_DEFAULT};
 pub use provider::{OnnxEmbeddingProvider, MAX_SEQUENCE};
+pub use registry::{ModelRegistry, ModelStatus};

@@ -8,6 +8,9 @@
 //! max_body_bytes = 16777216           # largest request body (413 above)
 //! request_timeout_ms = 30000          # a request still running after this: 503
 //! shutdown_deadline_ms = 10000        # after SIGTERM/SIGINT, in-flight requests get this long
+//! models_dir = "/var/lib/akidb/models"  # every folder with model.onnx is a model (folder name)
+//! model_memory_mb = 4096              # weights kept loaded at most; models load on first use
+//!                                     # and idle ones are unloaded, least recently used first
 //!
 //! [models.minilm]                     # text collections name a model by this key
 //! dir = "models/all-MiniLM-L6-v2"     # a sentence-transformers folder with model.onnx
@@ -20,6 +23,9 @@
 //! spinning = false                    # idle ONNX Runtime threads spin for work (default: true)
 //! batch_texts = 256                   # concurrent requests merged into runs of this many texts
 //! batch_wait_ms = 0                   # how long a run waits for more requests
+//! max_length = 256                    # tokens per text at most (default: the folder's)
+//! dimension = 256                     # Matryoshka truncation below the model's dimension
+//! fixed_single = 64                   # single texts up to this many tokens: fixed-shape session
 //!
 //! [tls]                               # HTTPS and gRPC over TLS (off when absent)
 //! cert = "/etc/akidb/server.crt"      # PEM certificate chain
@@ -69,6 +75,14 @@ pub struct Config {
     /// Embedding models by name.
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
+    /// A directory whose model folders (each with `model.onnx`) are models too, named by the
+    /// folder, with the defaults of a `[models.NAME]` section (one there takes precedence).
+    #[serde(default)]
+    pub models_dir: Option<PathBuf>,
+    /// Megabytes of model weights kept loaded at most: models load on first use and the least
+    /// recently used idle ones are unloaded above this (`None`: no limit).
+    #[serde(default)]
+    pub model_memory_mb: Option<u64>,
     /// API keys.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -144,6 +158,37 @@ pub struct ModelConfig {
     /// How long a run waits for more requests, in milliseconds.
     #[serde(default)]
     pub batch_wait_ms: u64,
+    /// Most tokens per text (default: the folder's `max_seq_length`).
+    #[serde(default)]
+    pub max_length: Option<usize>,
+    /// Output dimension below the model's (Matryoshka truncation).
+    #[serde(default)]
+    pub dimension: Option<usize>,
+    /// Single texts of up to this many tokens run in a fixed-shape session (a CUDA graph on
+    /// CUDA; a second copy of the weights).
+    #[serde(default)]
+    pub fixed_single: Option<usize>,
+}
+
+impl ModelConfig {
+    /// The defaults for the model folder `dir`.
+    pub fn at(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            queue: default_queue(),
+            provider: Provider::default(),
+            device: 0,
+            engine_cache: None,
+            fallback: false,
+            intra_threads: None,
+            spinning: None,
+            batch_texts: default_batch_texts(),
+            batch_wait_ms: 0,
+            max_length: None,
+            dimension: None,
+            fixed_single: None,
+        }
+    }
 }
 
 impl ModelConfig {
@@ -165,6 +210,15 @@ impl ModelConfig {
         }
         if let Some(s) = self.spinning {
             c = c.with_intra_spinning(s);
+        }
+        if let Some(n) = self.max_length {
+            c = c.with_max_length(n);
+        }
+        if let Some(d) = self.dimension {
+            c = c.with_dimension(d);
+        }
+        if let Some(n) = self.fixed_single {
+            c = c.with_fixed_single(n);
         }
         Ok(c)
     }
@@ -246,6 +300,24 @@ impl Config {
         Ok(c.relative_to(base))
     }
 
+    /// Every model: the `[models]` sections, then the folders of `models_dir` not named there.
+    pub fn all_models(&self) -> Result<BTreeMap<String, ModelConfig>, String> {
+        let mut all = self.models.clone();
+        if let Some(dir) = &self.models_dir {
+            let entries =
+                std::fs::read_dir(dir).map_err(|e| format!("models_dir {}: {e}", dir.display()))?;
+            for e in entries.flatten() {
+                let path = e.path();
+                if let (true, Some(name)) =
+                    (path.join("model.onnx").is_file(), e.file_name().to_str())
+                {
+                    all.entry(name.to_string()).or_insert_with(|| ModelConfig::at(path.clone()));
+                }
+            }
+        }
+        Ok(all)
+    }
+
     /// Relative paths taken from `base`.
     fn relative_to(mut self, base: &Path) -> Self {
         let fix = |p: &mut PathBuf| {
@@ -255,6 +327,7 @@ impl Config {
         };
         fix(&mut self.data_dir);
         self.backup_dir.as_mut().map(fix);
+        self.models_dir.as_mut().map(fix);
         for m in self.models.values_mut() {
             fix(&mut m.dir);
             m.engine_cache.as_mut().map(fix);

@@ -232,7 +232,13 @@ fn is_read(req: &Request) -> bool {
 
 async fn readyz(State(s): State<Arc<AppState>>) -> Response {
     if s.ready.load(Ordering::Relaxed) {
-        Json(json!({"ready": true, "models": s.models.keys().collect::<Vec<_>>()})).into_response()
+        let models: Vec<_> = s
+            .registry
+            .status()
+            .into_iter()
+            .map(|m| json!({"name": m.name, "loaded": m.loaded, "weights_bytes": m.bytes}))
+            .collect();
+        Json(json!({"ready": true, "models": models})).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false}))).into_response()
     }

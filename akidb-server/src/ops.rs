@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use akidb::{
     BatchOptions, BatchingEmbedder, Collection, CollectionConfig, Database, Document, Embedder,
-    Filter, Fusion, ModelIdentity, OnnxEmbeddingProvider, QueryMode, QueryOptions, ScrollCursor,
-    ScrollOptions, SearchParams, TextDocument,
+    Filter, Fusion, ModelIdentity, ModelRegistry, OnnxEmbeddingProvider, QueryMode, QueryOptions,
+    ScrollCursor, ScrollOptions, SearchParams, TextDocument,
 };
 use axum::http::StatusCode;
 use serde_json::Value;
@@ -25,10 +25,8 @@ use crate::metrics::Metrics;
 /// Result of an operation.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// A loaded model: the (micro-batching) embedder, its identity, its queue.
+/// A configured model's queue (the model itself is in the registry, loaded on first use).
 pub(crate) struct Model {
-    pub(crate) embedder: Arc<dyn Embedder>,
-    pub(crate) identity: ModelIdentity,
     pub(crate) queue: Arc<Semaphore>,
     pub(crate) capacity: usize,
 }
@@ -36,6 +34,10 @@ pub(crate) struct Model {
 /// What every request shares: the database, the models, the keys, the metrics.
 pub struct AppState {
     pub(crate) db: Database,
+    /// The models by name, each a micro-batching embedder once loaded (see
+    /// `akidb::embedding::registry`: loaded on first use, idle ones unloaded under
+    /// `model_memory_mb`).
+    pub(crate) registry: Arc<ModelRegistry<BatchingEmbedder>>,
     pub(crate) models: BTreeMap<String, Model>,
     keys: Vec<(Vec<u8>, Scope)>,
     pub(crate) auth_disabled: bool,
@@ -48,14 +50,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Opens the database and loads every model of `config`.
+    /// Opens the database and registers every model of `config` (each folder's settings are
+    /// read and checked now; the weights load on first use).
     pub fn open(config: &Config) -> Result<Arc<Self>, String> {
         let db = Database::open(&config.data_dir)
             .map_err(|e| format!("opening {}: {e}", config.data_dir.display()))?;
-        let mut models = BTreeMap::new();
-        for (name, m) in &config.models {
-            let fail = |e: akidb::EmbedError| format!("model {name} ({}): {e}", m.dir.display());
-            let provider = OnnxEmbeddingProvider::new(m.onnx().map_err(fail)?).map_err(fail)?;
+        let all = config.all_models()?;
+        let batching: BTreeMap<String, BatchOptions> = all
+            .iter()
+            .map(|(name, m)| {
+                let options = BatchOptions::default()
+                    .with_max_batch_texts(m.batch_texts)
+                    .with_max_wait(Duration::from_millis(m.batch_wait_ms));
+                (name.clone(), options)
+            })
+            .collect();
+        let budget = config.model_memory_mb.map(|mb| mb << 20);
+        let registry = ModelRegistry::with_loader(budget, move |name, onnx| {
+            let provider = OnnxEmbeddingProvider::new(onnx.clone())?;
             let info = provider.info();
             log::info!(
                 "model {name}: {} ({}-d) on {}",
@@ -63,18 +75,24 @@ impl AppState {
                 info.dimension,
                 info.execution_provider
             );
-            let identity = ModelIdentity::of(provider.info());
-            let options = BatchOptions::default()
-                .with_max_batch_texts(m.batch_texts)
-                .with_max_wait(Duration::from_millis(m.batch_wait_ms));
-            let model = Model {
-                embedder: Arc::new(BatchingEmbedder::new(Arc::new(provider), options)),
-                identity,
-                queue: Arc::new(Semaphore::new(m.queue)),
-                capacity: m.queue,
-            };
+            let options = batching.get(name).cloned().unwrap_or_default();
+            Ok(BatchingEmbedder::new(Arc::new(provider), options))
+        });
+        let mut models = BTreeMap::new();
+        for (name, m) in &all {
+            let fail = |e: akidb::EmbedError| format!("model {name} ({}): {e}", m.dir.display());
+            registry.register(name, m.onnx().map_err(fail)?).map_err(fail)?;
+            let model = Model { queue: Arc::new(Semaphore::new(m.queue)), capacity: m.queue };
             models.insert(name.clone(), model);
         }
+        // Each model's content digest now (hashing a new model's files takes seconds), so
+        // requests that look a collection's model up never do.
+        for name in registry.names() {
+            if registry.digest(&name).is_none() {
+                log::warn!("model {name}: its files cannot be read; collections will not find it");
+            }
+        }
+        let registry = Arc::new(registry);
         let keys = config
             .auth
             .keys
@@ -83,6 +101,7 @@ impl AppState {
             .collect();
         Ok(Arc::new(Self {
             db,
+            registry,
             models,
             keys,
             auth_disabled: config.auth.disabled,
@@ -124,10 +143,31 @@ impl AppState {
         }
     }
 
-    /// The configured name and model a collection is bound to.
+    /// The configured name and queue of the model a collection is bound to: the model whose
+    /// files have the digest the collection recorded. A collection recorded before digests is
+    /// matched by name, dimension, pooling and prompt, which loads the models in turn (once: it
+    /// records the digest when bound).
     fn model_of(&self, config: &CollectionConfig) -> Option<(&str, &Model)> {
         let bound = config.model.as_ref()?;
-        self.models.iter().find(|(_, m)| m.identity.same_model(bound)).map(|(n, m)| (n.as_str(), m))
+        let name = match &bound.digest {
+            Some(d) => self.registry.find_by_digest(d, bound.dimension)?,
+            None => self.registry.names().into_iter().find(|n| {
+                let loaded = self.registry.get(n).and_then(Result::ok);
+                loaded.is_some_and(|m| ModelIdentity::of(m.info()).same_model(bound))
+            })?,
+        };
+        self.models.get_key_value(&name).map(|(n, m)| (n.as_str(), m))
+    }
+
+    /// Model `name` from the registry, loaded if it is not (on the blocking pool).
+    fn load(
+        registry: &ModelRegistry<BatchingEmbedder>,
+        name: &str,
+    ) -> akidb::Result<Arc<dyn Embedder>> {
+        match registry.get(name) {
+            Some(r) => Ok(r? as Arc<dyn Embedder>),
+            None => Err(akidb::Error::NoEmbedder { collection: name.to_string() }),
+        }
     }
 
     /// Model queue depths, for metrics.
@@ -162,7 +202,7 @@ impl AppState {
         wait: bool,
     ) -> ApiResult<(Collection, OwnedSemaphorePermit)> {
         let c = self.open_collection(name.clone()).await?;
-        let Some((_, model)) = self.model_of(c.config()) else {
+        let Some((model_name, model)) = self.model_of(c.config()) else {
             let bound = c.config().model.as_ref().map_or("none".into(), |m| m.to_string());
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -189,8 +229,10 @@ impl AppState {
         } else {
             queue.try_acquire_owned().map_err(|_| overloaded())?
         };
-        let (db, m) = (self.db.clone(), model.embedder.clone());
-        let c = blocking(move || db.text_collection(&name, m)).await?;
+        let (db, registry, model_name) =
+            (self.db.clone(), self.registry.clone(), model_name.to_string());
+        let c = blocking(move || db.text_collection(&name, Self::load(&registry, &model_name)?))
+            .await?;
         Ok((c, permit))
     }
 
@@ -204,17 +246,24 @@ impl AppState {
 
     /// Creates a collection.
     pub async fn create(&self, r: CreateRequest) -> ApiResult<CollectionSummary> {
+        let mut model = None;
         let mut config = match (&r.model, r.dimension) {
             (Some(name), _) => {
-                let m = self.models.get(name).ok_or_else(|| unknown_model(name))?;
-                if r.dimension.is_some_and(|d| d != m.identity.dimension) {
+                if !self.models.contains_key(name) {
+                    return Err(unknown_model(name));
+                }
+                let (registry, n) = (self.registry.clone(), name.clone());
+                let m = blocking(move || Self::load(&registry, &n)).await?;
+                let identity = ModelIdentity::of(m.info());
+                if r.dimension.is_some_and(|d| d != identity.dimension) {
                     return Err(ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "wrong_dimension",
-                        format!("model {name} gives {}-d vectors", m.identity.dimension),
+                        format!("model {name} gives {}-d vectors", identity.dimension),
                     ));
                 }
-                CollectionConfig::new(m.identity.dimension).with_model(m.identity.clone())
+                model = Some(m);
+                CollectionConfig::new(identity.dimension).with_model(identity)
             }
             (None, Some(d)) => CollectionConfig::new(d),
             (None, None) => {
@@ -233,7 +282,6 @@ impl AppState {
         for i in r.indexes {
             config = config.with_index(i.field, i.kind);
         }
-        let model = r.model.as_ref().and_then(|n| self.models.get(n)).map(|m| m.embedder.clone());
         let (db, name, c) = (self.db.clone(), r.name.clone(), config.clone());
         blocking(move || {
             db.create_collection(&name, c)?;

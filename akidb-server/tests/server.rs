@@ -571,3 +571,50 @@ fn without_cors_configured_no_origin_is_allowed() {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+/// Two models side by side under a memory budget that holds one: each loads when a request
+/// first needs it, the idle one is unloaded, and both keep answering (loaded again on demand).
+#[test]
+fn models_load_on_first_use_under_a_memory_budget() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // MiniLM from [models.minilm]; qwen3-tiny (and its fused export) from the fixtures folder.
+    let fixtures = model_dir().join("../../tests/fixtures");
+    let extra = format!("models_dir = {fixtures:?}\nmodel_memory_mb = 1\n");
+    let s = start_with(tmp.path(), 64, &extra);
+    let loaded = || -> Vec<String> {
+        let r = s.call("GET", "/readyz", None, None).json::<Value>().expect("json");
+        let models = r["models"].as_array().expect("models").clone();
+        assert_eq!(models.len(), 3, "{r}");
+        models.iter().filter(|m| m["loaded"] == true).map(|m| m["name"].to_string()).collect()
+    };
+    assert!(loaded().is_empty(), "nothing loads at start");
+    s.ok("POST", "/v1/collections", json!({"name": "en", "model": "minilm"}));
+    s.ok("POST", "/v1/collections", json!({"name": "tiny", "model": "qwen3-tiny"}));
+    assert_eq!(loaded(), ["\"qwen3-tiny\""], "MiniLM, idle, unloaded for qwen3-tiny");
+    let texts = json!({"texts": [{"id": "a", "text": "Robot halted at the loading dock"},
+                                 {"id": "b", "text": "Battery temperature critical"}]});
+    for round in 0..3 {
+        for c in ["en", "tiny"] {
+            s.ok("POST", &format!("/v1/collections/{c}/add_texts"), texts.clone());
+            let hits = s.ok(
+                "POST",
+                &format!("/v1/collections/{c}/query"),
+                json!({"text": "battery too hot", "k": 2, "mode": "vector"}),
+            );
+            assert_eq!(hits["hits"].as_array().map(Vec::len), Some(2), "{c} round {round}");
+            if c == "en" {
+                assert_eq!(hits["hits"][0]["id"], "b", "MiniLM's answer after a reload");
+            }
+            let want = if c == "en" { "\"minilm\"" } else { "\"qwen3-tiny\"" };
+            assert_eq!(loaded(), [want], "only the model used last stays loaded");
+        }
+    }
+    let list = s.ok("GET", "/v1/collections", Value::Null);
+    let models: Vec<&str> = list["collections"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["model"].as_str().expect("model"))
+        .collect();
+    assert_eq!(models, ["minilm", "qwen3-tiny"], "each collection names its model");
+}
