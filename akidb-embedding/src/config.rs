@@ -317,15 +317,16 @@ impl OnnxConfig {
         let names: AkidbJson = read_json(&dir.join("akidb.json"))?.unwrap_or_default();
 
         let qwen = model.model_type.as_deref().is_some_and(|t| t.starts_with("qwen"));
-        let pooling = match pooling_cfg {
-            Some(p) if p.pooling_mode_lasttoken => Pooling::LastToken,
-            Some(p) if p.pooling_mode_cls_token => Pooling::Cls,
-            Some(p) if p.pooling_mode_mean_tokens => Pooling::Mean,
-            _ if qwen => Pooling::LastToken,
-            _ => Pooling::Mean,
+        let pooling = match pooling_cfg.as_ref().map(PoolingJson::mode).transpose()?.flatten() {
+            Some(p) => p,
+            None if qwen => Pooling::LastToken,
+            None => Pooling::Mean,
         };
-        let dimension =
-            pooling_cfg.and_then(|p| p.word_embedding_dimension).or(model.hidden_size).unwrap_or(0);
+        let dimension = pooling_cfg
+            .as_ref()
+            .and_then(|p| p.word_embedding_dimension.or(p.embedding_dimension))
+            .or(model.hidden_size)
+            .unwrap_or(0);
         let positions = model.max_position_embeddings.unwrap_or(512);
         let max_length =
             sbert.max_seq_length.unwrap_or(if qwen { 8192 } else { 512 }).min(positions);
@@ -337,11 +338,12 @@ impl OnnxConfig {
         cfg.max_length = max_length;
         cfg.model_vocab_size = model.vocab_size;
         cfg.query_prompt = st.prompts.get("query").filter(|p| !p.is_empty()).cloned();
-        cfg.document_prompt = st
-            .prompts
-            .get("document")
-            .or_else(|| st.prompts.get("passage"))
-            .filter(|p| !p.is_empty())
+        // sentence-transformers' names for the document side; recent versions save an empty
+        // `document` beside a model's own `passage` prompt (E5), so the first non-empty wins.
+        cfg.document_prompt = ["document", "passage", "corpus"]
+            .iter()
+            .filter_map(|k| st.prompts.get(*k))
+            .find(|p| !p.is_empty())
             .cloned();
         cfg.padding = match tok_cfg.padding_side.as_deref() {
             Some("left") => PaddingSide::Left,
@@ -377,15 +379,64 @@ struct ModelJson {
     max_position_embeddings: Option<usize>,
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
+/// `1_Pooling/config.json`: sentence-transformers writes either one `pooling_mode` name
+/// (version 5 and later) or a boolean per mode (before).
+#[derive(Deserialize, Default)]
 struct PoolingJson {
     word_embedding_dimension: Option<usize>,
+    embedding_dimension: Option<usize>,
+    pooling_mode: Option<String>,
+    include_prompt: Option<bool>,
     #[serde(default)]
     pooling_mode_cls_token: bool,
     #[serde(default)]
     pooling_mode_mean_tokens: bool,
     #[serde(default)]
     pooling_mode_lasttoken: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+    #[serde(default)]
+    pooling_mode_weightedmean_tokens: bool,
+}
+
+impl PoolingJson {
+    /// The pooling it names (`None`: none named); `InvalidConfig` for modes AkiDB does not
+    /// compute, rather than another pooling's vectors.
+    fn mode(&self) -> Result<Option<Pooling>, EmbedError> {
+        let bad = |value: &str| EmbedError::InvalidConfig {
+            field: "1_Pooling/config.json",
+            value: value.to_string(),
+            expected: "cls, mean or lasttoken pooling (with the prompt included)",
+        };
+        if self.include_prompt == Some(false) {
+            return Err(bad("include_prompt: false"));
+        }
+        if let Some(m) = &self.pooling_mode {
+            return match m.as_str() {
+                "cls" => Ok(Some(Pooling::Cls)),
+                "mean" => Ok(Some(Pooling::Mean)),
+                "lasttoken" => Ok(Some(Pooling::LastToken)),
+                other => Err(bad(other)),
+            };
+        }
+        if self.pooling_mode_max_tokens
+            || self.pooling_mode_mean_sqrt_len_tokens
+            || self.pooling_mode_weightedmean_tokens
+        {
+            return Err(bad("max, mean_sqrt_len or weightedmean tokens"));
+        }
+        Ok(if self.pooling_mode_lasttoken {
+            Some(Pooling::LastToken)
+        } else if self.pooling_mode_cls_token {
+            Some(Pooling::Cls)
+        } else if self.pooling_mode_mean_tokens {
+            Some(Pooling::Mean)
+        } else {
+            None
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -577,14 +577,14 @@ fn without_cors_configured_no_origin_is_allowed() {
 #[test]
 fn models_load_on_first_use_under_a_memory_budget() {
     let tmp = tempfile::tempdir().expect("tmp");
-    // MiniLM from [models.minilm]; qwen3-tiny (and its fused export) from the fixtures folder.
+    // MiniLM from [models.minilm]; qwen3-tiny and the other fixtures from the fixtures folder.
     let fixtures = model_dir().join("../../tests/fixtures");
     let extra = format!("models_dir = {fixtures:?}\nmodel_memory_mb = 1\n");
     let s = start_with(tmp.path(), 64, &extra);
     let loaded = || -> Vec<String> {
         let r = s.call("GET", "/readyz", None, None).json::<Value>().expect("json");
         let models = r["models"].as_array().expect("models").clone();
-        assert_eq!(models.len(), 3, "{r}");
+        assert_eq!(models.len(), 5, "{r}");
         models.iter().filter(|m| m["loaded"] == true).map(|m| m["name"].to_string()).collect()
     };
     assert!(loaded().is_empty(), "nothing loads at start");
