@@ -56,6 +56,21 @@ fn folder_settings_are_read_and_bad_json_is_a_typed_error() {
     assert_eq!(c.document_prompt.as_deref(), Some("passage: "));
     assert_eq!(c.model_name, "my/model");
     assert_eq!(c.padding, PaddingSide::Right);
+    // Poolings AkiDB does not compute are refused, never replaced by another.
+    for pooling in [
+        r#"{"pooling_mode": "max"}"#,
+        r#"{"pooling_mode": "weightedmean"}"#,
+        r#"{"pooling_mode_max_tokens": true}"#,
+        r#"{"pooling_mode_mean_sqrt_len_tokens": true, "pooling_mode_mean_tokens": true}"#,
+        r#"{"pooling_mode": "mean", "include_prompt": false}"#,
+    ] {
+        std::fs::write(dir.path().join("1_Pooling/config.json"), pooling).expect("w");
+        let err = OnnxConfig::from_dir(dir.path()).expect_err(pooling);
+        assert!(matches!(err, EmbedError::InvalidConfig { .. }), "{pooling}: {err}");
+    }
+    std::fs::write(dir.path().join("1_Pooling/config.json"), r#"{"pooling_mode": "lasttoken"}"#)
+        .expect("w");
+    assert_eq!(OnnxConfig::from_dir(dir.path()).expect("lasttoken").pooling, Pooling::LastToken);
     std::fs::write(dir.path().join("1_Pooling/config.json"), "{not json").expect("w");
     assert!(matches!(OnnxConfig::from_dir(dir.path()), Err(EmbedError::ConfigFile { .. })));
 }
