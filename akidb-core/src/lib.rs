@@ -34,7 +34,7 @@ pub use clock::{Clock, SystemClock};
 pub use collection::{
     Collection, Fusion, HitExplain, ImportReport, IndexStats, QueryMode, QueryOptions,
     RetentionReport, Scroll, ScrollCursor, ScrollOptions, SideRank, DELETE_CHUNK, MAX_IMPORT_LINE,
-    OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO,
+    OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO, TEXT_EXACT_FLOATS,
 };
 pub use database::{BackupReport, CompactReport, Database, DatabaseBuilder, COMPACT_WAIT};
 pub use document::{Document, Hit, Record, TextDocument};

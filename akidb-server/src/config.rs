@@ -9,6 +9,7 @@
 //! request_timeout_ms = 30000          # a request still running after this: 503
 //! shutdown_deadline_ms = 10000        # after SIGTERM/SIGINT, in-flight requests get this long
 //! models_dir = "/var/lib/akidb/models"  # every folder with model.onnx is a model (folder name)
+//! models_dir_provider = "cpu"         # their provider: cpu, cuda or tensorrt
 //! model_memory_mb = 4096              # weights kept loaded at most; models load on first use
 //!                                     # and idle ones are unloaded, least recently used first
 //!
@@ -79,6 +80,9 @@ pub struct Config {
     /// folder, with the defaults of a `[models.NAME]` section (one there takes precedence).
     #[serde(default)]
     pub models_dir: Option<PathBuf>,
+    /// The execution provider of the models found in `models_dir`.
+    #[serde(default)]
+    pub models_dir_provider: Provider,
     /// Megabytes of model weights kept loaded at most: models load on first use and the least
     /// recently used idle ones are unloaded above this (`None`: no limit).
     #[serde(default)]
@@ -311,7 +315,10 @@ impl Config {
                 if let (true, Some(name)) =
                     (path.join("model.onnx").is_file(), e.file_name().to_str())
                 {
-                    all.entry(name.to_string()).or_insert_with(|| ModelConfig::at(path.clone()));
+                    all.entry(name.to_string()).or_insert_with(|| ModelConfig {
+                        provider: self.models_dir_provider,
+                        ..ModelConfig::at(path.clone())
+                    });
                 }
             }
         }
@@ -442,6 +449,25 @@ mod tests {
         }
         let ok = parse("listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ndisabled = true\n");
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn the_deployment_configurations_parse() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let env = |v: &str| (v == "AKIDB_KEY").then(|| "0123456789abcdef0123".to_string());
+        for (file, provider) in
+            [("akidb-cpu.toml", Provider::Cpu), ("akidb-cuda.toml", Provider::Cuda)]
+        {
+            let c = Config::load(&deploy.join(file), &env).expect(file);
+            assert_eq!(c.models_dir.as_deref(), Some(Path::new("/models")), "{file}");
+            assert_eq!(c.models_dir_provider, provider, "{file}");
+            assert_eq!(c.listen.port(), 8080);
+        }
+        let chart = deploy.join("helm/akidb/files/akidb.toml");
+        let text = std::fs::read_to_string(&chart).expect("chart configuration");
+        // The chart fills in its models; the rest must parse as it stands.
+        let c = Config::from_toml(&text, &env).expect("chart configuration parses");
+        assert_eq!(c.data_dir, Path::new("/var/lib/akidb/db"));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use akidb_storage::{CollectionEntry, DocumentWrite, Storage, StorageError};
 pub use engine::{OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO};
 pub use export::{ImportReport, MAX_IMPORT_LINE};
 use hybrid::Ranked;
-pub use hybrid::{Fusion, HitExplain, QueryMode, QueryOptions, SideRank};
+pub use hybrid::{Fusion, HitExplain, QueryMode, QueryOptions, SideRank, TEXT_EXACT_FLOATS};
 pub use lifecycle::{Scroll, ScrollCursor, ScrollOptions, DELETE_CHUNK};
 pub(crate) use load::{load, map_error as map_load_error, payload_from_storage};
 pub(crate) use retention::retention_pass;
