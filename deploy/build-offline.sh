@@ -6,7 +6,7 @@
 #   localhost/rust:1-slim-bookworm   that, plus gcc and the host's stable Rust toolchain
 # Usage (as root, from the repository root): bash deploy/build-offline.sh [cpu|cuda]
 # Needs Debian's buildah and debootstrap; storage driver vfs and chroot isolation, so it runs in
-# an unprivileged container too. Prints the image's size and a smoke test of it.
+# an unprivileged container too. Prints the image's size, then deploy/smoke-image.sh tests it.
 set -euo pipefail
 variant=${1:-cpu}
 cd "$(dirname "$0")/.."
@@ -46,14 +46,8 @@ if ! $B inspect --type image localhost/rust:1-slim-bookworm >/dev/null 2>&1; the
   $B commit -q "$c" localhost/rust:1-slim-bookworm >/dev/null
   $B rm "$c" >/dev/null
 fi
-$B bud --isolation chroot --layers=false -f deploy/Dockerfile --build-arg VARIANT="$variant" \
+$B bud --isolation chroot --layers=false --format docker -f deploy/Dockerfile --build-arg VARIANT="$variant" \
   --build-arg BASE=localhost/debian:bookworm-slim --build-arg RUST=localhost/rust:1-slim-bookworm \
   -t "localhost/akidb:$variant" .
 $B images --format '{{.Name}}:{{.Tag}} {{.Size}}' "localhost/akidb:$variant"
-# Smoke test inside the image's file system, as its user: the binary runs, finds ONNX Runtime
-# and reads the image's configuration.
-c=$($B from "localhost/akidb:$variant")
-$B run --isolation chroot --user 10001 "$c" -- akidb --version
-$B run --isolation chroot --user 10001 --env AKIDB_KEY=0123456789abcdef0123 "$c" -- \
-  sh -c 'test -r "$ORT_DYLIB_PATH" && ls -l /opt/ort && akidb models list; echo "models list: exit $?"'
-$B rm "$c" >/dev/null
+bash deploy/smoke-image.sh "localhost/akidb:$variant"
