@@ -51,6 +51,10 @@ struct Args {
     /// Also write the documents taken to this file, for a peer to run on the same set.
     #[arg(long, value_name = "PATH")]
     write_taken: Option<std::path::PathBuf>,
+    /// Queries walk the graph at this beam width (default: the library's rule, an exact scan
+    /// of collections up to `TEXT_EXACT_FLOATS` vector floats).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    ef: Option<u64>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -83,13 +87,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &IngestOptions::default().with_batch_size(256),
     )?;
     let ingest_s = t.elapsed().as_secs_f64();
+    let mut options = akidb::QueryOptions::mode(akidb::QueryMode::Vector);
+    if let Some(ef) = a.ef {
+        options = options.with_params(akidb::SearchParams::with_ef(ef as usize));
+    }
     let mut lat = Vec::with_capacity(100);
     let mut paths = std::collections::BTreeMap::<String, usize>::new();
     for q in docs.iter().take(100) {
         let q: String = q.chars().take(80).collect();
         let t = Instant::now();
-        let (_, path) =
-            c.query_text_with(&q, 10, None, akidb::QueryOptions::mode(akidb::QueryMode::Vector))?;
+        let (_, path) = c.query_text_with(&q, 10, None, options)?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         *paths.entry(format!("{path:?}")).or_default() += 1;
     }
