@@ -306,7 +306,7 @@ pub fn query(ctx: &mut Ctx, out: Out, a: QueryArgs) -> CliResult {
             out.dim(&h.id)
         ));
         line(&format!("     {}", one_line(h.text.as_deref().unwrap_or(""), 160)));
-        let meta = brief_metadata(&h.metadata);
+        let meta = brief_metadata(&h.metadata, &h.id);
         if !meta.is_empty() {
             line(&format!("     {}", out.dim(&meta)));
         }
@@ -318,8 +318,9 @@ pub fn query(ctx: &mut Ctx, out: Out, a: QueryArgs) -> CliResult {
     Ok(())
 }
 
-/// A hit's metadata on one line: `key=value` pairs, the log position fields last.
-fn brief_metadata(m: &Value) -> String {
+/// A hit's metadata on one line: `key=value` pairs, then the log position (`file:line`) unless
+/// it is the hit's id already (records ingested by `akidb ingest`).
+fn brief_metadata(m: &Value, id: &str) -> String {
     let Some(obj) = m.as_object() else { return String::new() };
     let skip = ["ts", "file", "line", "format"];
     let mut parts: Vec<String> = obj
@@ -331,7 +332,10 @@ fn brief_metadata(m: &Value) -> String {
         })
         .collect();
     if let (Some(f), Some(l)) = (obj.get("file").and_then(Value::as_str), obj.get("line")) {
-        parts.push(format!("{f}:{l}"));
+        let position = format!("{f}:{l}");
+        if position != id {
+            parts.push(position);
+        }
     }
     parts.join("  ")
 }

@@ -106,6 +106,8 @@ fn a_session_from_init_to_backup() {
     assert!(
         human.contains("  1  ") && human.contains("Emergency stop") && human.contains("hits in")
     );
+    assert!(human.contains("robot=amr-02") && human.contains("level="), "{human}");
+    assert_eq!(human.matches("fleet.log:").count(), 2, "each hit's position once: {human}");
     // What the database holds.
     let stats = json(dir, &["stats"]);
     assert_eq!(stats["documents"], 40);
