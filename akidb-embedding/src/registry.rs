@@ -154,6 +154,13 @@ impl<T> ModelRegistry<T> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
     }
 
+    /// Every slot, taken out of the map so that no slot's lock (held for seconds by a load) is
+    /// waited for under the map's lock, which every `get` takes.
+    fn all_slots(&self) -> Vec<(String, Arc<Slot<T>>)> {
+        let map = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        map.iter().map(|(n, s)| (n.clone(), s.clone())).collect()
+    }
+
     /// Model `name`, loaded now if it is not; `None` when no model has that name.
     pub fn get(&self, name: &str) -> Option<Result<Arc<T>, EmbedError>> {
         let slot = self.slot(name)?;
@@ -182,10 +189,7 @@ impl<T> ModelRegistry<T> {
     /// fit the budget.
     fn fit_budget(&self, keep: &str) {
         let Some(budget) = self.budget else { return };
-        let slots: Vec<(String, Arc<Slot<T>>)> = {
-            let map = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            map.iter().map(|(n, s)| (n.clone(), s.clone())).collect()
-        };
+        let slots = self.all_slots();
         let loaded =
             |s: &Slot<T>| s.loaded.lock().unwrap_or_else(PoisonError::into_inner).is_some();
         let mut total: u64 = slots.iter().filter(|(_, s)| loaded(s)).map(|(_, s)| s.bytes).sum();
@@ -216,12 +220,12 @@ impl<T> ModelRegistry<T> {
 
     /// Every model: weights, loaded, held.
     pub fn status(&self) -> Vec<ModelStatus> {
-        let map = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        map.iter()
+        self.all_slots()
+            .into_iter()
             .map(|(name, s)| {
                 let loaded = s.loaded.lock().unwrap_or_else(PoisonError::into_inner);
                 ModelStatus {
-                    name: name.clone(),
+                    name,
                     bytes: s.bytes,
                     loaded: loaded.is_some(),
                     holders: loaded.as_ref().map_or(0, |m| Arc::strong_count(m) - 1),
@@ -242,10 +246,7 @@ impl<T> ModelRegistry<T> {
     /// passed over. Each model's digest is worked out once per registry (files replaced while
     /// it runs are not seen: register them in a new one).
     pub fn find_by_digest(&self, digest: &str, dimension: usize) -> Option<String> {
-        let slots: Vec<(String, Arc<Slot<T>>)> = {
-            let map = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            map.iter().map(|(n, s)| (n.clone(), s.clone())).collect()
-        };
+        let slots = self.all_slots();
         slots.into_iter().find_map(|(name, s)| {
             let own = s.digest.get_or_init(|| model_digest(&s.config).ok());
             (s.config.dimension == dimension && own.as_deref() == Some(digest)).then_some(name)

@@ -333,11 +333,11 @@ impl Config {
             }
         };
         fix(&mut self.data_dir);
-        self.backup_dir.as_mut().map(fix);
-        self.models_dir.as_mut().map(fix);
+        self.backup_dir.iter_mut().for_each(fix);
+        self.models_dir.iter_mut().for_each(fix);
         for m in self.models.values_mut() {
             fix(&mut m.dir);
-            m.engine_cache.as_mut().map(fix);
+            m.engine_cache.iter_mut().for_each(fix);
         }
         if let Some(t) = &mut self.tls {
             fix(&mut t.cert);
