@@ -33,7 +33,12 @@ fn two_models_under_a_budget_that_holds_one() {
     let r = ModelRegistry::new(Some(minilm_bytes));
     r.register("minilm", minilm.clone()).expect("register");
     r.register("qwen", qwen.clone()).expect("register");
-    assert!(r.register("qwen", qwen).is_err(), "a name twice");
+    assert!(r.register("qwen", qwen.clone()).is_err(), "a name twice");
+    assert!(r.register("", qwen.clone()).is_err(), "an empty name");
+    let mut gone = qwen;
+    gone.model_path = gone.model_path.with_file_name("no-such-model.onnx");
+    let err = r.register("gone", gone).expect_err("a missing graph");
+    assert!(matches!(err, akidb_embedding::EmbedError::MissingFile { .. }), "{err}");
     assert_eq!(r.names(), ["minilm", "qwen"]);
     assert!(loaded(&r).is_empty(), "nothing loads before it is asked for");
     assert!(r.get("e5").is_none());
