@@ -150,6 +150,28 @@ pub enum EmbedError {
         /// The model.
         path: PathBuf,
     },
+    /// A model file that is not a readable ONNX model.
+    #[error("{path} is not a readable ONNX model: {reason}")]
+    InvalidModelFile {
+        /// The model.
+        path: PathBuf,
+        /// What is wrong, with the byte offset.
+        reason: String,
+    },
+    /// The model's graph uses an operator that the loaded ONNX Runtime cannot run on the
+    /// execution provider in use (e.g. `GemmFloat8` on the CPU, or on a GPU without FP8 tensor
+    /// cores). Raised at load, never a silent run elsewhere.
+    #[error(
+        "the model uses operator {operator}, which ONNX Runtime cannot run on {provider}: {reason}"
+    )]
+    UnsupportedOperator {
+        /// The operator (`GemmFloat8`, `MatMulNBits`, ...).
+        operator: String,
+        /// The execution provider in use.
+        provider: String,
+        /// ONNX Runtime's words.
+        reason: String,
+    },
     /// The fixed-shape single-text session gave other vectors than the dynamic one.
     #[error(
         "the fixed-shape session of {tokens} tokens disagrees with the dynamic one (cosine \
@@ -263,6 +285,10 @@ pub struct ModelInfo {
     pub max_length: usize,
     /// The execution provider actually in use (`CPU (fallback from CUDA: ...)` after a fallback).
     pub execution_provider: String,
+    /// What the weights are, read from the model's graph: `fp32`, `fp16`, `bf16`,
+    /// `int8 weights (MatMulNBits, block 128)`, `fp8-e4m3 (GemmFloat8)`, ...; `unknown` for an
+    /// embedder that does not say.
+    pub precision: String,
 }
 
 impl ModelInfo {
@@ -286,6 +312,7 @@ impl ModelInfo {
             document_prompt: None,
             max_length: 512,
             execution_provider: "CPU".into(),
+            precision: "unknown".into(),
         }
     }
     /// Sets the prompts prepended to queries and documents.
@@ -302,6 +329,11 @@ impl ModelInfo {
     /// Sets the model's hidden size (when the output is truncated, Matryoshka style).
     pub fn with_hidden_size(mut self, hidden: usize) -> Self {
         self.hidden_size = hidden;
+        self
+    }
+    /// Sets what the weights are (see [`ModelInfo::precision`]).
+    pub fn with_precision(mut self, precision: impl Into<String>) -> Self {
+        self.precision = precision.into();
         self
     }
     /// Sets the execution provider in use.

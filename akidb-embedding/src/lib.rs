@@ -18,8 +18,15 @@
 //!
 //! On GPUs, [`OnnxConfig::with_fixed_single`] gives queries a fast lane: single texts of up to
 //! `n` tokens run through a second, fixed-shape session that replays a captured CUDA graph
-//! (module `fixed`; 4B Qwen3 batch-1 p95 22 -> 6.4 ms on an H200, at the cost of a second copy
-//! of the weights).
+//! (module `fixed`; 4B Qwen3 batch-1 p95 22 -> 6.4 ms on an H200). Both sessions read one copy
+//! of the weights (module `weights`: shared initializers on the device they run on).
+//!
+//! The precision is in the model's graph, not in the configuration: a folder whose graph was
+//! quantized (`scripts/gpu/quantize_nbits.py`: weight-only int8/int4 `MatMulNBits`;
+//! `scripts/gpu/quantize_fp8.py`: FP8 E4M3 `GemmFloat8`) loads like any other, and
+//! [`ModelInfo::precision`] says what it is (read from the graph by module `onnx_graph`). An
+//! operator the loaded ONNX Runtime cannot run on the provider in use (`GemmFloat8` on the CPU,
+//! or on a GPU without FP8 tensor cores) is [`EmbedError::UnsupportedOperator`] at load.
 //!
 //! # Example
 //!
@@ -46,9 +53,11 @@ mod config;
 mod error;
 mod fixed;
 pub mod identity;
+mod onnx_graph;
 mod provider;
 pub mod registry;
 pub mod runtime;
+mod weights;
 
 pub use akidb_embed_api::{
     check_output, BoxError, EmbedError, Embedder, Embeddings, InputKind, ModelInfo, Pooling,

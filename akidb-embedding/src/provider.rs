@@ -12,6 +12,8 @@ use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, Tru
 use crate::config::{ExecutionProviderConfig, OnnxConfig, PaddingSide, Pooling};
 use crate::error::{ort_err, EmbedError};
 use crate::fixed::{dimension_names, FixedRun};
+use crate::onnx_graph::Graph;
+use crate::weights::SharedWeights;
 use crate::{runtime, Embedder, Embeddings, InputKind, ModelInfo};
 
 /// Largest `max_length` accepted (Qwen3-Embedding's context is 32k tokens).
@@ -30,6 +32,8 @@ pub struct OnnxEmbeddingProvider {
     fixed: Option<(usize, Mutex<FixedRun>)>,
     /// Runs answered by `fixed`.
     fixed_runs: std::sync::atomic::AtomicU64,
+    /// The weights both sessions read (with `fixed` only); dropped after the sessions.
+    shared: Option<SharedWeights>,
     signature: Signature,
     eos_id: Option<u32>,
     pad_id: u32,
@@ -123,14 +127,18 @@ impl OnnxEmbeddingProvider {
                 });
             }
         }
+        let graph = Graph::read(&config.model_path)?;
         if let ExecutionProviderConfig::TensorRT { fp8_enable: true, .. } =
             config.execution_provider
         {
-            check_qdq(&config.model_path)?;
+            if graph.count("DequantizeLinear") == 0 {
+                return Err(EmbedError::Fp8NeedsQdqModel { path: config.model_path.clone() });
+            }
         }
         let digest = crate::identity::model_digest(&config)?;
         let env = runtime::environment(config.ort_library_path.as_deref())?;
-        let (session, active) = create_session(env, &config)?;
+        let shared = shared_weights(env, &config, &graph)?;
+        let (session, active) = create_session(env, &config, shared.as_ref())?;
         let signature = read_signature(&session, &config)?;
         check_positions(&session, &config)?;
         let mut provider = Self {
@@ -143,17 +151,34 @@ impl OnnxEmbeddingProvider {
             .with_hidden_size(0)
             .with_prompts(config.query_prompt.clone(), config.document_prompt.clone())
             .with_max_length(config.max_length)
+            .with_precision(graph.precision())
             .with_execution_provider(active),
             config,
             tokenizer,
             session: Mutex::new(session),
             fixed: None,
             fixed_runs: std::sync::atomic::AtomicU64::new(0),
+            shared,
             signature,
             eos_id,
             pad_id,
         };
-        provider.probe(vocab)?;
+        if let Err(e) = provider.probe(vocab) {
+            // GemmFloat8's kernel needs FP8 tensor cores; on an older GPU the session loads and
+            // the first run fails: that run is this one, at load.
+            let on_gpu = !provider.info.execution_provider.starts_with("CPU");
+            return Err(match (graph.count("GemmFloat8") > 0, on_gpu) {
+                (true, true) => EmbedError::UnsupportedOperator {
+                    operator: "GemmFloat8".into(),
+                    provider: provider.info.execution_provider.clone(),
+                    reason: format!(
+                        "the first run failed (FP8 needs tensor cores of compute capability 8.9 \
+                         or later): {e}"
+                    ),
+                },
+                _ => e,
+            });
+        }
         if let Some(n) = provider.config.fixed_single {
             provider.open_fixed(env, n)?;
         }
@@ -220,7 +245,13 @@ impl OnnxEmbeddingProvider {
         let requested = ep.name();
         let eps = providers(&ep, true)
             .map_err(|reason| EmbedError::ProviderUnavailable { provider: requested, reason })?;
-        let mut builder = session_builder(env, &self.config)?
+        let mut builder = session_builder(env, &self.config)?;
+        if let Some(w) = &self.shared {
+            if w.device == device {
+                builder = w.apply(builder)?;
+            }
+        }
+        let mut builder = builder
             .with_dimension_override(&axes[0], 1)
             .map_err(ort_err("dimension override"))?
             .with_dimension_override(&axes[1], n as i64)
@@ -230,9 +261,10 @@ impl OnnxEmbeddingProvider {
                 .with_execution_providers(eps)
                 .map_err(ort_err("fixed-shape session providers"))?;
         }
-        let session = builder
-            .commit_from_file(&self.config.model_path)
-            .map_err(ort_err("loading the fixed-shape session"))?;
+        let session = builder.commit_from_file(&self.config.model_path).map_err(|e| {
+            unsupported_operator(&e.to_string(), requested)
+                .unwrap_or_else(|| ort_err("loading the fixed-shape session")(e))
+        })?;
         let probe = self.tokenize(
             &["AkiDB fixed-shape check: robot 3 stopped near the loading dock at 14:02"],
             InputKind::Document,
@@ -272,6 +304,12 @@ impl OnnxEmbeddingProvider {
     /// the load-time check included.
     pub fn fixed_runs(&self) -> u64 {
         self.fixed_runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes of weights the dynamic and fixed-shape sessions read from one copy (0 without
+    /// `fixed_single`, or where the provider builds its own copies: TensorRT, CoreML).
+    pub fn shared_weight_bytes(&self) -> u64 {
+        self.shared.as_ref().map_or(0, |w| w.bytes)
     }
 
     /// The configuration in force.
@@ -595,29 +633,6 @@ fn validate(c: &OnnxConfig) -> Result<(), EmbedError> {
 }
 
 /// FP8/INT8 on TensorRT needs Q/DQ nodes: look for the op type in the model file.
-fn check_qdq(path: &std::path::Path) -> Result<(), EmbedError> {
-    use std::io::Read;
-    let needle = b"DequantizeLinear";
-    let mut f = std::fs::File::open(path)
-        .map_err(|source| EmbedError::Io { path: path.to_path_buf(), source })?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::new();
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|source| EmbedError::Io { path: path.to_path_buf(), source })?;
-        if n == 0 {
-            return Err(EmbedError::Fp8NeedsQdqModel { path: path.to_path_buf() });
-        }
-        carry.extend_from_slice(&buf[..n]);
-        if carry.windows(needle.len()).any(|w| w == needle) {
-            return Ok(());
-        }
-        let keep = carry.len().saturating_sub(needle.len());
-        carry.drain(..keep);
-    }
-}
-
 fn session_builder(
     env: &ort::environment::Environment,
     config: &OnnxConfig,
@@ -712,32 +727,94 @@ fn providers(
 fn create_session(
     env: &ort::environment::Environment,
     config: &OnnxConfig,
+    shared: Option<&SharedWeights>,
 ) -> Result<(Session, String), EmbedError> {
     let requested = config.execution_provider.name();
+    let with_shared = |builder, on: Option<i32>| match shared {
+        Some(w) if w.device == on => w.apply(builder),
+        _ => Ok(builder),
+    };
     let attempt = || -> Result<Session, String> {
         let eps = providers(&config.execution_provider, false)?;
+        let device = match config.execution_provider {
+            ExecutionProviderConfig::Cuda { device_id } => Some(device_id),
+            _ => None,
+        };
         let builder = session_builder(env, config).map_err(|e| e.to_string())?;
+        let builder = with_shared(builder, device).map_err(|e| e.to_string())?;
         let mut builder = builder.with_execution_providers(eps).map_err(|e| e.to_string())?;
         builder.commit_from_file(&config.model_path).map_err(|e| e.to_string())
     };
     let cpu = || -> Result<Session, EmbedError> {
-        session_builder(env, config)?
+        with_shared(session_builder(env, config)?, None)?
             .commit_from_file(&config.model_path)
-            .map_err(ort_err("loading the model"))
+            .map_err(|e| {
+                unsupported_operator(&e.to_string(), "CPU")
+                    .unwrap_or_else(|| ort_err("loading the model")(e))
+            })
     };
     if config.execution_provider == ExecutionProviderConfig::Cpu {
         return Ok((cpu()?, "CPU".into()));
     }
     match attempt() {
         Ok(s) => Ok((s, requested.into())),
-        Err(reason) if config.allow_fallback => {
+        Err(reason) if !config.allow_fallback => {
+            Err(unsupported_operator(&reason, requested)
+                .unwrap_or(EmbedError::ProviderUnavailable { provider: requested, reason }))
+        }
+        Err(reason) => {
             log::warn!(
                 "execution provider {requested} unavailable ({reason}); falling back to CPU as \
                  configured"
             );
             Ok((cpu()?, format!("CPU (fallback from {requested}: {reason})")))
         }
-        Err(reason) => Err(EmbedError::ProviderUnavailable { provider: requested, reason }),
+    }
+}
+
+/// ONNX Runtime's words for an operator it has no kernel for on the providers of a session
+/// ("Could not find an implementation for GemmFloat8(1) node with name '...'"), as
+/// [`EmbedError::UnsupportedOperator`].
+fn unsupported_operator(message: &str, provider: &str) -> Option<EmbedError> {
+    let rest = message.split("Could not find an implementation for ").nth(1)?;
+    let operator: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    (!operator.is_empty()).then(|| EmbedError::UnsupportedOperator {
+        operator,
+        provider: provider.to_string(),
+        reason: message.to_string(),
+    })
+}
+
+/// The weights the dynamic and fixed-shape sessions share (see [`crate::weights`]): loaded when
+/// `fixed_single` is set and the sessions run on the CPU or CUDA (TensorRT and CoreML build
+/// their own copies of the weights). `None` when CUDA cannot be set up: the session's own
+/// attempt then reports why (or falls back to the CPU, unshared).
+fn shared_weights(
+    env: &ort::environment::Environment,
+    config: &OnnxConfig,
+    graph: &Graph,
+) -> Result<Option<SharedWeights>, EmbedError> {
+    if config.fixed_single.is_none() {
+        return Ok(None);
+    }
+    match config.execution_provider {
+        ExecutionProviderConfig::Cpu => {
+            SharedWeights::load(env, &config.model_path, graph, None).map(Some)
+        }
+        ExecutionProviderConfig::Cuda { device_id } => {
+            if !matches!(ort::ep::CUDA::is_available(), Ok(true)) {
+                return Ok(None);
+            }
+            match SharedWeights::load(env, &config.model_path, graph, Some(device_id)) {
+                Ok(w) => Ok(Some(w)),
+                Err(e @ (EmbedError::InvalidModelFile { .. } | EmbedError::Io { .. })) => Err(e),
+                Err(e) => {
+                    log::warn!("weights not shared between the model's sessions: {e}");
+                    Ok(None)
+                }
+            }
+        }
+        _ => Ok(None),
     }
 }
 

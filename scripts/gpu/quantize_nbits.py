@@ -5,6 +5,7 @@ Usage: python3 quantize_nbits.py SRC DST [--bits 4|8] [--block 128] [--symmetric
 import argparse
 import collections
 import json
+import logging
 import os
 import shutil
 import time
@@ -22,6 +23,8 @@ ap.add_argument("--bits", type=int, choices=(4, 8), default=4)
 ap.add_argument("--block", type=int, default=128)
 ap.add_argument("--symmetric", action="store_true")
 a = ap.parse_args()
+for name in ("", "onnxruntime", "onnxruntime.quantization", "onnxruntime.quantization.matmul_nbits_quantizer"):
+    logging.getLogger(name).setLevel(logging.WARNING)
 t = time.time()
 shutil.copytree(a.src, a.dst, ignore=shutil.ignore_patterns("model.onnx", "model.onnx_data"))
 model = onnx.load(os.path.join(a.src, "model.onnx"))
