@@ -19,6 +19,11 @@
 //!   (CUDA graphs on CUDA; `OnnxConfig::with_fixed_single`). The output's `fixed_runs` counts
 //!   the runs it answered.
 //!
+//! Output also carries the model's `precision` (read from its graph), `shared_weight_bytes` (one
+//! copy of the weights for both sessions with `--fixed-single`) and `gpu_mib_after_load`: this
+//! process's device memory as nvidia-smi reports it right after the model loaded (absent where
+//! nvidia-smi is not installed), the CUDA context included.
+//!
 //! Same shapes as `../shared/bench/torch_qwen3_bench.py`, the HF transformers peer.
 #![allow(missing_docs)]
 
@@ -189,6 +194,19 @@ struct Args {
     profile: Option<String>,
 }
 
+/// This process's device memory in MiB, as `nvidia-smi --query-compute-apps` reports it.
+fn gpu_mib() -> Option<u64> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args(["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"])
+        .output()
+        .ok()?;
+    let me = std::process::id().to_string();
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let (pid, mib) = l.split_once(',')?;
+        (pid.trim() == me).then(|| mib.trim().parse().ok()).flatten()
+    })
+}
+
 fn run() -> Result<(), String> {
     let a = <Args as clap::Parser>::parse();
     let (dir, provider, device, runs) = (a.model_dir, a.provider, a.device, a.runs as usize);
@@ -222,6 +240,9 @@ fn run() -> Result<(), String> {
     let load_s = t.elapsed().as_secs_f64();
     let info = model.info().clone();
     let mut out = json!({"model_dir": dir, "provider": info.execution_provider,
+                         "precision": info.precision,
+                         "shared_weight_bytes": model.shared_weight_bytes(),
+                         "gpu_mib_after_load": gpu_mib(),
                          "dimension": info.dimension, "hidden_size": info.hidden_size,
                          "load_s": load_s});
     if let Some(r) = reference {

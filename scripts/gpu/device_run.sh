@@ -5,6 +5,7 @@
 # assemble.sh), .gpu/bin (stripped release binaries), .gpu/peer (the torch peer script).
 # Usage: bash scripts/gpu/device_run.sh STAGE...   with STAGE = check | small | large | profile | fp16
 #        | fused-small | fused-large | fused-profile | peer | fp8 | fp8-large | server
+#        | precision-small | precision-large
 set -uo pipefail
 stages=${*:-check}
 out=${OUT:-/tmp/out}; mkdir -p "$out"
@@ -111,6 +112,29 @@ TOML
     run .gpu/bin/load --url "http://$addr" --key $key --model qwen06 --seconds 10 --mode hybrid \
       --levels 8,32
     kill -TERM $srv; wait $srv; log "server exit $?"
+    ;;
+  precision-small|precision-large)
+    # fp16, weight-only int8 (block 128) and int4 (block 32), and for 0.6B FP8 E4M3, of the same
+    # random weights: worst cosine against transformers fp32; this process's device memory after
+    # load without and with the fixed-shape session (which reads the same copy of the weights);
+    # batch-1 latency through the fixed-shape and the dynamic session; throughput. The
+    # transformers fp16 peer runs in the same call.
+    size=0.6b; [ "$stage" = precision-large ] && size=4b
+    d=/tmp/fused-$size
+    [ -d $d ] || run python3 scripts/gpu/export_qwen3.py $size $d --dtype fp16 --graph fused --reference
+    run python3 scripts/gpu/quantize_nbits.py $d /tmp/int8-$size --bits 8 --block 128
+    run python3 scripts/gpu/quantize_nbits.py $d /tmp/int4-$size --bits 4 --block 32
+    models="$d /tmp/int8-$size /tmp/int4-$size"
+    if [ "$stage" = precision-small ]; then
+      run python3 scripts/gpu/quantize_fp8.py $d /tmp/fp8-$size
+      models="$models /tmp/fp8-$size"
+    fi
+    for m in $models; do
+      run $B --model-dir $m --provider cuda --reference $d/reference.json
+      run $B --model-dir $m --provider cuda --bench --runs 200 --fixed-single 32
+      run $B --model-dir $m --provider cuda --bench --runs 200
+    done
+    run python3 .gpu/peer/torch_qwen3_bench.py
     ;;
   fp8|fp8-large)
     # FP8 E4M3 copies (scripts/gpu/quantize_fp8.py: GemmFloat8, per-channel weight scales,
