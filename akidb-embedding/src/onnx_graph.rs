@@ -59,6 +59,10 @@ pub(crate) struct Graph {
     pub(crate) ops: BTreeMap<(String, String), usize>,
     /// Attributes `bits` and `block_size` of the first `MatMulNBits` node.
     pub(crate) nbits: Option<(i64, i64)>,
+    /// Initializers whose consumer repacks them at load (the quantized weights, scales and zero
+    /// points of `MatMulNBits`): each session keeps its own packed copy, so sharing the
+    /// original would only add one (measured on the H200, docs/gpu.md).
+    pub(crate) repacked: std::collections::BTreeSet<String>,
     pub(crate) initializers: Vec<Initializer>,
 }
 
@@ -143,9 +147,11 @@ fn read_graph(r: &mut Reader, end: u64, dir: &Path, g: &mut Graph) -> Result<(),
 fn read_node(r: &mut Reader, end: u64, g: &mut Graph) -> Result<(), String> {
     let (mut op, mut domain) = (String::new(), String::new());
     let (mut bits, mut block) = (None, None);
+    let mut inputs = Vec::new();
     while r.pos < end {
         let (field, wire) = r.key()?;
         match (field, wire) {
+            (1, 2) => inputs.push(r.string(end)?),
             (4, 2) => op = r.string(end)?,
             (7, 2) => domain = r.string(end)?,
             (5, 2) => {
@@ -165,8 +171,11 @@ fn read_node(r: &mut Reader, end: u64, g: &mut Graph) -> Result<(), String> {
     if domain == "ai.onnx" {
         domain.clear();
     }
-    if op == "MatMulNBits" && g.nbits.is_none() {
-        g.nbits = Some((bits.unwrap_or(4), block.unwrap_or(0)));
+    if op == "MatMulNBits" {
+        if g.nbits.is_none() {
+            g.nbits = Some((bits.unwrap_or(4), block.unwrap_or(0)));
+        }
+        g.repacked.extend(inputs.into_iter().skip(1));
     }
     *g.ops.entry((domain, op)).or_default() += 1;
     Ok(())

@@ -287,11 +287,28 @@ impl OnnxEmbeddingProvider {
         let run =
             FixedRun::new(session, n, &names, (self.signature.output.as_str(), ty, shape), device)?;
         self.fixed = Some((n, Mutex::new(run)));
-        let mut fixed = Vec::new();
-        for _ in 0..3 {
-            fixed = self.run(&[&long], &mut |_, v| v)?.remove(0);
-        }
-        let fixed_short = self.run(&[&short], &mut |_, v| v)?.remove(0);
+        let check = || -> Result<(Vec<f32>, Vec<f32>), EmbedError> {
+            let mut fixed = Vec::new();
+            for _ in 0..3 {
+                fixed = self.run(&[&long], &mut |_, v| v)?.remove(0);
+            }
+            Ok((fixed, self.run(&[&short], &mut |_, v| v)?.remove(0)))
+        };
+        let (fixed, fixed_short) = match check() {
+            Ok(v) => v,
+            Err(e) => {
+                // E.g. GemmFloat8, which synchronizes its stream and so cannot be captured.
+                self.fixed = None;
+                let mut why = e.to_string();
+                why.truncate(why.floor_char_boundary(300));
+                return Err(EmbedError::InvalidConfig {
+                    field: "fixed_single",
+                    value: format!("{n} (the fixed-shape run failed: {why})"),
+                    expected: "a model ONNX Runtime can run in a fixed-shape session (on CUDA: \
+                               capture as a CUDA graph; FP8 GemmFloat8 graphs cannot)",
+                });
+            }
+        };
         let worst = cosine(&dynamic, &fixed).min(cosine(&dynamic_short, &fixed_short));
         if worst < 0.999 {
             self.fixed = None;

@@ -14,6 +14,10 @@
 //! their size and no power-of-two slack. On the CPU they come from ONNX Runtime's default CPU
 //! allocator: the same code path, which is how the CPU tests exercise it.
 //!
+//! Weights that a kernel repacks at load (`MatMulNBits`' quantized blocks, see
+//! `Graph::repacked`) are not shared: each session keeps its own packed copy whatever it is
+//! given, so a shared original would only be one copy more.
+//!
 //! The bytes are checked against each initializer's shape and element type; an initializer whose
 //! element type is not one of the plain numeric ones (packed 4-bit, strings) stays with ONNX
 //! Runtime (loaded per session; none of the exporters here writes such a large one).
@@ -119,7 +123,7 @@ impl SharedWeights {
                 Data::External { file, offset, len } => (file.clone(), *offset, *len),
                 Data::Other => continue,
             };
-            if len < SHARE_MIN_BYTES {
+            if len < SHARE_MIN_BYTES || graph.repacked.contains(&init.name) {
                 continue;
             }
             let count = init.dims.iter().try_fold(1usize, |a, &d| {
