@@ -93,8 +93,8 @@ fn fp8_on_the_cpu_is_a_typed_error_naming_the_operator_and_the_provider() {
 
 #[test]
 fn the_fixed_shape_session_reads_the_dynamic_sessions_weights() {
-    // fp32: every matrix; int8: only the word embedding (MatMulNBits repacks its weights per
-    // session, so those are not shared).
+    // fp32: every matrix; int8: the word embedding and the RoPE caches, not the MatMulNBits
+    // blocks (repacked per session, so not shared).
     for (dir, precision) in [(qwen_fused_dir(), "fp32"), (quantized("int8"), "int8")] {
         let plain = OnnxEmbeddingProvider::from_dir(&dir).expect("plain");
         assert_eq!(plain.shared_weight_bytes(), 0, "nothing to share without fixed_single");
@@ -106,7 +106,8 @@ fn the_fixed_shape_session_reads_the_dynamic_sessions_weights() {
         if precision == "fp32" {
             assert!(shared > model * 9 / 10 && shared <= model, "{shared} of {model} bytes");
         } else {
-            assert_eq!(shared, 600 * 64 * 4, "int8: the fp32 embedding [600, 64] alone");
+            let rope = 2 * 4096 * 8 * 4;
+            assert_eq!(shared, 600 * 64 * 4 + rope, "int8: embedding [600, 64] and RoPE caches");
         }
         let texts = ["robot 3 halted at the loading dock", "battery pack 5 over temperature"];
         for t in texts {
