@@ -137,6 +137,13 @@ impl OnnxEmbeddingProvider {
         }
         let digest = crate::identity::model_digest(&config)?;
         let env = runtime::environment(config.ort_library_path.as_deref())?;
+        if config.fixed_single.is_some() && graph.nbits.is_some() {
+            log::warn!(
+                "fixed_single with a MatMulNBits (int8/int4) graph: its captured session keeps \
+                 each node's dequantization buffers (measured +5 GB of device memory on \
+                 Qwen3-4B for about 1 ms at batch 1; docs/gpu.md)"
+            );
+        }
         let shared = shared_weights(env, &config, &graph)?;
         let (session, active) = create_session(env, &config, shared.as_ref())?;
         let signature = read_signature(&session, &config)?;
