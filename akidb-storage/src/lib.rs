@@ -15,7 +15,9 @@
 //! | `c{id}_keys` | user id | sequence number of the live version |
 //! | `c{id}_docs` | sequence number | bincode record: user id, text, metadata JSON |
 //! | `c{id}_vecs` | sequence number | vector as raw little-endian f32 |
+//! | `c{id}_deletes` | sequence number of the delete | bincode: user id, retired number, unix ms |
 //! | `akidb_commit_times` | (collection id, last sequence number of a write) | unix ms |
+//! | `akidb_feed_horizons` | collection id | the change feed's horizon (see below) |
 //!
 //! `akidb_meta` holds `magic` = `akidb`, `format_version` = u32 LE, `next_collection_id` = u64
 //! LE and `database_id` = 16 random bytes.
@@ -24,6 +26,19 @@
 //! internal ids of the vector index: an upsert retires the old number and the index tombstones it.
 //! An index that covers sequence numbers up to `S` is brought up to date by replaying
 //! `c{id}_vecs` after `S` and dropping every number it holds that is no longer in `c{id}_vecs`.
+//!
+//! # The change feed
+//!
+//! Every committed change of a collection has a sequence number, in commit order: an upsert the
+//! number of its new version (`c{id}_docs`), a delete a number of its own, recorded in
+//! `c{id}_deletes` in the same transaction (the id and the number it retired). So
+//! [`Snapshot::changes`] reads every change after a position by merging the two tables: the live
+//! version of every document upserted since, and every delete since (a version replaced by a
+//! later upsert needs no record: the later one is in the feed). Delete records are pruned
+//! ([`Storage::prune_changes`]); the horizon is the highest number pruned, and a position below
+//! it (other than 0, the start, which never needs a delete) is [`StorageError::ChangesPruned`].
+//! Files written before the feed existed get the collection's last sequence number as horizon
+//! on their first open by this version: their deletes left no records.
 //!
 //! # Opening
 //!
@@ -72,6 +87,8 @@ const SEQUENCES: TableDefinition<u64, u64> = TableDefinition::new("akidb_sequenc
 /// after its sequence number. Added after format 1 was first written: a file without it (or a
 /// write before it) has no insertion times for those documents.
 const COMMIT_TIMES: TableDefinition<(u64, u64), u64> = TableDefinition::new("akidb_commit_times");
+/// The change feed's horizon per collection (see the module docs).
+const FEED_HORIZONS: TableDefinition<u64, u64> = TableDefinition::new("akidb_feed_horizons");
 
 type BincodeConfig = bincode::config::Configuration<
     bincode::config::LittleEndian,
@@ -158,6 +175,34 @@ pub enum StorageError {
     CollectionNotFound {
         /// The collection name.
         name: String,
+    },
+    /// Changes after the position were pruned (delete records older than the horizon are gone):
+    /// the consumer must start again from the beginning.
+    #[error(
+        "changes of collection {name:?} after position {position} were pruned (horizon \
+         {horizon}); read the feed again from the start"
+    )]
+    ChangesPruned {
+        /// The collection name.
+        name: String,
+        /// The position asked for.
+        position: u64,
+        /// The feed's horizon.
+        horizon: u64,
+    },
+    /// A position beyond the collection's last sequence number: it belongs to another history
+    /// (an older copy of the database file was restored, say).
+    #[error(
+        "position {position} is beyond collection {name:?}'s last sequence number {last_seq}: it \
+         belongs to another history of the database"
+    )]
+    PositionAhead {
+        /// The collection name.
+        name: String,
+        /// The position asked for.
+        position: u64,
+        /// The collection's last sequence number.
+        last_seq: u64,
     },
     /// Stored bytes did not decode: the file was damaged or written by incompatible code.
     #[error("corrupt record in table {table}: {reason}")]
@@ -300,6 +345,7 @@ struct CollectionTables {
     keys: String,
     docs: String,
     vecs: String,
+    deletes: String,
 }
 
 impl CollectionTables {
@@ -308,6 +354,7 @@ impl CollectionTables {
             keys: format!("c{id}_keys"),
             docs: format!("c{id}_docs"),
             vecs: format!("c{id}_vecs"),
+            deletes: format!("c{id}_deletes"),
         }
     }
     fn keys(&self) -> TableDefinition<'_, &'static str, u64> {
@@ -318,6 +365,9 @@ impl CollectionTables {
     }
     fn vecs(&self) -> TableDefinition<'_, u64, &'static [u8]> {
         TableDefinition::new(&self.vecs)
+    }
+    fn deletes(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.deletes)
     }
 }
 
@@ -390,6 +440,7 @@ impl Storage {
             database_id: [0; 16],
         };
         storage.database_id = storage.check_meta_and_identity()?;
+        storage.ensure_feed_horizons()?;
         Ok(storage)
     }
 
@@ -488,6 +539,81 @@ impl Storage {
         Ok(id)
     }
 
+    /// Gives every collection without a change-feed horizon (made before the feed existed, whose
+    /// deletes left no records) its last sequence number as horizon.
+    fn ensure_feed_horizons(&self) -> Result<()> {
+        let missing: Vec<u64> = {
+            let txn = self.begin_read()?;
+            let colls = txn.open_table(COLLECTIONS).map_err(redb_err("open collections"))?;
+            let horizons = match txn.open_table(FEED_HORIZONS) {
+                Ok(t) => Some(t),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(redb_err("open horizons")(e)),
+            };
+            let mut missing = Vec::new();
+            for item in colls.iter().map_err(redb_err("list collections"))? {
+                let (_, v) = item.map_err(redb_err("list collections"))?;
+                let id = decode::<StoredCollection>("akidb_collections", v.value())?.id;
+                let known = match &horizons {
+                    Some(h) => h.get(id).map_err(redb_err("read horizon"))?.is_some(),
+                    None => false,
+                };
+                if !known {
+                    missing.push(id);
+                }
+            }
+            missing
+        };
+        let w = self.begin_write()?;
+        {
+            let seqs = w.open_table(SEQUENCES).map_err(redb_err("open sequences"))?;
+            let mut horizons = w.open_table(FEED_HORIZONS).map_err(redb_err("open horizons"))?;
+            for id in missing {
+                let last = seqs.get(id).map_err(redb_err("read sequence"))?.map_or(0, |v| v.value());
+                horizons.insert(id, last).map_err(redb_err("write horizon"))?;
+            }
+        }
+        w.commit().map_err(redb_err("commit horizons"))
+    }
+
+    /// Prunes the change feed of `coll`: removes the records of deletes committed before
+    /// `before_ms` (unix milliseconds) and raises the horizon to the last one removed. Returns
+    /// how many records went. Positions below the new horizon (except the start) can no longer
+    /// be read ([`StorageError::ChangesPruned`]).
+    pub fn prune_changes(&self, coll: &CollectionEntry, before_ms: u64) -> Result<usize> {
+        let w = self.begin_write()?;
+        let removed;
+        {
+            let t = CollectionTables::new(coll.id);
+            let mut feed = w.open_table(t.deletes()).map_err(redb_err("open deletes"))?;
+            let mut last = None;
+            let mut count = 0;
+            for item in feed.iter().map_err(redb_err("scan deletes"))? {
+                let (seq, bytes) = item.map_err(redb_err("scan deletes"))?;
+                let r: DeleteRecord = decode(&t.deletes, bytes.value())?;
+                if r.time_ms >= before_ms {
+                    break;
+                }
+                last = Some(seq.value());
+                count += 1;
+            }
+            removed = count;
+            if let Some(upto) = last {
+                feed.retain_in(..=upto, |_, _| false).map_err(redb_err("prune deletes"))?;
+                let mut horizons =
+                    w.open_table(FEED_HORIZONS).map_err(redb_err("open horizons"))?;
+                let old = horizons.get(coll.id).map_err(redb_err("read horizon"))?.map_or(0, |v| {
+                    v.value()
+                });
+                horizons.insert(coll.id, old.max(upto)).map_err(redb_err("write horizon"))?;
+            }
+        }
+        if removed > 0 {
+            w.commit().map_err(redb_err("commit pruned changes"))?;
+        }
+        Ok(removed)
+    }
+
     /// Test and upgrade hook: overwrites the stored format version.
     #[doc(hidden)]
     pub fn set_format_version_for_tests(&self, version: u32) -> Result<()> {
@@ -529,6 +655,9 @@ impl Storage {
             w.open_table(t.keys()).map_err(redb_err("create keys table"))?;
             w.open_table(t.docs()).map_err(redb_err("create docs table"))?;
             w.open_table(t.vecs()).map_err(redb_err("create vecs table"))?;
+            w.open_table(t.deletes()).map_err(redb_err("create deletes table"))?;
+            let mut horizons = w.open_table(FEED_HORIZONS).map_err(redb_err("open horizons"))?;
+            horizons.insert(id, 0).map_err(redb_err("write horizon"))?;
         }
         w.commit().map_err(redb_err("commit create collection"))?;
         Ok(CollectionEntry { name: name.into(), id, schema: schema.to_vec() })
@@ -589,6 +718,9 @@ impl Storage {
             w.delete_table(t.keys()).map_err(redb_err("delete keys table"))?;
             w.delete_table(t.docs()).map_err(redb_err("delete docs table"))?;
             w.delete_table(t.vecs()).map_err(redb_err("delete vecs table"))?;
+            w.delete_table(t.deletes()).map_err(redb_err("delete deletes table"))?;
+            let mut horizons = w.open_table(FEED_HORIZONS).map_err(redb_err("open horizons"))?;
+            horizons.remove(id).map_err(redb_err("remove horizon"))?;
             let mut times = w.open_table(COMMIT_TIMES).map_err(redb_err("open times"))?;
             times
                 .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
@@ -602,7 +734,8 @@ impl Storage {
     /// or durable until [`PendingWrite::commit`]; dropping the pending write aborts it.
     ///
     /// Upserts are applied in order (a later one of the same id wins), then deletes. `time_ms`
-    /// (unix milliseconds) is recorded as the insertion time of the upserted documents.
+    /// (unix milliseconds) is recorded as the insertion time of the upserted documents and the
+    /// time of the deletes (their feed records).
     pub fn prepare_write(
         &self,
         coll: &CollectionEntry,
@@ -621,10 +754,11 @@ impl Storage {
         &self,
         coll: &CollectionEntry,
         versions: &[(&str, u64)],
+        time_ms: u64,
     ) -> Result<PendingWrite> {
         let deletes: Vec<(&str, Option<u64>)> =
             versions.iter().map(|(id, seq)| (*id, Some(*seq))).collect();
-        self.write_txn(coll, &[], &deletes, 0)
+        self.write_txn(coll, &[], &deletes, time_ms)
     }
 
     fn write_txn(
@@ -657,6 +791,7 @@ impl Storage {
             let mut keys = w.open_table(t.keys()).map_err(redb_err("open keys"))?;
             let mut docs = w.open_table(t.docs()).map_err(redb_err("open docs"))?;
             let mut vecs = w.open_table(t.vecs()).map_err(redb_err("open vecs"))?;
+            let mut feed = w.open_table(t.deletes()).map_err(redb_err("open deletes"))?;
             let mut vec_bytes = Vec::new();
             for doc in upserts {
                 seq += 1;
@@ -685,6 +820,9 @@ impl Storage {
                 keys.remove(id).map_err(redb_err("remove key"))?;
                 docs.remove(old).map_err(redb_err("remove doc"))?;
                 vecs.remove(old).map_err(redb_err("remove vec"))?;
+                seq += 1;
+                let record = encode(&DeleteRecord { id: id.to_string(), retired: old, time_ms })?;
+                feed.insert(seq, record.as_slice()).map_err(redb_err("write delete record"))?;
                 receipt.removed.push(old);
                 receipt.deleted += 1;
                 // An upsert of the same id earlier in this batch is retired by this: its
@@ -1186,6 +1324,60 @@ fn map_open_error(file: &Path, e: redb::DatabaseError) -> StorageError {
     }
 }
 
+/// A delete's feed record (`c{id}_deletes`).
+#[derive(Serialize, Deserialize)]
+struct DeleteRecord {
+    id: String,
+    retired: u64,
+    time_ms: u64,
+}
+
+/// One change of a collection, read from the feed ([`Snapshot::changes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredChange {
+    /// A document as upserted (its live version).
+    Upsert {
+        /// The version's sequence number.
+        seq: u64,
+        /// The document.
+        doc: StoredDocument,
+        /// Its vector.
+        vector: Vec<f32>,
+    },
+    /// A delete.
+    Delete {
+        /// The delete's sequence number.
+        seq: u64,
+        /// The user id deleted.
+        id: String,
+        /// The sequence number of the version it retired.
+        retired: u64,
+        /// When it committed (unix milliseconds; 0 where unknown).
+        time_ms: u64,
+    },
+}
+
+impl StoredChange {
+    /// The change's sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            StoredChange::Upsert { seq, .. } | StoredChange::Delete { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePage {
+    /// Changes after the position asked for, in sequence (commit) order.
+    pub changes: Vec<StoredChange>,
+    /// The position to ask for next: the last change's number, or the collection's last
+    /// sequence number when the page holds every change there was.
+    pub next: u64,
+    /// Whether the page reaches the collection's last sequence number of this snapshot.
+    pub complete: bool,
+}
+
 #[derive(Serialize)]
 struct StoredDocumentRef<'a> {
     id: &'a str,
@@ -1303,6 +1495,111 @@ impl Snapshot {
     pub fn count(&self, coll: &CollectionEntry) -> Result<u64> {
         let t = Self::tables(coll);
         self.open(coll, t.keys())?.len().map_err(redb_err("count"))
+    }
+
+    /// The change feed's horizon: positions below it (except 0) were pruned.
+    pub fn feed_horizon(&self, coll: &CollectionEntry) -> Result<u64> {
+        match self.txn.open_table(FEED_HORIZONS) {
+            Ok(t) => Ok(t.get(coll.id).map_err(redb_err("read horizon"))?.map_or(0, |v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(redb_err("open horizons")(e)),
+        }
+    }
+
+    /// The changes of `coll` after position `after` (a sequence number; 0 is the start), in
+    /// commit order: at most `max_changes` of them, and no more once `max_bytes` of documents
+    /// and vectors were read (at least one change is returned when there is one). Errors:
+    /// [`StorageError::ChangesPruned`] below the horizon, [`StorageError::PositionAhead`] past
+    /// the last sequence number.
+    pub fn changes(
+        &self,
+        coll: &CollectionEntry,
+        after: u64,
+        max_changes: usize,
+        max_bytes: usize,
+    ) -> Result<ChangePage> {
+        let last_seq = self.last_seq(coll)?;
+        if after > last_seq {
+            return Err(StorageError::PositionAhead {
+                name: coll.name.clone(),
+                position: after,
+                last_seq,
+            });
+        }
+        let horizon = self.feed_horizon(coll)?;
+        if after != 0 && after < horizon {
+            return Err(StorageError::ChangesPruned {
+                name: coll.name.clone(),
+                position: after,
+                horizon,
+            });
+        }
+        let t = Self::tables(coll);
+        let docs = self.open(coll, t.docs())?;
+        let vecs = self.open(coll, t.vecs())?;
+        // A collection made before the feed existed has no deletes table until its first delete.
+        let feed = match self.txn.open_table(t.deletes()) {
+            Ok(f) => Some(f),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(redb_err("open deletes")(e)),
+        };
+        let start = after.saturating_add(1);
+        let mut di = docs.range(start..).map_err(redb_err("changes docs"))?.peekable();
+        let mut fi = match &feed {
+            Some(f) => Some(f.range(start..).map_err(redb_err("changes deletes"))?.peekable()),
+            None => None,
+        };
+        let mut changes = Vec::new();
+        let mut bytes = 0usize;
+        loop {
+            if changes.len() >= max_changes.max(1) || (bytes >= max_bytes && !changes.is_empty()) {
+                break;
+            }
+            let next_doc = match di.peek() {
+                Some(Ok((s, _))) => Some(s.value()),
+                Some(Err(_)) => {
+                    let e = di.next().and_then(|r| r.err()).expect("peeked an error");
+                    return Err(redb_err("changes docs")(e));
+                }
+                None => None,
+            };
+            let next_del = match fi.as_mut().and_then(|f| f.peek()) {
+                Some(Ok((s, _))) => Some(s.value()),
+                Some(Err(_)) => {
+                    let e = fi.as_mut().and_then(|f| f.next()).and_then(|r| r.err());
+                    return Err(redb_err("changes deletes")(e.expect("peeked an error")));
+                }
+                None => None,
+            };
+            let change = match (next_doc, next_del) {
+                (None, None) => break,
+                (Some(d), del) if del.is_none_or(|x| d < x) => {
+                    let (_, doc) = di.next().expect("peeked").map_err(redb_err("changes docs"))?;
+                    let v = vecs.get(d).map_err(redb_err("read vec"))?.ok_or_else(|| {
+                        StorageError::Corrupt {
+                            table: t.vecs.clone(),
+                            reason: format!("document {d} has no vector"),
+                        }
+                    })?;
+                    let mut vector = Vec::new();
+                    decode_vector(&t.vecs, v.value(), &mut vector)?;
+                    bytes += doc.value().len() + v.value().len();
+                    StoredChange::Upsert { seq: d, doc: decode(&t.docs, doc.value())?, vector }
+                }
+                (_, Some(x)) => {
+                    let f = fi.as_mut().expect("a delete was peeked");
+                    let (_, rec) = f.next().expect("peeked").map_err(redb_err("changes deletes"))?;
+                    bytes += rec.value().len();
+                    let r: DeleteRecord = decode(&t.deletes, rec.value())?;
+                    StoredChange::Delete { seq: x, id: r.id, retired: r.retired, time_ms: r.time_ms }
+                }
+                (Some(_), None) => unreachable!("handled by the first arm"),
+            };
+            changes.push(change);
+        }
+        let more = di.peek().is_some() || fi.as_mut().is_some_and(|f| f.peek().is_some());
+        let next = if more { changes.last().map_or(after, StoredChange::seq) } else { last_seq };
+        Ok(ChangePage { changes, next, complete: !more })
     }
 
     /// Highest sequence number assigned in the collection.
@@ -1477,6 +1774,124 @@ mod tests {
         Storage::open(dir, &StorageOptions::default()).expect("open")
     }
 
+
+    fn write(s: &Storage, c: &CollectionEntry, up: &[(&str, f32)], del: &[&str], t: u64) {
+        let vs: Vec<[f32; 2]> = up.iter().map(|(_, x)| [*x, 1.0]).collect();
+        let docs: Vec<DocumentWrite<'_>> = up
+            .iter()
+            .zip(&vs)
+            .map(|((id, _), v)| DocumentWrite { id, text: Some(id), metadata: "{}", vector: v })
+            .collect();
+        s.prepare_write(c, &docs, del, t).and_then(PendingWrite::commit).expect("write");
+    }
+
+    /// The feed as (seq, "+id" or "-id") from `after`, read in pages of `page` changes.
+    fn feed(s: &Storage, c: &CollectionEntry, after: u64, page: usize) -> (Vec<(u64, String)>, u64) {
+        let (mut out, mut pos) = (Vec::new(), after);
+        loop {
+            let p = s.snapshot().expect("snap").changes(c, pos, page, usize::MAX).expect("changes");
+            assert!(p.changes.len() <= page);
+            for ch in &p.changes {
+                out.push(match ch {
+                    StoredChange::Upsert { seq, doc, vector } => {
+                        assert_eq!(vector.len(), 2);
+                        (*seq, format!("+{}", doc.id))
+                    }
+                    StoredChange::Delete { seq, id, .. } => (*seq, format!("-{id}")),
+                });
+            }
+            assert!(p.next >= pos, "positions only move forward");
+            pos = p.next;
+            if p.complete {
+                return (out, pos);
+            }
+        }
+    }
+
+    #[test]
+    fn the_feed_holds_every_change_in_commit_order_and_deletes_have_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path());
+        let c = s.create_collection("c", b"{}").expect("create");
+        write(&s, &c, &[("a", 1.0), ("b", 2.0), ("c", 3.0)], &[], 10); // 1 2 3
+        write(&s, &c, &[("a", 4.0)], &["b"], 20); // a@4, delete b @5
+        write(&s, &c, &[("d", 5.0)], &["d", "zz"], 30); // d@6, delete d @7 (zz: nothing)
+        let want: Vec<(u64, String)> =
+            [(3, "+c"), (4, "+a"), (5, "-b"), (7, "-d")].map(|(s, x)| (s, x.to_string())).into();
+        for page in [1, 2, 3, 100] {
+            let (got, end) = feed(&s, &c, 0, page);
+            assert_eq!(got, want, "page {page}");
+            assert_eq!(end, 7);
+        }
+        // From a position: only what came after; at the end: nothing, the same position.
+        assert_eq!(feed(&s, &c, 4, 10).0, want[2..].to_vec());
+        assert_eq!(feed(&s, &c, 7, 10), (Vec::new(), 7));
+        // The delete record says what it retired and when.
+        let p = s.snapshot().expect("snap").changes(&c, 4, 1, usize::MAX).expect("changes");
+        assert_eq!(
+            p.changes[0],
+            StoredChange::Delete { seq: 5, id: "b".into(), retired: 2, time_ms: 20 }
+        );
+        assert_eq!((p.next, p.complete), (5, false));
+        // A byte budget ends a page early, after at least one change.
+        let p = s.snapshot().expect("snap").changes(&c, 0, 100, 1).expect("changes");
+        assert_eq!(p.changes.len(), 1);
+        // Positions survive a restart.
+        drop(s);
+        let s = open(dir.path());
+        assert_eq!(feed(&s, &c, 4, 10).0, want[2..].to_vec());
+        // A position from another history is refused.
+        assert!(matches!(
+            s.snapshot().expect("snap").changes(&c, 8, 10, usize::MAX),
+            Err(StorageError::PositionAhead { position: 8, last_seq: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn pruning_raises_the_horizon_and_old_positions_need_a_new_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path());
+        let c = s.create_collection("c", b"{}").expect("create");
+        write(&s, &c, &[("a", 1.0), ("b", 2.0), ("c", 3.0)], &[], 10); // 1 2 3
+        write(&s, &c, &[], &["a"], 100); // 4
+        write(&s, &c, &[], &["b"], 200); // 5
+        assert_eq!(s.prune_changes(&c, 150).expect("prune"), 1, "the delete at 100 ms");
+        assert_eq!(s.prune_changes(&c, 150).expect("prune"), 0, "nothing older left");
+        let snap = s.snapshot().expect("snap");
+        assert_eq!(snap.feed_horizon(&c).expect("horizon"), 4);
+        for pos in [1, 3] {
+            assert!(matches!(
+                snap.changes(&c, pos, 10, usize::MAX),
+                Err(StorageError::ChangesPruned { horizon: 4, .. })
+            ));
+        }
+        drop(snap);
+        assert_eq!(feed(&s, &c, 4, 10).0, vec![(5, "-b".to_string())]);
+        // The start is always readable: the live documents, and the deletes still recorded.
+        assert_eq!(feed(&s, &c, 0, 10).0, vec![(3, "+c".to_string()), (5, "-b".to_string())]);
+    }
+
+    #[test]
+    fn a_file_from_before_the_feed_gets_its_last_sequence_as_horizon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(dir.path());
+        let c = s.create_collection("c", b"{}").expect("create");
+        write(&s, &c, &[("a", 1.0), ("b", 2.0)], &[], 10);
+        // What an older version left: no horizon entry (its deletes had no records).
+        let w = s.begin_write().expect("write");
+        w.open_table(FEED_HORIZONS).expect("table").remove(c.id).expect("remove");
+        w.commit().expect("commit");
+        drop(s);
+        let s = open(dir.path());
+        let snap = s.snapshot().expect("snap");
+        assert_eq!(snap.feed_horizon(&c).expect("horizon"), 2);
+        assert!(matches!(
+            snap.changes(&c, 1, 10, usize::MAX),
+            Err(StorageError::ChangesPruned { .. })
+        ));
+        assert_eq!(snap.changes(&c, 0, 10, usize::MAX).expect("start").changes.len(), 2);
+    }
+
     #[test]
     fn roundtrip_upsert_replace_delete() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1595,7 +2010,7 @@ mod tests {
         put("b", 20);
         put("a", 30); // a is now sequence 3
         let r = s
-            .prepare_delete_versions(&c, &[("a", 1), ("b", 2), ("zz", 9)])
+            .prepare_delete_versions(&c, &[("a", 1), ("b", 2), ("zz", 9)], 0)
             .and_then(PendingWrite::commit)
             .expect("delete");
         assert_eq!((r.deleted, r.removed.clone()), (1, vec![2]), "a's old version is not live");
