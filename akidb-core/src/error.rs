@@ -246,6 +246,27 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// A change feed position that cannot be read here (another database or collection, another
+    /// history of the database, or not a position at all).
+    #[error("invalid change feed position: {reason}")]
+    InvalidPosition {
+        /// Why.
+        reason: &'static str,
+    },
+    /// Delete records after the position were pruned: read the feed again from
+    /// `Collection::change_start`.
+    #[error(
+        "the change feed of {collection:?} was pruned past position {position} (horizon \
+         {horizon}); start again from the beginning"
+    )]
+    ChangesPruned {
+        /// The collection.
+        collection: String,
+        /// The position asked for.
+        position: u64,
+        /// The first position still readable (besides the start).
+        horizon: u64,
+    },
     /// A scroll page size out of range.
     #[error("page size {size} is out of range 1..={max}")]
     InvalidPageSize {
@@ -334,6 +355,8 @@ impl Error {
             Error::FullText { .. } => "full_text_unavailable",
             Error::TooManyQueryTerms { .. } => "too_many_query_terms",
             Error::InvalidCursor { .. } => "invalid_cursor",
+            Error::InvalidPosition { .. } => "invalid_position",
+            Error::ChangesPruned { .. } => "changes_pruned",
             Error::InvalidPageSize { .. } => "invalid_page_size",
             Error::InvalidIndex { .. } => "invalid_payload_index",
             Error::InvalidRetention { .. } => "invalid_retention",

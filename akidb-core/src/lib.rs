@@ -32,7 +32,9 @@ pub use asynch::{AsyncCollection, AsyncDatabase};
 pub use batcher::{BatchOptions, BatchingEmbedder};
 pub use clock::{Clock, SystemClock};
 pub use collection::{
-    Collection, Fusion, HitExplain, ImportReport, IndexStats, QueryMode, QueryOptions,
+    ChangePage, ChangePosition, Collection, FeedChange as Change, Fusion, HitExplain,
+    ImportReport, IndexStats, QueryMode, QueryOptions, CHANGE_FEED_KEEP, CHANGE_PAGE_BYTES,
+    MAX_CHANGES_PER_PAGE,
     RetentionReport, Scroll, ScrollCursor, ScrollOptions, SideRank, DELETE_CHUNK, MAX_IMPORT_LINE,
     OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO, TEXT_EXACT_FLOATS,
 };

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use akidb_storage::Storage;
 
 use crate::clock::Clock;
-use crate::collection::{retention_pass, CollectionState};
+use crate::collection::{prune_changes, retention_pass, CollectionState, CHANGE_FEED_KEEP};
 
 /// What the worker is asked to do.
 enum Job {
@@ -164,8 +164,17 @@ impl Run {
     }
 
     fn optimize(&self, state: &CollectionState) {
+        self.prune_changes(state);
         if let Err(e) = state.optimize(&self.stop) {
             log::warn!("automatic optimize of {} failed: {e}", state.name());
+        }
+    }
+
+    /// Prunes the collection's change feed of delete records older than [`CHANGE_FEED_KEEP`].
+    fn prune_changes(&self, state: &CollectionState) {
+        let now = self.clock.now_ms();
+        if let Err(e) = prune_changes(state, &self.store, now, CHANGE_FEED_KEEP) {
+            log::warn!("pruning the change feed of {} failed: {e}", state.name());
         }
     }
 
@@ -173,7 +182,7 @@ impl Run {
         let stop = || self.stop.load(Ordering::Relaxed) || state.is_dropped();
         match retention_pass(state, &self.store, self.clock.as_ref(), &stop) {
             Ok(report) if report.needs_optimize => self.optimize(state),
-            Ok(_) => {}
+            Ok(_) => self.prune_changes(state),
             Err(e) => log::warn!("retention pass of {} failed: {e}", state.name()),
         }
     }

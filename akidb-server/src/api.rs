@@ -64,6 +64,7 @@ pub fn status_of(e: &akidb::Error) -> StatusCode {
     use akidb::Error as E;
     match e {
         E::CollectionNotFound { .. } => StatusCode::NOT_FOUND,
+        E::ChangesPruned { .. } => StatusCode::GONE,
         E::CollectionExists { .. } => StatusCode::CONFLICT,
         E::ModelMismatch { .. } => StatusCode::CONFLICT,
         E::BatchTooLarge { .. } | E::TextTooLong { .. } | E::MetadataTooLarge { .. } => {

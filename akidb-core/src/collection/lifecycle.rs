@@ -38,6 +38,7 @@ pub(crate) enum Pick {
 pub(crate) fn delete_selected(
     state: &CollectionState,
     store: &Storage,
+    now_ms: u64,
     stop: &dyn Fn() -> bool,
     mut select: impl FnMut(u64, &StoredDocument) -> Result<Pick>,
 ) -> Result<(u64, bool)> {
@@ -75,7 +76,7 @@ pub(crate) fn delete_selected(
         if !chunk.is_empty() {
             let versions: Vec<(&str, u64)> =
                 chunk.iter().map(|(id, s)| (id.as_str(), *s)).collect();
-            let (n, o) = state.delete_versions(store, &versions)?;
+            let (n, o) = state.delete_versions(store, &versions, now_ms)?;
             deleted += n as u64;
             optimize |= o;
         }
@@ -374,7 +375,8 @@ impl Collection {
         filter.validate()?;
         let state = &self.state;
         let store = &self.db.store;
-        let (deleted, optimize) = delete_selected(state, store, &|| false, |seq, doc| {
+        let now = self.db.clock.now_ms();
+        let (deleted, optimize) = delete_selected(state, store, now, &|| false, |seq, doc| {
             let m = metadata::doc_matches(filter, seq, doc, &state.entry)?;
             Ok(if m { Pick::Delete } else { Pick::Keep })
         })?;

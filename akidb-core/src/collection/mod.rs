@@ -12,6 +12,7 @@
 
 mod engine;
 mod export;
+mod feed;
 mod filtered;
 mod fulltext;
 mod hybrid;
@@ -33,6 +34,11 @@ use akidb_storage::{CollectionEntry, DocumentWrite, Storage, StorageError};
 
 pub use engine::{OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO};
 pub use export::{ImportReport, MAX_IMPORT_LINE};
+pub(crate) use feed::prune as prune_changes;
+pub use feed::{
+    Change as FeedChange, ChangePage, ChangePosition, CHANGE_FEED_KEEP, CHANGE_PAGE_BYTES,
+    MAX_CHANGES_PER_PAGE,
+};
 use hybrid::Ranked;
 pub use hybrid::{Fusion, HitExplain, QueryMode, QueryOptions, SideRank, TEXT_EXACT_FLOATS};
 pub use lifecycle::{Scroll, ScrollCursor, ScrollOptions, DELETE_CHUNK};
@@ -274,13 +280,14 @@ impl CollectionState {
         &self,
         store: &Storage,
         versions: &[(&str, u64)],
+        now_ms: u64,
     ) -> Result<(usize, bool)> {
         let writer = self.engine.writer()?;
         if self.is_dropped() {
             return Err(self.not_found());
         }
         let receipt = store
-            .prepare_delete_versions(&self.entry, versions)
+            .prepare_delete_versions(&self.entry, versions, now_ms)
             .and_then(|pending| pending.commit())
             .map_err(map_storage_error)?;
         let deleted = receipt.deleted;
@@ -485,6 +492,7 @@ impl Collection {
     /// Saves the new index generation afterwards. Returns the number of tombstones cleared.
     pub fn optimize(&self) -> Result<usize> {
         self.check_live()?;
+        prune_changes(&self.state, &self.db.store, self.db.clock.now_ms(), CHANGE_FEED_KEEP)?;
         self.state.optimize(self.db.maintenance.stopping())
     }
 

@@ -49,7 +49,7 @@ pub(crate) fn retention_pass(
     let Some(policy) = state.retention() else { return Ok(RetentionReport::default()) };
     let mut report = RetentionReport::default();
     let mut run = |select: &mut dyn FnMut(u64, &StoredDocument) -> Result<Pick>| -> Result<u64> {
-        let (n, optimize) = delete_selected(state, store, stop, select)?;
+        let (n, optimize) = delete_selected(state, store, clock.now_ms(), stop, select)?;
         report.needs_optimize |= optimize;
         Ok(n)
     };
