@@ -327,6 +327,25 @@ fn check_collection(
         c.count().expect("count") as usize,
         state.len() + if c.name() == "v" { BASE } else { 0 }
     );
+    // The change feed read from the start after the crash holds the same documents.
+    let mut fed = std::collections::HashSet::new();
+    let mut pos = c.change_start();
+    loop {
+        let page = c.changes_since(&pos, 1000).expect("change feed");
+        for ch in page.changes {
+            match ch {
+                akidb::Change::Upsert { document, .. } => fed.insert(document.id),
+                akidb::Change::Delete { id, .. } => fed.remove(&id),
+                other => panic!("unknown change {other:?}"),
+            };
+        }
+        pos = page.position;
+        if page.caught_up {
+            break;
+        }
+    }
+    assert_eq!(fed.len(), c.count().expect("count") as usize, "{}: the feed's documents", c.name());
+    assert!(state.keys().all(|id| fed.contains(*id)), "{}: the feed misses a document", c.name());
     (found, ids.len())
 }
 
