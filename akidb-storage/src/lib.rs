@@ -35,8 +35,11 @@
 //! [`Snapshot::changes`] reads every change after a position by merging the two tables: the live
 //! version of every document upserted since, and every delete since (a version replaced by a
 //! later upsert needs no record: the later one is in the feed). Delete records are pruned
-//! ([`Storage::prune_changes`]); the horizon is the highest number pruned, and a position below
-//! it (other than 0, the start, which never needs a delete) is [`StorageError::ChangesPruned`].
+//! ([`Storage::prune_changes`]); the horizon is the highest number pruned. A position below it
+//! is [`StorageError::ChangesPruned`] unless it is 0 (the start: a consumer that never read a
+//! document needs none of its deletes) or was handed out while the horizon was where it is now
+//! (the pages of a pass from the start: the records pruned before it retired documents the pass
+//! never saw, and none was pruned since).
 //! Files written before the feed existed get the collection's last sequence number as horizon
 //! on their first open by this version: their deletes left no records.
 //!
@@ -1376,6 +1379,8 @@ pub struct ChangePage {
     pub next: u64,
     /// Whether the page reaches the collection's last sequence number of this snapshot.
     pub complete: bool,
+    /// The feed's horizon when the page was read (hand it back with `next`).
+    pub horizon: u64,
 }
 
 #[derive(Serialize)]
@@ -1508,13 +1513,15 @@ impl Snapshot {
 
     /// The changes of `coll` after position `after` (a sequence number; 0 is the start), in
     /// commit order: at most `max_changes` of them, and no more once `max_bytes` of documents
-    /// and vectors were read (at least one change is returned when there is one). Errors:
-    /// [`StorageError::ChangesPruned`] below the horizon, [`StorageError::PositionAhead`] past
-    /// the last sequence number.
+    /// and vectors were read (at least one change is returned when there is one). `seen_horizon`
+    /// is the horizon of the page that handed out `after` (0 for the start). Errors:
+    /// [`StorageError::ChangesPruned`] (see the module docs), [`StorageError::PositionAhead`]
+    /// past the last sequence number.
     pub fn changes(
         &self,
         coll: &CollectionEntry,
         after: u64,
+        seen_horizon: u64,
         max_changes: usize,
         max_bytes: usize,
     ) -> Result<ChangePage> {
@@ -1527,7 +1534,7 @@ impl Snapshot {
             });
         }
         let horizon = self.feed_horizon(coll)?;
-        if after != 0 && after < horizon {
+        if after != 0 && after < horizon && seen_horizon < horizon {
             return Err(StorageError::ChangesPruned {
                 name: coll.name.clone(),
                 position: after,
@@ -1599,7 +1606,7 @@ impl Snapshot {
         }
         let more = di.peek().is_some() || fi.as_mut().is_some_and(|f| f.peek().is_some());
         let next = if more { changes.last().map_or(after, StoredChange::seq) } else { last_seq };
-        Ok(ChangePage { changes, next, complete: !more })
+        Ok(ChangePage { changes, next, complete: !more, horizon })
     }
 
     /// Highest sequence number assigned in the collection.
@@ -1787,9 +1794,11 @@ mod tests {
 
     /// The feed as (seq, "+id" or "-id") from `after`, read in pages of `page` changes.
     fn feed(s: &Storage, c: &CollectionEntry, after: u64, page: usize) -> (Vec<(u64, String)>, u64) {
-        let (mut out, mut pos) = (Vec::new(), after);
+        let (mut out, mut pos, mut seen) = (Vec::new(), after, 0);
         loop {
-            let p = s.snapshot().expect("snap").changes(c, pos, page, usize::MAX).expect("changes");
+            let snap = s.snapshot().expect("snap");
+            let p = snap.changes(c, pos, seen, page, usize::MAX).expect("changes");
+            seen = p.horizon;
             assert!(p.changes.len() <= page);
             for ch in &p.changes {
                 out.push(match ch {
@@ -1827,14 +1836,14 @@ mod tests {
         assert_eq!(feed(&s, &c, 4, 10).0, want[2..].to_vec());
         assert_eq!(feed(&s, &c, 7, 10), (Vec::new(), 7));
         // The delete record says what it retired and when.
-        let p = s.snapshot().expect("snap").changes(&c, 4, 1, usize::MAX).expect("changes");
+        let p = s.snapshot().expect("snap").changes(&c, 4, 0, 1, usize::MAX).expect("changes");
         assert_eq!(
             p.changes[0],
             StoredChange::Delete { seq: 5, id: "b".into(), retired: 2, time_ms: 20 }
         );
         assert_eq!((p.next, p.complete), (5, false));
         // A byte budget ends a page early, after at least one change.
-        let p = s.snapshot().expect("snap").changes(&c, 0, 100, 1).expect("changes");
+        let p = s.snapshot().expect("snap").changes(&c, 0, 0, 100, 1).expect("changes");
         assert_eq!(p.changes.len(), 1);
         // Positions survive a restart.
         drop(s);
@@ -1842,7 +1851,7 @@ mod tests {
         assert_eq!(feed(&s, &c, 4, 10).0, want[2..].to_vec());
         // A position from another history is refused.
         assert!(matches!(
-            s.snapshot().expect("snap").changes(&c, 8, 10, usize::MAX),
+            s.snapshot().expect("snap").changes(&c, 8, 0, 10, usize::MAX),
             Err(StorageError::PositionAhead { position: 8, last_seq: 7, .. })
         ));
     }
@@ -1861,14 +1870,24 @@ mod tests {
         assert_eq!(snap.feed_horizon(&c).expect("horizon"), 4);
         for pos in [1, 3] {
             assert!(matches!(
-                snap.changes(&c, pos, 10, usize::MAX),
+                snap.changes(&c, pos, 0, 10, usize::MAX),
                 Err(StorageError::ChangesPruned { horizon: 4, .. })
             ));
         }
         drop(snap);
         assert_eq!(feed(&s, &c, 4, 10).0, vec![(5, "-b".to_string())]);
-        // The start is always readable: the live documents, and the deletes still recorded.
-        assert_eq!(feed(&s, &c, 0, 10).0, vec![(3, "+c".to_string()), (5, "-b".to_string())]);
+        // The start is always readable: the live documents, and the deletes still recorded;
+        // paged one change at a time, its positions (below the horizon) stay readable...
+        let want = vec![(3, "+c".to_string()), (5, "-b".to_string())];
+        assert_eq!(feed(&s, &c, 0, 10).0, want);
+        assert_eq!(feed(&s, &c, 0, 1).0, want);
+        // ...until the horizon moves past them.
+        let p = s.snapshot().expect("snap").changes(&c, 0, 0, 1, usize::MAX).expect("start");
+        assert_eq!((p.next, p.horizon), (3, 4));
+        write(&s, &c, &[("d", 4.0)], &["c"], 300); // d@6, delete c @7
+        assert_eq!(s.prune_changes(&c, 250).expect("prune"), 1, "b's record");
+        let again = s.snapshot().expect("snap").changes(&c, p.next, p.horizon, 1, usize::MAX);
+        assert!(matches!(again, Err(StorageError::ChangesPruned { horizon: 5, .. })));
     }
 
     #[test]
@@ -1886,10 +1905,10 @@ mod tests {
         let snap = s.snapshot().expect("snap");
         assert_eq!(snap.feed_horizon(&c).expect("horizon"), 2);
         assert!(matches!(
-            snap.changes(&c, 1, 10, usize::MAX),
+            snap.changes(&c, 1, 0, 10, usize::MAX),
             Err(StorageError::ChangesPruned { .. })
         ));
-        assert_eq!(snap.changes(&c, 0, 10, usize::MAX).expect("start").changes.len(), 2);
+        assert_eq!(snap.changes(&c, 0, 0, 10, usize::MAX).expect("start").changes.len(), 2);
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //!   once [`CHANGE_PAGE_BYTES`] of documents were read (always at least one change).
 //! - **Pruned, never silently**: delete records older than [`CHANGE_FEED_KEEP`] are pruned by
 //!   `optimize` and retention passes (or [`Collection::prune_changes`]); a position older than
-//!   the pruned records is [`Error::ChangesPruned`]: the consumer starts again from
+//!   the pruned records is [`Error::ChangesPruned`] (unless no record was pruned since the
+//!   position was handed out: the pages of a pass from the start stay readable below a horizon
+//!   set before the pass began): the consumer starts again from
 //!   [`Collection::change_start`] (which never needs a pruned record: a document deleted before
 //!   it was read need not be deleted again) and drops what the new pass did not send.
 //! - **One history**: a position beyond the collection's last sequence number (an older copy of
@@ -45,6 +47,8 @@ pub struct ChangePosition {
     database_id: [u8; 16],
     collection_id: u64,
     seq: u64,
+    /// The feed's horizon when the position was handed out (see `akidb_storage`'s feed docs).
+    horizon: u64,
 }
 
 impl ChangePosition {
@@ -60,7 +64,7 @@ impl std::fmt::Display for ChangePosition {
         for b in self.database_id {
             write!(f, "{b:02x}")?;
         }
-        write!(f, ".{}.{}", self.collection_id, self.seq)
+        write!(f, ".{}.{}.{}", self.collection_id, self.seq, self.horizon)
     }
 }
 
@@ -69,7 +73,7 @@ impl std::str::FromStr for ChangePosition {
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::InvalidPosition { reason: "not a change feed position" };
         let parts: Vec<&str> = s.split('.').collect();
-        let [v, id, coll, seq] = parts.as_slice() else { return Err(bad()) };
+        let [v, id, coll, seq, horizon] = parts.as_slice() else { return Err(bad()) };
         if *v != "f1" || id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
@@ -78,7 +82,12 @@ impl std::str::FromStr for ChangePosition {
             *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
         }
         let num = |t: &str| t.parse::<u64>().map_err(|_| bad());
-        Ok(Self { database_id, collection_id: num(coll)?, seq: num(seq)? })
+        Ok(Self {
+            database_id,
+            collection_id: num(coll)?,
+            seq: num(seq)?,
+            horizon: num(horizon)?,
+        })
     }
 }
 
@@ -127,14 +136,15 @@ impl Collection {
     /// The start of this collection's change feed: the first page from it holds every live
     /// document (and the delete records still kept).
     pub fn change_start(&self) -> ChangePosition {
-        self.position(0)
+        self.position(0, 0)
     }
 
-    fn position(&self, seq: u64) -> ChangePosition {
+    fn position(&self, seq: u64, horizon: u64) -> ChangePosition {
         ChangePosition {
             database_id: self.db.store.database_id(),
             collection_id: self.state.entry.id,
             seq,
+            horizon,
         }
     }
 
@@ -159,7 +169,7 @@ impl Collection {
             .db
             .store
             .snapshot()?
-            .changes(entry, position.seq, limit, CHANGE_PAGE_BYTES)
+            .changes(entry, position.seq, position.horizon, limit, CHANGE_PAGE_BYTES)
             .map_err(|e| match e {
                 StorageError::ChangesPruned { position, horizon, .. } => Error::ChangesPruned {
                     collection: entry.name.clone(),
@@ -188,7 +198,8 @@ impl Collection {
                 StoredChange::Delete { seq, id, .. } => Change::Delete { seq, id },
             });
         }
-        Ok(ChangePage { changes, position: self.position(page.next), caught_up: page.complete })
+        let position = self.position(page.next, page.horizon);
+        Ok(ChangePage { changes, position, caught_up: page.complete })
     }
 
     /// Prunes the records of deletes committed more than `older_than` ago (by the database's
