@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use akidb::{
-    Change, ChangePosition, Clock, Collection, CollectionConfig, Database, Document, Error,
-    Filter, ScrollOptions, MAX_CHANGES_PER_PAGE,
+    Change, ChangePosition, Clock, Collection, CollectionConfig, Database, Document, Error, Filter,
+    ScrollOptions, MAX_CHANGES_PER_PAGE,
 };
 use rand::{Rng, SeedableRng};
 use serde_json::json;

@@ -32,11 +32,10 @@ pub use asynch::{AsyncCollection, AsyncDatabase};
 pub use batcher::{BatchOptions, BatchingEmbedder};
 pub use clock::{Clock, SystemClock};
 pub use collection::{
-    ChangePage, ChangePosition, Collection, FeedChange as Change, Fusion, HitExplain,
-    ImportReport, IndexStats, QueryMode, QueryOptions, CHANGE_FEED_KEEP, CHANGE_PAGE_BYTES,
-    MAX_CHANGES_PER_PAGE,
-    RetentionReport, Scroll, ScrollCursor, ScrollOptions, SideRank, DELETE_CHUNK, MAX_IMPORT_LINE,
-    OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO, TEXT_EXACT_FLOATS,
+    ChangePage, ChangePosition, Collection, FeedChange as Change, Fusion, HitExplain, ImportReport,
+    IndexStats, QueryMode, QueryOptions, RetentionReport, Scroll, ScrollCursor, ScrollOptions,
+    SideRank, CHANGE_FEED_KEEP, CHANGE_PAGE_BYTES, DELETE_CHUNK, MAX_CHANGES_PER_PAGE,
+    MAX_IMPORT_LINE, OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO, TEXT_EXACT_FLOATS,
 };
 pub use database::{BackupReport, CompactReport, Database, DatabaseBuilder, COMPACT_WAIT};
 pub use document::{Document, Hit, Record, TextDocument};

@@ -60,6 +60,18 @@ pub(crate) fn dimension_names(session: &Session, input: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The allocator of `session` for CUDA device `cuda_device`, or the default CPU allocator.
+pub(crate) fn allocator_for(
+    session: &Session,
+    cuda_device: Option<i32>,
+) -> Result<Allocator, EmbedError> {
+    let Some(id) = cuda_device else { return Ok(Allocator::default()) };
+    let info =
+        MemoryInfo::new(AllocationDevice::CUDA, id, AllocatorType::Device, MemoryType::Default)
+            .map_err(ort_err("CUDA memory info"))?;
+    Allocator::new(session, info).map_err(ort_err("CUDA allocator"))
+}
+
 impl FixedRun {
     /// Wraps `session` (built with the `[1, tokens]` overrides) with its bound tensors.
     /// `inputs`: the input names the model takes; `output`: the output's name, element type
@@ -71,20 +83,7 @@ impl FixedRun {
         output: (&str, TensorElementType, Vec<i64>),
         cuda_device: Option<i32>,
     ) -> Result<Self, EmbedError> {
-        let allocator = match cuda_device {
-            Some(id) => Allocator::new(
-                &session,
-                MemoryInfo::new(
-                    AllocationDevice::CUDA,
-                    id,
-                    AllocatorType::Device,
-                    MemoryType::Default,
-                )
-                .map_err(ort_err("CUDA memory info"))?,
-            )
-            .map_err(ort_err("CUDA allocator"))?,
-            None => Allocator::default(),
-        };
+        let allocator = allocator_for(&session, cuda_device)?;
         let mut binding = session.create_binding().map_err(ort_err("IO binding"))?;
         let mut tensors = Vec::with_capacity(inputs.len());
         for name in inputs {

@@ -74,7 +74,8 @@ impl Graph {
         let size = file.metadata().map_err(io)?.len();
         let mut r = Reader { inner: BufReader::with_capacity(1 << 16, file), pos: 0, size };
         let dir = path.parent().unwrap_or(Path::new("."));
-        let bad = |reason: String| EmbedError::InvalidModelFile { path: path.to_path_buf(), reason };
+        let bad =
+            |reason: String| EmbedError::InvalidModelFile { path: path.to_path_buf(), reason };
         let mut graph = Graph::default();
         let mut found = false;
         while r.pos < size {
@@ -303,7 +304,9 @@ impl Reader {
     fn len_end(&mut self, limit: u64) -> Result<u64, String> {
         let len = self.varint()?;
         let end = self.pos.checked_add(len).filter(|e| *e <= limit.min(self.size));
-        end.ok_or_else(|| format!("a field of {len} bytes at byte {} overruns its message", self.pos))
+        end.ok_or_else(|| {
+            format!("a field of {len} bytes at byte {} overruns its message", self.pos)
+        })
     }
 
     fn string(&mut self, limit: u64) -> Result<String, String> {
@@ -352,7 +355,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name).join("model.onnx")
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+            .join("model.onnx")
     }
 
     #[test]
@@ -364,8 +370,10 @@ mod tests {
         let embed = g.initializers.iter().find(|i| i.dims == [600, 64]).expect("embedding");
         assert_eq!(embed.data_type, 1);
         assert_eq!(embed.byte_len(), 600 * 64 * 4);
-        let g = Graph::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2/model.onnx"))
-            .expect("minilm (scripts/setup.sh)");
+        let g = Graph::read(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2/model.onnx"),
+        )
+        .expect("minilm (scripts/setup.sh)");
         assert!(g.count("MatMul") > 0);
         assert_eq!(g.precision(), "fp32");
     }

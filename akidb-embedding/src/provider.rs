@@ -782,10 +782,8 @@ fn create_session(
     }
     match attempt() {
         Ok(s) => Ok((s, requested.into())),
-        Err(reason) if !config.allow_fallback => {
-            Err(unsupported_operator(&reason, requested)
-                .unwrap_or(EmbedError::ProviderUnavailable { provider: requested, reason }))
-        }
+        Err(reason) if !config.allow_fallback => Err(unsupported_operator(&reason, requested)
+            .unwrap_or(EmbedError::ProviderUnavailable { provider: requested, reason })),
         Err(reason) => {
             log::warn!(
                 "execution provider {requested} unavailable ({reason}); falling back to CPU as \

@@ -27,7 +27,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::memory::Allocator;
 use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 use ort::value::{DynTensor, DynValue, TensorElementType};
@@ -91,19 +91,9 @@ impl SharedWeights {
             Some(id) => Some(bootstrap_session(env, id)?),
             None => None,
         };
-        let allocator = match (&bootstrap, device) {
-            (Some(session), Some(id)) => Allocator::new(
-                session,
-                MemoryInfo::new(
-                    AllocationDevice::CUDA,
-                    id,
-                    AllocatorType::Device,
-                    MemoryType::Default,
-                )
-                .map_err(ort_err("CUDA memory info"))?,
-            )
-            .map_err(ort_err("CUDA allocator"))?,
-            _ => Allocator::default(),
+        let allocator = match &bootstrap {
+            Some(session) => crate::fixed::allocator_for(session, device)?,
+            None => Allocator::default(),
         };
         let mut w = Self {
             values: Vec::new(),
@@ -113,7 +103,8 @@ impl SharedWeights {
             device,
             _bootstrap: bootstrap,
         };
-        let bad = |reason: String| EmbedError::InvalidModelFile { path: model.to_path_buf(), reason };
+        let bad =
+            |reason: String| EmbedError::InvalidModelFile { path: model.to_path_buf(), reason };
         let mut open: Option<(std::path::PathBuf, File)> = None;
         let mut staging: Vec<u8> = Vec::new();
         for init in &graph.initializers {
@@ -126,9 +117,10 @@ impl SharedWeights {
             if len < SHARE_MIN_BYTES || graph.repacked.contains(&init.name) {
                 continue;
             }
-            let count = init.dims.iter().try_fold(1usize, |a, &d| {
-                usize::try_from(d).ok().and_then(|d| a.checked_mul(d))
-            });
+            let count = init
+                .dims
+                .iter()
+                .try_fold(1usize, |a, &d| usize::try_from(d).ok().and_then(|d| a.checked_mul(d)));
             if count.and_then(|n| ty.byte_size(n)) != Some(len as usize) {
                 return Err(bad(format!(
                     "initializer {:?}: {len} bytes of data for shape {:?} ({ty:?})",
@@ -144,10 +136,12 @@ impl SharedWeights {
             let (_, f) = open.as_mut().expect("opened above");
             let io = |source| EmbedError::Io { path: file.clone(), source };
             f.seek(SeekFrom::Start(offset)).map_err(io)?;
-            let allocator = w.allocator.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let block =
-                allocator.alloc::<u8>(len).map_err(ort_err("memory for a shared weight"))?.into_raw()
-                    as usize;
+            let allocator =
+                w.allocator.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let block = allocator
+                .alloc::<u8>(len)
+                .map_err(ort_err("memory for a shared weight"))?
+                .into_raw() as usize;
             w.blocks.push(block);
             let mut view = tensor_over(allocator, block, len, &init.dims, ty)?;
             if device.is_none() {
@@ -265,10 +259,7 @@ fn element_type(code: i32) -> Option<TensorElementType> {
 }
 
 /// A session of a one-node Identity graph on CUDA device `id` whose arena grows by what is asked.
-fn bootstrap_session(
-    env: &ort::environment::Environment,
-    id: i32,
-) -> Result<Session, EmbedError> {
+fn bootstrap_session(env: &ort::environment::Environment, id: i32) -> Result<Session, EmbedError> {
     let ep = ort::ep::CUDA::default()
         .with_device_id(id)
         .with_arena_extend_strategy(ort::ep::ArenaExtendStrategy::SameAsRequested)

@@ -572,7 +572,8 @@ impl Storage {
             let seqs = w.open_table(SEQUENCES).map_err(redb_err("open sequences"))?;
             let mut horizons = w.open_table(FEED_HORIZONS).map_err(redb_err("open horizons"))?;
             for id in missing {
-                let last = seqs.get(id).map_err(redb_err("read sequence"))?.map_or(0, |v| v.value());
+                let last =
+                    seqs.get(id).map_err(redb_err("read sequence"))?.map_or(0, |v| v.value());
                 horizons.insert(id, last).map_err(redb_err("write horizon"))?;
             }
         }
@@ -605,9 +606,10 @@ impl Storage {
                 feed.retain_in(..=upto, |_, _| false).map_err(redb_err("prune deletes"))?;
                 let mut horizons =
                     w.open_table(FEED_HORIZONS).map_err(redb_err("open horizons"))?;
-                let old = horizons.get(coll.id).map_err(redb_err("read horizon"))?.map_or(0, |v| {
-                    v.value()
-                });
+                let old = horizons
+                    .get(coll.id)
+                    .map_err(redb_err("read horizon"))?
+                    .map_or(0, |v| v.value());
                 horizons.insert(coll.id, old.max(upto)).map_err(redb_err("write horizon"))?;
             }
         }
@@ -1595,10 +1597,16 @@ impl Snapshot {
                 }
                 (_, Some(x)) => {
                     let f = fi.as_mut().expect("a delete was peeked");
-                    let (_, rec) = f.next().expect("peeked").map_err(redb_err("changes deletes"))?;
+                    let (_, rec) =
+                        f.next().expect("peeked").map_err(redb_err("changes deletes"))?;
                     bytes += rec.value().len();
                     let r: DeleteRecord = decode(&t.deletes, rec.value())?;
-                    StoredChange::Delete { seq: x, id: r.id, retired: r.retired, time_ms: r.time_ms }
+                    StoredChange::Delete {
+                        seq: x,
+                        id: r.id,
+                        retired: r.retired,
+                        time_ms: r.time_ms,
+                    }
                 }
                 (Some(_), None) => unreachable!("handled by the first arm"),
             };
@@ -1781,7 +1789,6 @@ mod tests {
         Storage::open(dir, &StorageOptions::default()).expect("open")
     }
 
-
     fn write(s: &Storage, c: &CollectionEntry, up: &[(&str, f32)], del: &[&str], t: u64) {
         let vs: Vec<[f32; 2]> = up.iter().map(|(_, x)| [*x, 1.0]).collect();
         let docs: Vec<DocumentWrite<'_>> = up
@@ -1793,7 +1800,12 @@ mod tests {
     }
 
     /// The feed as (seq, "+id" or "-id") from `after`, read in pages of `page` changes.
-    fn feed(s: &Storage, c: &CollectionEntry, after: u64, page: usize) -> (Vec<(u64, String)>, u64) {
+    fn feed(
+        s: &Storage,
+        c: &CollectionEntry,
+        after: u64,
+        page: usize,
+    ) -> (Vec<(u64, String)>, u64) {
         let (mut out, mut pos, mut seen) = (Vec::new(), after, 0);
         loop {
             let snap = s.snapshot().expect("snap");

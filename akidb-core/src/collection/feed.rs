@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use akidb_storage::{Storage, StorageError, StoredChange};
 
+use super::lifecycle::{parse_token, Token};
 use super::{metadata, CollectionState};
 use crate::{Collection, Document, Error, Result};
 
@@ -60,34 +61,17 @@ impl ChangePosition {
 
 impl std::fmt::Display for ChangePosition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "f1.")?;
-        for b in self.database_id {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, ".{}.{}.{}", self.collection_id, self.seq, self.horizon)
+        let id = Token(&self.database_id);
+        write!(f, "f1.{id}.{}.{}.{}", self.collection_id, self.seq, self.horizon)
     }
 }
 
 impl std::str::FromStr for ChangePosition {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::InvalidPosition { reason: "not a change feed position" };
-        let parts: Vec<&str> = s.split('.').collect();
-        let [v, id, coll, seq, horizon] = parts.as_slice() else { return Err(bad()) };
-        if *v != "f1" || id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
-        let mut database_id = [0u8; 16];
-        for (i, byte) in database_id.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
-        let num = |t: &str| t.parse::<u64>().map_err(|_| bad());
-        Ok(Self {
-            database_id,
-            collection_id: num(coll)?,
-            seq: num(seq)?,
-            horizon: num(horizon)?,
-        })
+        let (database_id, n) = parse_token(s, "f1", 3)
+            .ok_or(Error::InvalidPosition { reason: "not a change feed position" })?;
+        Ok(Self { database_id, collection_id: n[0], seq: n[1], horizon: n[2] })
     }
 }
 
@@ -171,11 +155,9 @@ impl Collection {
             .snapshot()?
             .changes(entry, position.seq, position.horizon, limit, CHANGE_PAGE_BYTES)
             .map_err(|e| match e {
-                StorageError::ChangesPruned { position, horizon, .. } => Error::ChangesPruned {
-                    collection: entry.name.clone(),
-                    position,
-                    horizon,
-                },
+                StorageError::ChangesPruned { position, horizon, .. } => {
+                    Error::ChangesPruned { collection: entry.name.clone(), position, horizon }
+                }
                 StorageError::PositionAhead { .. } => Error::InvalidPosition {
                     reason: "it is beyond the collection's last change: another history of \
                              the database (an older copy restored?)",

@@ -132,30 +132,45 @@ pub struct ScrollCursor {
 
 impl std::fmt::Display for ScrollCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s1.")?;
-        for b in self.database_id {
-            write!(f, "{b:02x}")?;
-        }
+        write!(f, "s1.{}", Token(&self.database_id))?;
         write!(f, ".{}.{}.{}", self.collection_id, self.bound, self.after)
     }
+}
+
+/// A database identity as it appears in cursor and position tokens: 32 hex digits.
+pub(crate) struct Token<'a>(pub(crate) &'a [u8; 16]);
+
+impl std::fmt::Display for Token<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Parses a token of the form `version.hex-database-id.n1.n2...` with `numbers` numbers.
+pub(crate) fn parse_token(s: &str, version: &str, numbers: usize) -> Option<([u8; 16], Vec<u64>)> {
+    let parts: Vec<&str> = s.split('.').collect();
+    let [v, id, rest @ ..] = parts.as_slice() else { return None };
+    if *v != version
+        || rest.len() != numbers
+        || id.len() != 32
+        || !id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    let mut database_id = [0u8; 16];
+    for (i, byte) in database_id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).ok()?;
+    }
+    let nums = rest.iter().map(|t| t.parse::<u64>().ok()).collect::<Option<Vec<u64>>>()?;
+    Some((database_id, nums))
 }
 
 impl std::str::FromStr for ScrollCursor {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::InvalidCursor { reason: "not a scroll cursor" };
-        let parts: Vec<&str> = s.split('.').collect();
-        let [v, id, coll, bound, after] = parts.as_slice() else { return Err(bad()) };
-        if *v != "s1" || id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
-        let mut database_id = [0u8; 16];
-        for (i, byte) in database_id.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
-        let num = |t: &str| t.parse::<u64>().map_err(|_| bad());
-        let c =
-            Self { database_id, collection_id: num(coll)?, bound: num(bound)?, after: num(after)? };
+        let (database_id, n) = parse_token(s, "s1", 3).ok_or_else(bad)?;
+        let c = Self { database_id, collection_id: n[0], bound: n[1], after: n[2] };
         if c.after > c.bound {
             return Err(bad());
         }
