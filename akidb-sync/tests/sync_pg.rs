@@ -1,0 +1,336 @@
+//! akidb-sync against a real PostgreSQL with pgvector (the `pgserver` wheel's binaries, installed
+//! by scripts/setup.sh), started here on a loopback port in a temporary directory and stopped
+//! after: the central table equals the robot's collection row by row after every round, after
+//! the syncer is SIGKILLed mid-sync while the robot writes, after the server is stopped mid-sync,
+//! and after a resync forced by a pruned change feed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use akidb::{Clock, Collection, CollectionConfig, Database, Document, Filter, ScrollOptions};
+use akidb_sync::{SyncConfig, Syncer};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+const DIM: usize = 8;
+
+/// A PostgreSQL server of this test run.
+struct Pg {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    /// Run the server as `nobody` (PostgreSQL refuses to run as root).
+    demote: bool,
+}
+
+fn pg_bin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if let Ok(dir) = std::env::var("AKIDB_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let lib = root.join(".venv/lib");
+    for entry in std::fs::read_dir(&lib).into_iter().flatten().flatten() {
+        let bin = entry.path().join("site-packages/pgserver/pginstall/bin");
+        if bin.join("postgres").exists() {
+            return bin;
+        }
+    }
+    panic!("PostgreSQL binaries not found under {}: run scripts/setup.sh", lib.display());
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+impl Pg {
+    fn start() -> Pg {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let demote = is_root();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let pg = Pg { data: dir.path().join("data"), _dir: dir, bin: pg_bin(), port, demote };
+        if demote {
+            let st = Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(pg._dir.path())
+                .status()
+                .expect("chown");
+            assert!(st.success());
+        }
+        let out = pg
+            .cmd("initdb")
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
+            .arg(&pg.data)
+            .output()
+            .expect("initdb");
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        pg.up();
+        pg
+    }
+
+    fn cmd(&self, tool: &str) -> Command {
+        let mut c = if self.demote {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(self.bin.join(tool));
+            c
+        } else {
+            Command::new(self.bin.join(tool))
+        };
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        c
+    }
+
+    fn up(&self) {
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=on",
+            self.port,
+            self._dir.path().display()
+        );
+        let out = self
+            .cmd("pg_ctl")
+            .args(["-w", "-t", "60", "-o", &opts, "-l"])
+            .arg(self._dir.path().join("log"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("start")
+            .output()
+            .expect("pg_ctl start");
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Stops the server without a clean shutdown (crash recovery on the next start).
+    fn crash(&self) {
+        let out = self
+            .cmd("pg_ctl")
+            .args(["-m", "immediate", "-D"])
+            .arg(&self.data)
+            .arg("stop")
+            .output()
+            .expect("pg_ctl stop");
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn conninfo(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=10", self.port)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = self.cmd("pg_ctl").args(["-m", "immediate", "-D"]).arg(&self.data).arg("stop").output();
+    }
+}
+
+#[derive(Debug)]
+struct TestClock(AtomicU64);
+impl Clock for TestClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+type Row = (Option<String>, serde_json::Value, Vec<f32>);
+
+fn collection_rows(c: &Collection) -> BTreeMap<String, Row> {
+    let mut out = BTreeMap::new();
+    let options = ScrollOptions::default().with_page_size(1000).with_vectors(true);
+    for page in c.scroll(None, options).expect("scroll") {
+        for r in page.expect("page") {
+            let meta = if r.metadata.is_null() { json!({}) } else { r.metadata };
+            out.insert(r.id, (r.text, meta, r.vector));
+        }
+    }
+    out
+}
+
+fn table_rows(conninfo: &str, table: &str, source: &str) -> BTreeMap<String, Row> {
+    let mut client = postgres::Client::connect(conninfo, postgres::NoTls).expect("connect");
+    let sql = format!("SELECT id, text, metadata, embedding FROM \"{table}\" WHERE source = $1");
+    client
+        .query(&sql, &[&source])
+        .expect("select")
+        .into_iter()
+        .map(|r| {
+            let v: pgvector::Vector = r.get(3);
+            (r.get::<_, String>(0), (r.get(1), r.get(2), v.to_vec()))
+        })
+        .collect()
+}
+
+fn doc(rng: &mut rand::rngs::StdRng, id: u64, version: u64) -> Document {
+    let v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    Document::new(format!("log-{id}"), v)
+        .with_text(format!("robot line {id} v{version} 'quoted' \"and\" ünïcode"))
+        .with_metadata(json!({"robot": id % 3, "v": version, "nested": {"a": [1, 2]}}))
+}
+
+fn write_round(c: &Collection, rng: &mut rand::rngs::StdRng, round: u64, ids: u64) {
+    let docs: Vec<Document> = (0..200)
+        .map(|_| {
+            let id = rng.gen_range(0..ids);
+            doc(rng, id, round)
+        })
+        .collect();
+    c.upsert(&docs).expect("upsert");
+    let gone: Vec<String> = (0..30).map(|_| format!("log-{}", rng.gen_range(0..ids))).collect();
+    c.delete(&gone.iter().map(String::as_str).collect::<Vec<_>>()).expect("delete");
+    if round % 3 == 2 {
+        c.delete_where(&Filter::eq("robot", round % 3)).expect("delete_where");
+    }
+}
+
+#[test]
+fn the_table_equals_the_collection_row_by_row_for_two_robots() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let robots: Vec<(Database, Collection)> = (0..2)
+        .map(|i| {
+            let db = Database::open(dir.path().join(format!("robot{i}"))).expect("open");
+            let c = db.create_collection("logs", CollectionConfig::new(DIM)).expect("create");
+            (db, c)
+        })
+        .collect();
+    let mut syncers: Vec<Syncer> = (0..2)
+        .map(|i| {
+            let mut cfg = SyncConfig::new(pg.conninfo(), format!("amr-{i:02}"));
+            cfg.page = 97;
+            Syncer::connect(cfg).expect("connect")
+        })
+        .collect();
+    for round in 0..6 {
+        for (i, (_, c)) in robots.iter().enumerate() {
+            write_round(c, &mut rng, round, 400);
+            let r = syncers[i].sync(c).expect("sync");
+            assert!(!r.resynced);
+            let source = format!("amr-{i:02}");
+            assert_eq!(
+                table_rows(&pg.conninfo(), "akidb_logs", &source),
+                collection_rows(c),
+                "robot {i} after round {round}"
+            );
+        }
+    }
+    // Nothing to do once caught up: one empty page, the same checkpoint.
+    let before = syncers[0].checkpoint("logs").expect("checkpoint");
+    let r = syncers[0].sync(&robots[0].1).expect("sync");
+    assert_eq!((r.upserts, r.deletes), (0, 0));
+    assert_eq!(Some(r.position), before);
+}
+
+#[test]
+fn a_pruned_checkpoint_forces_a_full_resync_that_ends_equal() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(TestClock(AtomicU64::new(1_000_000)));
+    let db = Database::builder().with_clock(clock.clone()).open(dir.path()).expect("open");
+    let c = db.create_collection("logs", CollectionConfig::new(DIM)).expect("create");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    write_round(&c, &mut rng, 0, 300);
+    let mut s = Syncer::connect(SyncConfig::new(pg.conninfo(), "amr-07")).expect("connect");
+    s.sync(&c).expect("sync");
+    write_round(&c, &mut rng, 1, 300);
+    clock.0.fetch_add(8 * 24 * 3600 * 1000, Ordering::SeqCst);
+    c.delete(&["log-1", "log-2", "log-3"]).expect("delete");
+    c.optimize().expect("optimize prunes the week-old delete records");
+    let r = s.sync(&c).expect("sync");
+    assert!(r.resynced, "{r:?}");
+    assert_eq!(table_rows(&pg.conninfo(), "akidb_logs", "amr-07"), collection_rows(&c));
+}
+
+#[test]
+fn a_server_stopped_mid_sync_loses_and_duplicates_nothing() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(dir.path()).expect("open");
+    let c = db.create_collection("logs", CollectionConfig::new(DIM)).expect("create");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for round in 0..10 {
+        write_round(&c, &mut rng, round, 5_000);
+    }
+    let mut cfg = SyncConfig::new(pg.conninfo(), "amr-03");
+    cfg.page = 20;
+    let mut s = Syncer::connect(cfg.clone()).expect("connect");
+    let c2 = c.clone();
+    let t = std::thread::spawn(move || s.sync(&c2));
+    std::thread::sleep(Duration::from_millis(150));
+    pg.crash();
+    let r = t.join().expect("sync thread");
+    assert!(r.is_err(), "the sync saw the server go: {r:?}");
+    pg.up();
+    let mut s = Syncer::connect(cfg).expect("reconnect");
+    s.sync(&c).expect("sync after the restart");
+    assert_eq!(table_rows(&pg.conninfo(), "akidb_logs", "amr-03"), collection_rows(&c));
+}
+
+/// The child of the SIGKILL test: opens the robot's database, writes and syncs until killed.
+#[test]
+fn child_process_entry() {
+    let (Ok(db), Ok(conninfo)) = (std::env::var("AKIDB_SYNC_DB"), std::env::var("AKIDB_SYNC_PG"))
+    else {
+        return;
+    };
+    let db = Database::open(&db).expect("open");
+    let c = db.collection("logs").expect("collection");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(std::process::id() as u64);
+    let mut cfg = SyncConfig::new(conninfo, "amr-09");
+    cfg.page = 13;
+    let mut s = Syncer::connect(cfg).expect("connect");
+    println!("READY");
+    for round in 0.. {
+        write_round(&c, &mut rng, round, 2_000);
+        s.sync(&c).expect("sync");
+    }
+}
+
+#[test]
+fn a_syncer_killed_mid_sync_while_the_robot_writes_loses_and_duplicates_nothing() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("robot");
+    {
+        let db = Database::open(&path).expect("open");
+        let c = db.create_collection("logs", CollectionConfig::new(DIM)).expect("create");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        write_round(&c, &mut rng, 0, 2_000);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for kill in 0..6 {
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+            .env("AKIDB_SYNC_DB", &path)
+            .env("AKIDB_SYNC_PG", pg.conninfo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        while !line.contains("READY") {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+            assert!(n > 0, "child {kill} exited before it was ready");
+        }
+        std::thread::sleep(Duration::from_millis(rng.gen_range(50..400)));
+        assert!(child.try_wait().expect("status").is_none(), "child {kill} ended on its own");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+        assert!(Instant::now() < deadline, "bounded in time");
+    }
+    let db = Database::open(&path).expect("open");
+    let c = db.collection("logs").expect("collection");
+    let mut s = Syncer::connect(SyncConfig::new(pg.conninfo(), "amr-09")).expect("connect");
+    let r = s.sync(&c).expect("final sync");
+    assert!(!r.resynced);
+    let rows = table_rows(&pg.conninfo(), "akidb_logs", "amr-09");
+    assert_eq!(rows, collection_rows(&c));
+    assert!(rows.len() > 100, "{} rows", rows.len());
+}
