@@ -40,7 +40,7 @@ pub use collection::{
 pub use database::{BackupReport, CompactReport, Database, DatabaseBuilder, COMPACT_WAIT};
 pub use document::{Document, Hit, Record, TextDocument};
 pub use error::{Error, IdProblem, LimitExceeded, Result};
-pub use filter::{Filter, FilterError};
+pub use filter::{Bound, Filter, FilterError, RangeValue};
 pub use schema::{CollectionConfig, FieldIndex, IndexKind, Metric, ModelIdentity, Retention};
 pub use text::{IngestOptions, IngestProgress, IngestReport};
 pub use validate::validate_collection_name;

@@ -118,13 +118,17 @@ impl Pg {
     }
 
     fn conninfo(&self) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=10", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=10",
+            self.port
+        )
     }
 }
 
 impl Drop for Pg {
     fn drop(&mut self) {
-        let _ = self.cmd("pg_ctl").args(["-m", "immediate", "-D"]).arg(&self.data).arg("stop").output();
+        let _ =
+            self.cmd("pg_ctl").args(["-m", "immediate", "-D"]).arg(&self.data).arg("stop").output();
     }
 }
 
@@ -218,6 +222,15 @@ fn the_table_equals_the_collection_row_by_row_for_two_robots() {
             );
         }
     }
+    // The first sync built the table's HNSW index once it had caught up.
+    let mut client = postgres::Client::connect(&pg.conninfo(), postgres::NoTls).expect("connect");
+    let defs: Vec<String> = client
+        .query("SELECT indexdef FROM pg_indexes WHERE tablename = 'akidb_logs'", &[])
+        .expect("indexes")
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(defs.iter().any(|d| d.contains("hnsw") && d.contains("vector_cosine_ops")), "{defs:?}");
     // Nothing to do once caught up: one empty page, the same checkpoint.
     let before = syncers[0].checkpoint("logs").expect("checkpoint");
     let r = syncers[0].sync(&robots[0].1).expect("sync");
@@ -268,6 +281,75 @@ fn a_server_stopped_mid_sync_loses_and_duplicates_nothing() {
     let mut s = Syncer::connect(cfg).expect("reconnect");
     s.sync(&c).expect("sync after the restart");
     assert_eq!(table_rows(&pg.conninfo(), "akidb_logs", "amr-03"), collection_rows(&c));
+}
+
+#[test]
+fn fleet_search_ranks_and_filters_as_akidb_does() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut robots = Vec::new();
+    for i in 0..2 {
+        let db = Database::open(dir.path().join(format!("r{i}"))).expect("open");
+        let c = db.create_collection("logs", CollectionConfig::new(DIM)).expect("create");
+        let docs: Vec<Document> = (0..300u64)
+            .map(|j| {
+                let level = ["INFO", "WARN", "ERROR"][(j % 3) as usize];
+                let mut d = doc(&mut rng, j, j % 7);
+                d.metadata["level"] = json!(level);
+                if j % 5 == 0 {
+                    d.metadata["zone"] = json!({"dock": j % 4});
+                }
+                d
+            })
+            .collect();
+        c.upsert(&docs).expect("upsert");
+        let source = format!("amr-{i}");
+        Syncer::connect(SyncConfig::new(pg.conninfo(), &source))
+            .expect("connect")
+            .sync(&c)
+            .expect("sync");
+        robots.push((source, db, c));
+    }
+    let mut fleet = akidb_sync::FleetSearch::connect(&pg.conninfo()).expect("connect");
+    fleet.set_ef_search(1000).expect("ef_search");
+    let filters = [
+        None,
+        Some(Filter::eq("robot", 1)),
+        Some(Filter::gte("v", 3).and(Filter::lt("v", 5))),
+        Some(Filter::Or(vec![
+            Filter::eq("level", "WARN"),
+            Filter::Exists { field: "zone.dock".into() },
+        ])),
+        Some(Filter::Not(Box::new(Filter::eq("level", "INFO")))),
+        Some(Filter::gt("level", "F")),
+        Some(Filter::In { field: "zone.dock".into(), values: vec![json!(1), json!(3)] }),
+    ];
+    for (n, filter) in filters.iter().enumerate() {
+        let q: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        let got = fleet
+            .search("logs", akidb::Metric::Cosine, &q, 15, filter.as_ref(), None)
+            .expect("fleet search");
+        let mut want: Vec<(f32, String, String)> = Vec::new();
+        for (source, _, c) in &robots {
+            let (hits, _) = c
+                .search_with(&q, 15, filter.as_ref(), akidb::SearchParams::exact())
+                .expect("search");
+            want.extend(hits.into_iter().map(|h| (h.score, source.clone(), h.id)));
+        }
+        want.sort_by(|a, b| b.0.total_cmp(&a.0));
+        want.truncate(15);
+        assert_eq!(got.len(), want.len(), "filter {n}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((&g.source, &g.hit.id), (&w.1, &w.2), "filter {n}");
+            assert!((g.hit.score - w.0).abs() < 1e-4, "filter {n}: {} vs {}", g.hit.score, w.0);
+        }
+        // The same restricted to one robot.
+        let one = fleet
+            .search("logs", akidb::Metric::Cosine, &q, 15, filter.as_ref(), Some(&["amr-1"]))
+            .expect("one robot");
+        assert!(one.iter().all(|h| h.source == "amr-1"));
+    }
 }
 
 /// The child of the SIGKILL test: opens the robot's database, writes and syncs until killed.
