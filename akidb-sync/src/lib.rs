@@ -110,6 +110,10 @@ pub struct SyncConfig {
     /// Give the tables an HNSW index, built once a sync has caught up with a table that has
     /// none (default on).
     pub hnsw_index: bool,
+    /// `maintenance_work_mem` for building that index, in MiB (default 1,024): pgvector builds
+    /// far faster while the graph fits in it (100,000 x 384-d: 262-275 s at PostgreSQL's
+    /// default 64 MiB, docs/sync.md).
+    pub index_build_memory_mb: u32,
 }
 
 impl SyncConfig {
@@ -121,6 +125,7 @@ impl SyncConfig {
             table_prefix: "akidb_".into(),
             page: DEFAULT_PAGE,
             hnsw_index: true,
+            index_build_memory_mb: 1024,
         }
     }
 }
@@ -233,8 +238,10 @@ impl Syncer {
             Metric::L2 => "vector_l2_ops",
         };
         let t = std::time::Instant::now();
+        let mem = self.config.index_build_memory_mb.clamp(64, 1 << 20);
         self.client.batch_execute(&format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {ops})",
+            "BEGIN; SET LOCAL maintenance_work_mem = '{mem}MB';
+             CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {ops}); COMMIT",
             quote(&index),
             quote(table)
         ))?;
