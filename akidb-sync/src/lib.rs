@@ -60,7 +60,7 @@ const MAX_IDENTIFIER: usize = 63;
 #[non_exhaustive]
 pub enum SyncError {
     /// PostgreSQL refused or the connection failed (retry later: nothing half-applied stays).
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", pg_message(.0))]
     Postgres(#[from] postgres::Error),
     /// AkiDB failed (reading the feed).
     #[error("AkiDB: {0}")]
@@ -91,6 +91,24 @@ pub enum SyncError {
         /// Why.
         reason: &'static str,
     },
+}
+
+/// A PostgreSQL error with the server's own message and code when there is one.
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} ({}: {})", e, d.code().code(), d.message()),
+        None => e.to_string(),
+    }
+}
+
+/// Runs `ddl` in a transaction holding advisory lock `key`: `CREATE ... IF NOT EXISTS` is not
+/// safe against itself in concurrent sessions (two syncers starting at once), this is.
+fn locked_ddl(client: &mut Client, key: &str, ddl: &str) -> Result<()> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7346))", &[&key])?;
+    tx.batch_execute(ddl)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Result of sync calls.
@@ -175,7 +193,9 @@ impl Syncer {
             return Err(SyncError::Config { field: "page", reason: "1 to MAX_CHANGES_PER_PAGE" });
         }
         let mut client = Client::connect(&config.conninfo, NoTls)?;
-        client.batch_execute(
+        locked_ddl(
+            &mut client,
+            "akidb schema",
             "CREATE EXTENSION IF NOT EXISTS vector;
              CREATE TABLE IF NOT EXISTS akidb_sync_checkpoints (
                  source text NOT NULL, collection text NOT NULL, position text NOT NULL,
@@ -199,12 +219,16 @@ impl Syncer {
         let table = self.table_name(c.name())?;
         let dim = c.config().dimension;
         let q = quote(&table);
-        self.client.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {q} (
-                 source text NOT NULL, id text NOT NULL, seq bigint NOT NULL, text text,
-                 metadata jsonb NOT NULL, embedding vector({dim}) NOT NULL,
-                 PRIMARY KEY (source, id))"
-        ))?;
+        locked_ddl(
+            &mut self.client,
+            "akidb schema",
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {q} (
+                     source text NOT NULL, id text NOT NULL, seq bigint NOT NULL, text text,
+                     metadata jsonb NOT NULL, embedding vector({dim}) NOT NULL,
+                     PRIMARY KEY (source, id))"
+            ),
+        )?;
         let found: i32 = self
             .client
             .query_one(
@@ -239,12 +263,17 @@ impl Syncer {
         };
         let t = std::time::Instant::now();
         let mem = self.config.index_build_memory_mb.clamp(64, 1 << 20);
-        self.client.batch_execute(&format!(
-            "BEGIN; SET LOCAL maintenance_work_mem = '{mem}MB';
-             CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {ops}); COMMIT",
-            quote(&index),
-            quote(table)
-        ))?;
+        // One syncer builds it; the others wait on the lock, then find it there (and skip).
+        locked_ddl(
+            &mut self.client,
+            &index,
+            &format!(
+                "SET LOCAL maintenance_work_mem = '{mem}MB';
+                 CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding {ops})",
+                quote(&index),
+                quote(table)
+            ),
+        )?;
         Ok(Some(t.elapsed().as_secs_f64()))
     }
 

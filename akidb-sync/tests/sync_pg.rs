@@ -352,6 +352,36 @@ fn fleet_search_ranks_and_filters_as_akidb_does() {
     }
 }
 
+#[test]
+fn syncers_starting_at_once_on_a_fresh_server_all_succeed() {
+    // CREATE ... IF NOT EXISTS races with itself across sessions (the extension, the tables,
+    // the index); sixteen robots starting together found that in the fleet simulation.
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let barrier = Arc::new(std::sync::Barrier::new(16));
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            let (path, conninfo, barrier) =
+                (dir.path().join(format!("r{i}")), pg.conninfo(), barrier.clone());
+            std::thread::spawn(move || {
+                let db = Database::open(&path).expect("open");
+                let c = db.create_collection("logs", CollectionConfig::new(DIM)).expect("create");
+                let mut rng = rand::rngs::StdRng::seed_from_u64(i);
+                write_round(&c, &mut rng, 0, 50);
+                barrier.wait();
+                let mut s = Syncer::connect(SyncConfig::new(conninfo, format!("amr-{i}")))
+                    .expect("connect");
+                s.sync(&c).expect("sync");
+                (format!("amr-{i}"), collection_rows(&c))
+            })
+        })
+        .collect();
+    for t in threads {
+        let (source, rows) = t.join().expect("robot");
+        assert_eq!(table_rows(&pg.conninfo(), "akidb_logs", &source), rows, "{source}");
+    }
+}
+
 /// The child of the SIGKILL test: opens the robot's database, writes and syncs until killed.
 #[test]
 fn child_process_entry() {
