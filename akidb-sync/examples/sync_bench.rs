@@ -102,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let r2 = s.sync(&c)?;
         let incr_s = t.elapsed().as_secs_f64();
+        let load_s = full_s - r.index_build_seconds.unwrap_or(0.0);
         println!(
             "{}",
             json!({"round": round, "n": a.n, "dim": a.dim, "page": a.page,
@@ -109,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                    "sync_full_rows_per_s": r.upserts as f64 / full_s, "sync_full_s": full_s,
                    "sync_vs_copy": (r.upserts as f64 / full_s) / (a.n as f64 / peer_s),
                    "index_build_s": r.index_build_seconds,
-                   "load_rows_per_s": r.upserts as f64 / (full_s - r.index_build_seconds.unwrap_or(0.0)),
+                   "load_rows_per_s": r.upserts as f64 / load_s,
                    "sync_incremental_rows_per_s": r2.upserts as f64 / incr_s,
                    "incremental_rows": r2.upserts, "pages": r.pages + r2.pages})
         );

@@ -160,29 +160,25 @@ fn sql_of(f: &Filter, params: &mut Params, depth: usize) -> Result<String> {
             for (b, op_in, op_ex) in [(lower, ">=", ">"), (upper, "<=", "<")] {
                 let Some(b) = b else { continue };
                 let op = if b.inclusive { op_in } else { op_ex };
-                parts.push(match &b.value {
+                let (kind, rhs) = match &b.value {
                     akidb::RangeValue::Integer(i) => {
                         params.push(Box::new(i.to_string()));
-                        format!(
-                            "(jsonb_typeof({p}) = 'number' AND ({p})::numeric {op} ${}::text::numeric)",
-                            params.len()
-                        )
+                        ("number", format!("${}::text::numeric", params.len()))
                     }
                     akidb::RangeValue::Float(x) => {
                         params.push(Box::new(*x));
-                        format!(
-                            "(jsonb_typeof({p}) = 'number' AND ({p})::numeric {op} ${}::float8::numeric)",
-                            params.len()
-                        )
+                        ("number", format!("${}::float8::numeric", params.len()))
                     }
                     akidb::RangeValue::String(s) => {
                         params.push(Box::new(s.clone()));
-                        format!(
-                            "(jsonb_typeof({p}) = 'string' AND ({p} #>> '{{}}') COLLATE \"C\" {op} ${} COLLATE \"C\")",
-                            params.len()
-                        )
+                        ("string", format!("${} COLLATE \"C\"", params.len()))
                     }
-                });
+                };
+                let lhs = match kind {
+                    "number" => format!("({p})::numeric"),
+                    _ => format!("({p} #>> '{{}}') COLLATE \"C\""),
+                };
+                parts.push(format!("(jsonb_typeof({p}) = '{kind}' AND {lhs} {op} {rhs})"));
             }
             if parts.is_empty() {
                 "TRUE".into()
