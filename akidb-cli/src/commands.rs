@@ -561,6 +561,74 @@ pub fn backup(ctx: &mut Ctx, out: Out, target: &Path) -> CliResult {
     Ok(())
 }
 
+/// What `akidb sync` was given.
+pub struct SyncArgs {
+    pub postgres: String,
+    pub source: String,
+    pub collections: Vec<String>,
+    pub every: Option<u64>,
+}
+
+/// `akidb sync`: one pass over the collections, or a pass every `every` seconds until Ctrl-C; a
+/// failed pass is retried after 1, 2, 4 ... 60 s (a page is one PostgreSQL transaction, so a
+/// pass cut anywhere leaves nothing half-applied).
+pub fn sync(ctx: &mut Ctx, out: Out, a: SyncArgs) -> CliResult {
+    let db = ctx.db()?.clone();
+    let names: Vec<String> = if a.collections.is_empty() {
+        db.list_collections()?.into_iter().map(|(n, _)| n).collect()
+    } else {
+        a.collections.clone()
+    };
+    let collections =
+        names.iter().map(|n| db.collection(n)).collect::<Result<Vec<_>, akidb::Error>>()?;
+    let config = akidb_sync::SyncConfig::new(a.postgres.clone(), a.source.clone());
+    let mut syncer: Option<akidb_sync::Syncer> = None;
+    let pass = |syncer: &mut Option<akidb_sync::Syncer>| -> Result<(), akidb_sync::SyncError> {
+        let s = match syncer {
+            Some(s) => s,
+            None => syncer.insert(akidb_sync::Syncer::connect(config.clone())?),
+        };
+        for c in &collections {
+            let r = s.sync(c)?;
+            if out.json {
+                out.json(&json!({"collection": c.name(), "upserts": r.upserts,
+                    "deletes": r.deletes, "pages": r.pages, "resynced": r.resynced,
+                    "position": r.position, "index_build_seconds": r.index_build_seconds}));
+            } else {
+                line(&format!(
+                    "{}: {} upserts, {} deletes in {} transactions{}",
+                    c.name(),
+                    r.upserts,
+                    r.deletes,
+                    r.pages,
+                    if r.resynced { " (full resync: the checkpoint had been pruned)" } else { "" }
+                ));
+            }
+        }
+        Ok(())
+    };
+    let Some(every) = a.every else {
+        return pass(&mut syncer).map_err(|e| CliError::failed(e.to_string()));
+    };
+    let mut backoff = 1u64;
+    loop {
+        match pass(&mut syncer) {
+            Ok(()) => {
+                backoff = 1;
+                std::thread::sleep(std::time::Duration::from_secs(every));
+            }
+            Err(e) => {
+                // A new connection next time (the server may have restarted).
+                syncer = None;
+                log::warn!("sync pass failed, retrying in {backoff} s: {e}");
+                eprintln!("sync pass failed, retrying in {backoff} s: {e}");
+                std::thread::sleep(std::time::Duration::from_secs(backoff));
+                backoff = (backoff * 2).min(60);
+            }
+        }
+    }
+}
+
 /// `akidb compact`.
 pub fn compact(ctx: &mut Ctx, out: Out) -> CliResult {
     let r = ctx.db()?.compact()?;

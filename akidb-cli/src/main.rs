@@ -128,6 +128,23 @@ enum Command {
     /// Show or set what a collection keeps.
     #[command(subcommand)]
     Retention(RetentionCmd),
+    /// Push collections into PostgreSQL + pgvector through their change feeds (docs/sync.md):
+    /// once, or every `--every` seconds until Ctrl-C, retrying a failed pass with backoff.
+    Sync {
+        /// libpq connection string of the central server (better in the environment: it may
+        /// hold a password).
+        #[arg(long, env = "AKIDB_SYNC_POSTGRES", hide_env_values = true)]
+        postgres: String,
+        /// This robot's name in the central tables' `source` column.
+        #[arg(long)]
+        source: String,
+        /// Collections to push (repeatable; default: all).
+        #[arg(long = "collection", short = 'c')]
+        collections: Vec<String>,
+        /// Seconds between passes; without it, one pass.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        every: Option<u64>,
+    },
     /// Serve the database over REST and gRPC (the configuration's listen, keys, TLS) until
     /// SIGTERM or Ctrl-C.
     Serve,
@@ -370,6 +387,9 @@ fn dispatch(ctx: &mut Ctx, out: Out, command: Command) -> CliResult {
         }
         Command::Import { collection, path } => commands::import(ctx, out, &collection, &path),
         Command::Backup { target } => commands::backup(ctx, out, &target),
+        Command::Sync { postgres, source, collections, every } => {
+            commands::sync(ctx, out, commands::SyncArgs { postgres, source, collections, every })
+        }
         Command::Compact => commands::compact(ctx, out),
         Command::Retention(RetentionCmd::Show { name }) => {
             commands::retention(ctx, out, &name, None)

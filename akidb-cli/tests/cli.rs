@@ -318,3 +318,40 @@ fn completions_name_the_commands() {
     let help = ok(tmp.path(), &["--help"]);
     assert!(help.contains("Exit codes:") && help.contains("130"), "{help}");
 }
+
+#[path = "../../akidb-sync/tests/common/pg.rs"]
+mod pg;
+
+#[test]
+fn sync_pushes_a_collection_into_postgres_once_and_then_nothing() {
+    let server = pg::Pg::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    init(dir);
+    ok(dir, &["collections", "create", "fleet", "--model", "minilm"]);
+    let log = fleet_log(dir);
+    ok(dir, &["ingest", "-c", "fleet", log.to_str().expect("path")]);
+    let conninfo = server.conninfo();
+    let args = ["sync", "--postgres", &conninfo, "--source", "amr-05", "-c", "fleet"];
+    let first = json(dir, &args);
+    assert_eq!((first["upserts"].as_u64(), first["resynced"].as_bool()), (Some(40), Some(false)));
+    let mut client = postgres::Client::connect(&conninfo, postgres::NoTls).expect("connect");
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM akidb_fleet WHERE source = 'amr-05'", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 40);
+    let again = json(dir, &args);
+    assert_eq!((again["upserts"].as_u64(), again["deletes"].as_u64()), (Some(0), Some(0)));
+    // The connection string may come from the environment (it can hold a password).
+    let out = Command::new(env!("CARGO_BIN_EXE_akidb"))
+        .current_dir(dir)
+        .args(["sync", "--source", "amr-05"])
+        .env("AKIDB_SYNC_POSTGRES", &conninfo)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A server that is not there: one line and exit code 1, not a panic.
+    let gone = "host=127.0.0.1 port=1 user=postgres connect_timeout=2";
+    fails(dir, &["sync", "--postgres", gone, "--source", "amr-05"], 1, "PostgreSQL");
+}
