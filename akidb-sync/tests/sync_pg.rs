@@ -270,6 +270,51 @@ fn syncers_starting_at_once_on_a_fresh_server_all_succeed() {
     }
 }
 
+#[test]
+fn a_fleet_query_on_a_streaming_replica_sees_the_synced_rows() {
+    let primary = Pg::start();
+    let replica = primary.replica();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(dir.path()).expect("open");
+    let c = db.create_collection("logs", CollectionConfig::new(DIM)).expect("create");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    write_round(&c, &mut rng, 0, 300);
+    Syncer::connect(SyncConfig::new(primary.conninfo(), "amr-11"))
+        .expect("connect")
+        .sync(&c)
+        .expect("sync");
+    let want = collection_rows(&c);
+    // Replication is asynchronous: wait (bounded) until the replica holds what was committed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = postgres::Client::connect(&replica.conninfo(), postgres::NoTls)
+            .ok()
+            .and_then(|mut cl| {
+                cl.query_opt("SELECT 1 FROM pg_class WHERE relname = 'akidb_logs_hnsw'", &[]).ok()
+            })
+            .flatten()
+            .is_some();
+        if ready && table_rows(&replica.conninfo(), "akidb_logs", "amr-11") == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica did not catch up in 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let q: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let mut on_primary = akidb_sync::FleetSearch::connect(&primary.conninfo()).expect("primary");
+    let mut on_replica = akidb_sync::FleetSearch::connect(&replica.conninfo()).expect("replica");
+    let f = Filter::eq("robot", 2);
+    let a = on_primary.search("logs", akidb::Metric::Cosine, &q, 10, Some(&f), None).expect("p");
+    let b = on_replica.search("logs", akidb::Metric::Cosine, &q, 10, Some(&f), None).expect("r");
+    assert_eq!(a, b);
+    assert!(!b.is_empty());
+    // The replica is read-only: a syncer pointed at it fails with PostgreSQL's reason.
+    let e = Syncer::connect(SyncConfig::new(replica.conninfo(), "amr-11"))
+        .and_then(|mut s| s.sync(&c))
+        .expect_err("a replica takes no writes");
+    assert!(e.to_string().contains("read-only"), "{e}");
+}
+
 /// The child of the SIGKILL test: opens the robot's database, writes and syncs until killed.
 #[test]
 fn child_process_entry() {

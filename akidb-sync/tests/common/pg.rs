@@ -106,6 +106,50 @@ impl Pg {
         assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// A streaming replica of this server (`pg_basebackup -R`), started on its own port.
+    pub fn replica(&self) -> Pg {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let r = Pg {
+            data: dir.path().join("data"),
+            _dir: dir,
+            bin: self.bin.clone(),
+            port,
+            demote: self.demote,
+        };
+        if r.demote {
+            let st = Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(r._dir.path())
+                .status()
+                .expect("chown");
+            assert!(st.success());
+        }
+        let out = r
+            .cmd("pg_basebackup")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-D",
+            ])
+            .arg(&r.data)
+            .output()
+            .expect("pg_basebackup");
+        assert!(out.status.success(), "pg_basebackup: {}", String::from_utf8_lossy(&out.stderr));
+        r.up();
+        r
+    }
+
     pub fn conninfo(&self) -> String {
         format!(
             "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=10",
