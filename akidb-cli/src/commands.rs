@@ -653,10 +653,15 @@ pub fn retention(ctx: &mut Ctx, out: Out, name: &str, set: Option<Option<Retenti
     let mut deleted = None;
     if let Some(policy) = set {
         let enforce = policy.is_some();
+        let before = db.collection(name)?.count()?;
         db.set_retention(name, policy)?;
         if enforce {
-            let r = db.collection(name)?.enforce_retention()?;
-            deleted = Some(r.expired + r.over_count + r.over_bytes);
+            // Setting a policy also queues a pass on the database's maintenance worker, which
+            // may run before this one: what applying the policy deleted is the difference (no
+            // other writer runs in this process).
+            let c = db.collection(name)?;
+            c.enforce_retention()?;
+            deleted = Some(before.saturating_sub(c.count()?));
         }
     }
     let c = db.collection(name)?;
