@@ -581,7 +581,8 @@ pub fn sync(ctx: &mut Ctx, out: Out, a: SyncArgs) -> CliResult {
     };
     let collections =
         names.iter().map(|n| db.collection(n)).collect::<Result<Vec<_>, akidb::Error>>()?;
-    let config = akidb_sync::SyncConfig::new(a.postgres.clone(), a.source.clone());
+    let mut config = akidb_sync::SyncConfig::new(a.postgres.clone(), a.source.clone());
+    config.local_state = Some(db.path().join("sync"));
     let mut syncer: Option<akidb_sync::Syncer> = None;
     let pass = |syncer: &mut Option<akidb_sync::Syncer>| -> Result<(), akidb_sync::SyncError> {
         let s = match syncer {

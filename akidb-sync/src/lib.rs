@@ -83,6 +83,14 @@ pub enum SyncError {
         /// The table's.
         found: i32,
     },
+    /// The robot-side checkpoint file could not be read or written (the page was committed).
+    #[error("local checkpoint {path}: {source}")]
+    Local {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
     /// A configuration value out of range.
     #[error("invalid sync setting {field}: {reason}")]
     Config {
@@ -128,6 +136,11 @@ pub struct SyncConfig {
     /// Give the tables an HNSW index, built once a sync has caught up with a table that has
     /// none (default on).
     pub hnsw_index: bool,
+    /// A directory on the robot where the syncer also keeps each checkpoint (a file per
+    /// collection, written temp + fsync + rename after the page's transaction committed), so the
+    /// robot knows how far the central copy got while the server is away. PostgreSQL's copy, in
+    /// the rows' transaction, stays the one syncing resumes from. Default: none.
+    pub local_state: Option<std::path::PathBuf>,
     /// `maintenance_work_mem` for building that index, in MiB (default 1,024): pgvector builds
     /// far faster while the graph fits in it (100,000 x 384-d: 262-275 s at PostgreSQL's
     /// default 64 MiB, docs/sync.md).
@@ -143,6 +156,7 @@ impl SyncConfig {
             table_prefix: "akidb_".into(),
             page: DEFAULT_PAGE,
             hnsw_index: true,
+            local_state: None,
             index_build_memory_mb: 1024,
         }
     }
@@ -286,10 +300,69 @@ impl Syncer {
         Ok(row.map(|r| r.get(0)))
     }
 
+    /// The robot-side copy of collection `name`'s checkpoint (see [`SyncConfig::local_state`]).
+    pub fn local_checkpoint(&self, name: &str) -> Result<Option<String>> {
+        let Some(path) = self.local_path(name) else { return Ok(None) };
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(SyncError::Local { path, source }),
+        }
+    }
+
+    fn local_path(&self, name: &str) -> Option<std::path::PathBuf> {
+        let dir = self.config.local_state.as_ref()?;
+        let mut source = String::new();
+        for b in self.config.source.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                source.push(char::from(b));
+            } else {
+                let _ = write!(source, "%{b:02X}");
+            }
+        }
+        Some(dir.join(format!("{source}.{name}.position")))
+    }
+
+    /// Writes the robot-side checkpoint: temp file, fsync, rename, fsync of the directory.
+    fn save_local(&self, name: &str, position: &str) -> Result<()> {
+        let Some(path) = self.local_path(name) else { return Ok(()) };
+        let err = |source| SyncError::Local { path: path.clone(), source };
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = path.with_extension("position.tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(err)?;
+            f.write_all(position.as_bytes()).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(err)?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+        Ok(())
+    }
+
     /// Pushes every change of `c` since its checkpoint, a page per transaction, until caught up
     /// with the feed as it was when each page was read.
     pub fn sync(&mut self, c: &Collection) -> Result<SyncReport> {
         let table = self.ensure_table(c)?;
+        if let (Some(local), central) =
+            (self.local_checkpoint(c.name())?, self.checkpoint(c.name())?)
+        {
+            let seq = |s: &str| s.parse::<ChangePosition>().map(|p| p.seq()).unwrap_or(0);
+            match central.filter(|s| !s.is_empty()) {
+                None => log::warn!(
+                    "{}: the server has no checkpoint for this robot but the robot synced up to \
+                     {local}: the central copy was reset; sending everything again",
+                    c.name()
+                ),
+                Some(central) if seq(&central) < seq(&local) => log::warn!(
+                    "{}: the server's checkpoint {central} is behind the robot's {local} (a \
+                     restored server?); resuming from the server's",
+                    c.name()
+                ),
+                Some(_) => {}
+            }
+        }
         let mut report = SyncReport::default();
         loop {
             let (caught_up, position) = self.sync_page(c, &table, &mut report)?;
@@ -380,6 +453,7 @@ impl Syncer {
             &[&source, &name, &position],
         )?;
         tx.commit()?;
+        self.save_local(&name, &position)?;
         Ok((page.caught_up, position))
     }
 }

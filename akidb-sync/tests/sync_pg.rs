@@ -119,6 +119,27 @@ fn the_table_equals_the_collection_row_by_row_for_two_robots() {
         .map(|r| r.get(0))
         .collect();
     assert!(defs.iter().any(|d| d.contains("hnsw") && d.contains("vector_cosine_ops")), "{defs:?}");
+    // The robot keeps the checkpoint too (when given a directory): after each committed page.
+    let state = dir.path().join("state");
+    let mut cfg = SyncConfig::new(pg.conninfo(), "amr-00");
+    cfg.local_state = Some(state.clone());
+    let mut local = Syncer::connect(cfg).expect("connect");
+    local.sync(&robots[0].1).expect("sync");
+    let central = local.checkpoint("logs").expect("checkpoint");
+    assert!(central.is_some());
+    assert_eq!(local.local_checkpoint("logs").expect("local"), central);
+    // The server loses its checkpoints (a reset): the next sync sends everything again, and
+    // the table still equals the collection.
+    client
+        .execute("DELETE FROM akidb_sync_checkpoints WHERE source = 'amr-00'", &[])
+        .expect("reset");
+    let r = local.sync(&robots[0].1).expect("sync after the reset");
+    assert_eq!(r.upserts as usize, collection_rows(&robots[0].1).len());
+    assert_eq!(table_rows(&pg.conninfo(), "akidb_logs", "amr-00"), collection_rows(&robots[0].1));
+    assert_eq!(
+        local.local_checkpoint("logs").expect("local"),
+        local.checkpoint("logs").expect("c")
+    );
     // Nothing to do once caught up: one empty page, the same checkpoint.
     let before = syncers[0].checkpoint("logs").expect("checkpoint");
     let r = syncers[0].sync(&robots[0].1).expect("sync");
