@@ -180,30 +180,10 @@ fn sql_of(f: &Filter, params: &mut Params, depth: usize) -> Result<String> {
                 };
                 parts.push(format!("(jsonb_typeof({p}) = '{kind}' AND {lhs} {op} {rhs})"));
             }
-            if parts.is_empty() {
-                "TRUE".into()
-            } else {
-                format!("({})", parts.join(" AND "))
-            }
+            join(&parts, " AND ", "TRUE")
         }
-        Filter::And(fs) => {
-            let parts: Vec<String> =
-                fs.iter().map(|f| sql_of(f, params, depth + 1)).collect::<Result<_>>()?;
-            if parts.is_empty() {
-                "TRUE".into()
-            } else {
-                format!("({})", parts.join(" AND "))
-            }
-        }
-        Filter::Or(fs) => {
-            let parts: Vec<String> =
-                fs.iter().map(|f| sql_of(f, params, depth + 1)).collect::<Result<_>>()?;
-            if parts.is_empty() {
-                "FALSE".into()
-            } else {
-                format!("({})", parts.join(" OR "))
-            }
-        }
+        Filter::And(fs) => join(&all(fs, params, depth)?, " AND ", "TRUE"),
+        Filter::Or(fs) => join(&all(fs, params, depth)?, " OR ", "FALSE"),
         Filter::Not(f) => format!("(NOT COALESCE({}, FALSE))", sql_of(f, params, depth + 1)?),
         _ => {
             return Err(SyncError::Config {
@@ -212,4 +192,18 @@ fn sql_of(f: &Filter, params: &mut Params, depth: usize) -> Result<String> {
             })
         }
     })
+}
+
+/// The SQL of each filter of `fs`.
+fn all(fs: &[Filter], params: &mut Params, depth: usize) -> Result<Vec<String>> {
+    fs.iter().map(|f| sql_of(f, params, depth + 1)).collect()
+}
+
+/// `parts` joined by `sep` in parentheses; `empty` (the connective's identity) when none.
+fn join(parts: &[String], sep: &str, empty: &str) -> String {
+    if parts.is_empty() {
+        empty.into()
+    } else {
+        format!("({})", parts.join(sep))
+    }
 }

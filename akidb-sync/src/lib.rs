@@ -184,6 +184,10 @@ pub struct SyncReport {
 pub struct Syncer {
     client: Client,
     config: SyncConfig,
+    /// Tables this connection created or checked (dimension), and those known to have their
+    /// index: checked once per connection, not on every sync (the schema lock is global).
+    tables_checked: std::collections::HashSet<String>,
+    tables_indexed: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Syncer {
@@ -216,7 +220,12 @@ impl Syncer {
                  updated_at timestamptz NOT NULL DEFAULT now(),
                  PRIMARY KEY (source, collection));",
         )?;
-        Ok(Self { client, config })
+        Ok(Self {
+            client,
+            config,
+            tables_checked: Default::default(),
+            tables_indexed: Default::default(),
+        })
     }
 
     /// The central table of collection `name`.
@@ -228,9 +237,12 @@ impl Syncer {
         Ok(table)
     }
 
-    /// Creates the collection's table (and HNSW index) if missing; checks its dimension.
+    /// Creates the collection's table if missing and checks its dimension (once per connection).
     fn ensure_table(&mut self, c: &Collection) -> Result<String> {
         let table = self.table_name(c.name())?;
+        if self.tables_checked.contains(&table) {
+            return Ok(table);
+        }
         let dim = c.config().dimension;
         let q = quote(&table);
         locked_ddl(
@@ -254,6 +266,7 @@ impl Syncer {
         if usize::try_from(found).ok() != Some(dim) {
             return Err(SyncError::Dimension { table, expected: dim, found });
         }
+        self.tables_checked.insert(table.clone());
         Ok(table)
     }
 
@@ -262,12 +275,16 @@ impl Syncer {
     /// (pgvector maintains an HNSW index at about 360 rows/s per insert stream here, against
     /// tens of thousands for the load alone: docs/sync.md). Returns the seconds it took, if built.
     fn ensure_index(&mut self, c: &Collection, table: &str) -> Result<Option<f64>> {
+        if self.tables_indexed.contains(table) {
+            return Ok(None);
+        }
         let index = format!("{}_hnsw", &table[..table.len().min(MAX_IDENTIFIER - 5)]);
         let exists = self
             .client
             .query_opt("SELECT 1 FROM pg_class WHERE relname = $1 AND relkind = 'i'", &[&index])?
             .is_some();
         if exists {
+            self.tables_indexed.insert(table.to_string());
             return Ok(None);
         }
         let ops = match c.config().metric {
@@ -288,6 +305,7 @@ impl Syncer {
                 quote(table)
             ),
         )?;
+        self.tables_indexed.insert(table.to_string());
         Ok(Some(t.elapsed().as_secs_f64()))
     }
 
@@ -486,14 +504,11 @@ fn copy_upserts(
         w.write(&[&source, &d.id, &seq, &d.text, &metadata, &v])?;
     }
     w.finish()?;
-    let mut sql = String::new();
-    let _ = write!(
-        sql,
+    tx.batch_execute(&format!(
         "INSERT INTO {table} AS t SELECT * FROM akidb_sync_in \
          ON CONFLICT (source, id) DO UPDATE SET seq = EXCLUDED.seq, text = EXCLUDED.text, \
          metadata = EXCLUDED.metadata, embedding = EXCLUDED.embedding WHERE t.seq < EXCLUDED.seq; \
          TRUNCATE akidb_sync_in"
-    );
-    tx.batch_execute(&sql)?;
+    ))?;
     Ok(())
 }

@@ -37,14 +37,14 @@ fn is_root() -> bool {
 }
 
 impl Pg {
-    pub fn start() -> Pg {
+    /// An empty temporary directory on a free port, owned by the server's user.
+    fn fresh(bin: PathBuf, demote: bool) -> Pg {
         let dir = tempfile::tempdir().expect("tempdir");
-        let demote = is_root();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let pg = Pg { data: dir.path().join("data"), _dir: dir, bin: pg_bin(), port, demote };
+        let pg = Pg { data: dir.path().join("data"), _dir: dir, bin, port, demote };
         if demote {
             let st = Command::new("chown")
                 .args(["-R", "65534:65534"])
@@ -53,6 +53,11 @@ impl Pg {
                 .expect("chown");
             assert!(st.success());
         }
+        pg
+    }
+
+    pub fn start() -> Pg {
+        let pg = Pg::fresh(pg_bin(), is_root());
         let out = pg
             .cmd("initdb")
             .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
@@ -108,26 +113,7 @@ impl Pg {
 
     /// A streaming replica of this server (`pg_basebackup -R`), started on its own port.
     pub fn replica(&self) -> Pg {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let r = Pg {
-            data: dir.path().join("data"),
-            _dir: dir,
-            bin: self.bin.clone(),
-            port,
-            demote: self.demote,
-        };
-        if r.demote {
-            let st = Command::new("chown")
-                .args(["-R", "65534:65534"])
-                .arg(r._dir.path())
-                .status()
-                .expect("chown");
-            assert!(st.success());
-        }
+        let r = Pg::fresh(self.bin.clone(), self.demote);
         let out = r
             .cmd("pg_basebackup")
             .args([
