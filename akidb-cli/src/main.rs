@@ -132,9 +132,14 @@ enum Command {
     /// once, or every `--every` seconds until Ctrl-C, retrying a failed pass with backoff.
     Sync {
         /// libpq connection string of the central server (better in the environment: it may
-        /// hold a password).
+        /// hold a password; `PGPASSWORD` is read when it holds none). `sslmode=require` makes
+        /// TLS mandatory; a TLS server's certificate is always verified.
         #[arg(long, env = "AKIDB_SYNC_POSTGRES", hide_env_values = true)]
         postgres: String,
+        /// PEM file of the CA certificates the server's certificate must chain to (default:
+        /// the system's roots).
+        #[arg(long, env = "AKIDB_SYNC_CA_FILE")]
+        ca_file: Option<std::path::PathBuf>,
         /// This robot's name in the central tables' `source` column.
         #[arg(long)]
         source: String,
@@ -387,8 +392,9 @@ fn dispatch(ctx: &mut Ctx, out: Out, command: Command) -> CliResult {
         }
         Command::Import { collection, path } => commands::import(ctx, out, &collection, &path),
         Command::Backup { target } => commands::backup(ctx, out, &target),
-        Command::Sync { postgres, source, collections, every } => {
-            commands::sync(ctx, out, commands::SyncArgs { postgres, source, collections, every })
+        Command::Sync { postgres, ca_file, source, collections, every } => {
+            let args = commands::SyncArgs { postgres, ca_file, source, collections, every };
+            commands::sync(ctx, out, args)
         }
         Command::Compact => commands::compact(ctx, out),
         Command::Retention(RetentionCmd::Show { name }) => {

@@ -351,6 +351,39 @@ fn sync_pushes_a_collection_into_postgres_once_and_then_nothing() {
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Over TLS (PgBouncer in front of the server), the CA from --ca-file, the password from
+    // PGPASSWORD; a CA that did not sign the server's certificate is refused.
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+    let bouncer =
+        pg::Bouncer::start(&server, &ck.cert.pem(), &ck.signing_key.serialize_pem(), "amr", "pw");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).expect("ca");
+    let tls =
+        format!("host=127.0.0.1 port={} user=amr dbname=postgres sslmode=require", bouncer.port());
+    let sync_tls = |ca: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_akidb"))
+            .current_dir(dir)
+            .args(["sync", "--source", "amr-06", "-c", "fleet", "--ca-file"])
+            .arg(ca)
+            .env("AKIDB_SYNC_POSTGRES", &tls)
+            .env("PGPASSWORD", "pw")
+            .output()
+            .expect("run")
+    };
+    let out = sync_tls(&ca);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM akidb_fleet WHERE source = 'amr-06'", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 40);
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+    let other_ca = dir.join("other-ca.pem");
+    std::fs::write(&other_ca, other.cert.pem()).expect("ca");
+    let out = sync_tls(&other_ca);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
     // A server that is not there: one line and exit code 1, not a panic.
     let gone = "host=127.0.0.1 port=1 user=postgres connect_timeout=2";
     fails(dir, &["sync", "--postgres", gone, "--source", "amr-05"], 1, "PostgreSQL");

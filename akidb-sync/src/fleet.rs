@@ -12,7 +12,7 @@
 
 use akidb::{Embedder, Filter, Hit, InputKind, Metric};
 use postgres::types::ToSql;
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use crate::{quote, Result, SyncError};
 
@@ -40,9 +40,17 @@ impl std::fmt::Debug for FleetSearch {
 type Params = Vec<Box<dyn ToSql + Sync>>;
 
 impl FleetSearch {
-    /// Connects (tables named `akidb_<collection>`, as [`crate::SyncConfig`]'s default).
+    /// Connects (tables named `akidb_<collection>`, as [`crate::SyncConfig`]'s default),
+    /// verifying a TLS server against the system's roots.
     pub fn connect(conninfo: &str) -> Result<Self> {
-        Ok(Self { client: Client::connect(conninfo, NoTls)?, table_prefix: "akidb_".into() })
+        Self::connect_with_ca(conninfo, None)
+    }
+
+    /// Connects, verifying a TLS server against the CA certificates of `ca_file` (PEM) when
+    /// given: TLS and credentials as [`crate::SyncConfig`]'s (`connect.rs`).
+    pub fn connect_with_ca(conninfo: &str, ca_file: Option<&std::path::Path>) -> Result<Self> {
+        let client = crate::connect::connect(conninfo, ca_file)?;
+        Ok(Self { client, table_prefix: "akidb_".into() })
     }
 
     /// Sets pgvector's `hnsw.ef_search` for this connection's queries (1 to 1,000; pgvector's

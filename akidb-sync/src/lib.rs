@@ -41,6 +41,7 @@
 
 use std::fmt::Write as _;
 
+mod connect;
 mod fleet;
 pub use fleet::{FleetHit, FleetSearch};
 
@@ -48,7 +49,7 @@ use akidb::{Change, ChangePosition, Collection, Metric};
 use pgvector::Vector;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, Transaction};
 
 /// Changes per page (one PostgreSQL transaction), unless configured.
 pub const DEFAULT_PAGE: usize = 5_000;
@@ -91,6 +92,16 @@ pub enum SyncError {
         /// The system's error.
         source: std::io::Error,
     },
+    /// The TLS set-up failed before connecting: the CA file (`path`) unreadable, too large or
+    /// without a certificate. (A server whose certificate fails verification is a
+    /// [`SyncError::Postgres`] connection error.)
+    #[error("TLS{}: {reason}", tls_path(.path))]
+    Tls {
+        /// The CA file, when it is the cause.
+        path: Option<std::path::PathBuf>,
+        /// What failed.
+        reason: String,
+    },
     /// A configuration value out of range.
     #[error("invalid sync setting {field}: {reason}")]
     Config {
@@ -101,12 +112,24 @@ pub enum SyncError {
     },
 }
 
-/// A PostgreSQL error with the server's own message and code when there is one.
+/// ` CA file <path>` when there is one.
+fn tls_path(path: &Option<std::path::PathBuf>) -> String {
+    path.as_ref().map(|p| format!(" CA file {}", p.display())).unwrap_or_default()
+}
+
+/// A PostgreSQL error with the server's own message and code when there is one, else with its
+/// causes (a failed TLS handshake says why: an unknown issuer, another name).
 fn pg_message(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(d) => format!("{} ({}: {})", e, d.code().code(), d.message()),
-        None => e.to_string(),
+    if let Some(d) = e.as_db_error() {
+        return format!("{} ({}: {})", e, d.code().code(), d.message());
     }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let _ = write!(out, ": {c}");
+        cause = c.source();
+    }
+    out
 }
 
 /// Runs `ddl` in a transaction holding advisory lock `key`: `CREATE ... IF NOT EXISTS` is not
@@ -125,8 +148,13 @@ pub type Result<T> = std::result::Result<T, SyncError>;
 /// Where and as whom to sync.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
-    /// libpq-style connection string (`host=127.0.0.1 port=5432 user=akidb dbname=fleet`).
+    /// libpq-style connection string (`host=127.0.0.1 port=5432 user=akidb dbname=fleet
+    /// sslmode=require`); the password may instead come from `PGPASSWORD`. See `connect.rs`
+    /// for TLS: whenever it is used, the server's certificate is verified.
     pub conninfo: String,
+    /// PEM file of the CA certificates that the server's certificate must chain to (default:
+    /// the system's roots).
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// This robot's name in the `source` column (1 to 200 bytes).
     pub source: String,
     /// Prefix of the tables' names (default `akidb_`).
@@ -152,6 +180,7 @@ impl SyncConfig {
     pub fn new(conninfo: impl Into<String>, source: impl Into<String>) -> Self {
         Self {
             conninfo: conninfo.into(),
+            tls_ca_file: None,
             source: source.into(),
             table_prefix: "akidb_".into(),
             page: DEFAULT_PAGE,
@@ -210,7 +239,7 @@ impl Syncer {
         if config.page == 0 || config.page > akidb::MAX_CHANGES_PER_PAGE {
             return Err(SyncError::Config { field: "page", reason: "1 to MAX_CHANGES_PER_PAGE" });
         }
-        let mut client = Client::connect(&config.conninfo, NoTls)?;
+        let mut client = connect::connect(&config.conninfo, config.tls_ca_file.as_deref())?;
         locked_ddl(
             &mut client,
             "akidb schema",

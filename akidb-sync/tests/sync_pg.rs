@@ -18,7 +18,7 @@ use serde_json::json;
 const DIM: usize = 8;
 
 mod common;
-use common::pg::Pg;
+use common::pg::{Bouncer, Pg};
 
 #[derive(Debug)]
 struct TestClock(AtomicU64);
@@ -259,6 +259,87 @@ fn fleet_search_ranks_and_filters_as_akidb_does() {
             .expect("one robot");
         assert!(one.iter().all(|h| h.source == "amr-1"));
     }
+}
+
+/// A self-signed certificate for `names`: (certificate PEM, key PEM).
+fn certificate(names: &[&str]) -> (String, String) {
+    let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let ck = rcgen::generate_simple_self_signed(names).expect("certificate");
+    (ck.cert.pem(), ck.signing_key.serialize_pem())
+}
+
+#[test]
+fn sync_over_tls_verifies_the_server_and_takes_credentials() {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = certificate(&["db.fleet.test"]);
+    let bouncer = Bouncer::start(&pg, &cert, &key, "fleet", "s3cret pass");
+    let ca = dir.path().join("fleet-ca.pem");
+    std::fs::write(&ca, &cert).expect("ca");
+    let (other, _) = certificate(&["db.fleet.test"]);
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, &other).expect("other ca");
+    // The server's name is `host` (verified against the certificate); `hostaddr` is where it is.
+    let conninfo = |host: &str, extra: &str| {
+        format!(
+            "host={host} hostaddr=127.0.0.1 port={} user=fleet dbname=postgres \
+             connect_timeout=10 {extra}",
+            bouncer.port()
+        )
+    };
+    let good = conninfo("db.fleet.test", "password='s3cret pass' sslmode=require");
+    let db = Database::open(dir.path().join("robot")).expect("open");
+    let c = db.create_collection("logs", CollectionConfig::new(DIM)).expect("create");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    write_round(&c, &mut rng, 0, 300);
+    let mut cfg = SyncConfig::new(&good, "amr-tls");
+    cfg.tls_ca_file = Some(ca.clone());
+    let mut syncer = Syncer::connect(cfg.clone()).expect("sync over TLS");
+    write_round(&c, &mut rng, 1, 300);
+    syncer.sync(&c).expect("sync");
+    assert_eq!(table_rows(&pg.conninfo(), "akidb_logs", "amr-tls"), collection_rows(&c));
+    // PgBouncer saw a TLS client (its log names the connection's TLS version).
+    assert!(bouncer.log().contains("TLSv1.3"), "{}", bouncer.log());
+    // A fleet query over the same kind of connection.
+    let mut fleet = akidb_sync::FleetSearch::connect_with_ca(&good, Some(&ca)).expect("fleet");
+    let q: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let hits = fleet.search("logs", akidb::Metric::Cosine, &q, 5, None, None).expect("search");
+    assert_eq!(hits.len(), 5);
+    // What must fail, each with the server's or the TLS stack's reason.
+    let refused = |conninfo: String, ca: Option<&std::path::Path>, why: &str| {
+        let mut cfg = SyncConfig::new(conninfo, "amr-tls");
+        cfg.tls_ca_file = ca.map(|p| p.to_path_buf());
+        let err = Syncer::connect(cfg).expect_err(why);
+        assert!(matches!(err, akidb_sync::SyncError::Postgres(_)), "{why}: {err}");
+        err.to_string()
+    };
+    let e = refused(good.clone(), Some(&other_ca), "a certificate from another CA");
+    assert!(e.contains("certificate"), "{e}");
+    let e = refused(good.clone(), None, "a private CA not among the system's roots");
+    assert!(e.contains("certificate"), "{e}");
+    let e = refused(
+        conninfo("127.0.0.1", "password='s3cret pass' sslmode=require"),
+        Some(&ca),
+        "a certificate for another name",
+    );
+    assert!(e.contains("certificate"), "{e}");
+    let e = refused(
+        conninfo("db.fleet.test", "password=wrong sslmode=require"),
+        Some(&ca),
+        "a wrong password",
+    );
+    assert!(e.contains("authentication"), "{e}");
+    refused(
+        conninfo("db.fleet.test", "password='s3cret pass' sslmode=disable"),
+        Some(&ca),
+        "no TLS where the server requires it",
+    );
+    let plain = format!("{} sslmode=require", pg.conninfo());
+    refused(plain, Some(&ca), "TLS required of a server without it");
+    // A CA file that holds no certificate is refused before connecting.
+    let mut cfg = SyncConfig::new(&good, "amr-tls");
+    cfg.tls_ca_file = Some(dir.path().join("missing.pem"));
+    assert!(matches!(Syncer::connect(cfg), Err(akidb_sync::SyncError::Tls { .. })));
 }
 
 #[test]

@@ -150,3 +150,88 @@ impl Drop for Pg {
             self.cmd("pg_ctl").args(["-m", "immediate", "-D"]).arg(&self.data).arg("stop").output();
     }
 }
+
+/// PgBouncer (Debian's, built with OpenSSL; installed by scripts/setup.sh) in front of a test
+/// server: TLS required from clients with the given certificate, password authentication
+/// (SCRAM) of one user, session pooling, on its own loopback port. The `pgserver` wheel's
+/// PostgreSQL has no TLS, so this is how the tests reach it over TLS, as a fleet's clients reach
+/// a server behind a pooler. Stopped when dropped.
+pub struct Bouncer {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Bouncer {
+    /// Starts PgBouncer for `pg` with a server certificate and key (PEM) and user `user` with
+    /// `password`; waits until it accepts connections.
+    pub fn start(pg: &Pg, cert_pem: &str, key_pem: &str, user: &str, password: &str) -> Bouncer {
+        let bin = std::env::var("AKIDB_PGBOUNCER").unwrap_or_else(|_| "/usr/sbin/pgbouncer".into());
+        assert!(Path::new(&bin).exists(), "{bin} not found: run scripts/setup.sh");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        std::fs::write(p("server.crt"), cert_pem).expect("cert");
+        std::fs::write(p("server.key"), key_pem).expect("key");
+        std::fs::write(p("users.txt"), format!("\"{user}\" \"{password}\"\n")).expect("users");
+        let ini = format!(
+            "[databases]\n* = host=127.0.0.1 port={pg_port} user=postgres\n\
+             [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+             auth_type = scram-sha-256\nauth_file = {users}\npool_mode = session\n\
+             client_tls_sslmode = require\nclient_tls_cert_file = {cert}\n\
+             client_tls_key_file = {key}\nlogfile = {log}\nmax_client_conn = 200\n\
+             default_pool_size = 50\n",
+            pg_port = pg.port,
+            users = p("users.txt"),
+            cert = p("server.crt"),
+            key = p("server.key"),
+            log = p("bouncer.log"),
+        );
+        std::fs::write(p("bouncer.ini"), ini).expect("ini");
+        if pg.demote {
+            let st = Command::new("chown").args(["-R", "65534:65534"]).arg(dir.path()).status();
+            assert!(st.expect("chown").success());
+        }
+        let mut cmd = if pg.demote {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", &bin]);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        let child = cmd
+            .arg(p("bouncer.ini"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pgbouncer");
+        let mut b = Bouncer { dir, child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = b.child.try_wait() {
+                panic!("pgbouncer exited ({status}): {}", b.log());
+            }
+            assert!(std::time::Instant::now() < deadline, "pgbouncer not up: {}", b.log());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        b
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bouncer.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
