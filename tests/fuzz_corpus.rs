@@ -77,7 +77,8 @@ fn write_seeds() {
     };
     // index_load: a real generation over the live vectors the target uses.
     let dir = tempfile::tempdir().expect("tempdir");
-    let index = HnswIndex::with_graph(targets::index_flat(), targets::index_identity().params);
+    let index = HnswIndex::with_graph(targets::index_flat(), targets::index_identity().params)
+        .expect("graph");
     let generation =
         persist::save(&index, dir.path(), &targets::index_identity(), 40).expect("save");
     let graph = std::fs::read(generation.join("akidb.hnsw.graph")).expect("graph");

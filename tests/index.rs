@@ -968,3 +968,71 @@ fn payload_indexes_answer_every_filter_as_storage_does() {
     db.set_indexes("declared", vec![]).expect("undeclare");
     same_answers(&db, "declared");
 }
+
+#[test]
+fn vectors_on_disk_answer_as_vectors_in_memory_through_writes_reopen_and_optimize() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let docs = dataset(N, 7);
+    let open = |name: &str, on_disk: bool| {
+        let db = Database::open(dir.path().join(name)).expect("open");
+        let c = match db.collection("v") {
+            Ok(c) => c,
+            Err(_) => {
+                let config = CollectionConfig::new(DIM).with_vectors_on_disk(on_disk);
+                db.create_collection("v", config).expect("create")
+            }
+        };
+        (db, c)
+    };
+    let (mem_db, mem) = open("mem", false);
+    let (disk_db, disk) = open("disk", true);
+    assert!(disk.config().vectors_on_disk && !mem.config().vectors_on_disk);
+    for c in [&mem, &disk] {
+        c.upsert(&docs).expect("load");
+        let gone: Vec<String> = (0..N).step_by(7).map(|i| docs[i].id.clone()).collect();
+        c.delete(&gone).expect("delete");
+        c.upsert(&renamed(dataset(300, 8), "new")).expect("more");
+    }
+    let qs = queries(60, 99);
+    let same_exact = |mem: &Collection, disk: &Collection, when: &str| {
+        for q in &qs {
+            for filter in [None, Some(Filter::eq("group", 3))] {
+                let a = mem.search_with(q, 10, filter.as_ref(), SearchParams::exact()).expect("m");
+                let b = disk.search_with(q, 10, filter.as_ref(), SearchParams::exact()).expect("d");
+                assert_eq!(ids(&a.0), ids(&b.0), "{when}");
+                for (x, y) in a.0.iter().zip(&b.0) {
+                    assert_eq!(x.score.to_bits(), y.score.to_bits(), "{when}: exact scores");
+                }
+            }
+        }
+        // The graph's answers: re-scored from the file, so their scores are the exact ones.
+        for q in &qs {
+            let hits = disk.search(q, 10, None).expect("search");
+            let exact = disk.search_with(q, 50, None, SearchParams::exact()).expect("exact").0;
+            for h in &hits {
+                let e = exact.iter().find(|e| e.id == h.id);
+                assert!(e.is_none_or(|e| e.score.to_bits() == h.score.to_bits()), "{when}");
+            }
+        }
+        let r = recall(disk, None, &qs);
+        assert!(r >= 0.95, "{when}: recall@10 {r} with vectors on disk");
+    };
+    same_exact(&mem, &disk, "after writes");
+    drop((mem, disk));
+    drop((mem_db, disk_db));
+    let (_mem_db, mem) = open("mem", false);
+    let (_disk_db, disk) = open("disk", true);
+    same_exact(&mem, &disk, "after reopening");
+    for c in [&mem, &disk] {
+        c.delete(&(0..N).step_by(5).map(|i| docs[i].id.clone()).collect::<Vec<_>>())
+            .expect("delete");
+        c.optimize().expect("optimize");
+    }
+    same_exact(&mem, &disk, "after optimize");
+    // The store's scratch files are never visible in the collection's directory.
+    let names: Vec<String> = std::fs::read_dir(index_dir(&dir.path().join("disk")))
+        .expect("index dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with(".tmp")), "{names:?}");
+}

@@ -97,6 +97,15 @@ pub struct CollectionConfig {
     /// for the others); see [`CollectionConfig::full_text_enabled`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_text: Option<bool>,
+    /// Keep the exact f32 vectors on disk instead of in memory (default off): the graph's
+    /// half-float copy stays in memory for walks, and the few hits each search re-scores are
+    /// read from a scratch file of the index, refilled from storage on every open. Memory per
+    /// vector drops from about `6 * dimension` bytes to `2 * dimension`, plus the graph's
+    /// links; scans (small collections, selective filters, `SearchParams::exact`) read the
+    /// file (the kernel's page cache keeps it when memory allows). See
+    /// `akidb_index::FlatIndex::on_disk`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vectors_on_disk: bool,
 }
 
 /// A declared payload index: one metadata field that searches filter on, kept in memory in a
@@ -205,6 +214,7 @@ impl CollectionConfig {
             retention: None,
             indexes: Vec::new(),
             full_text: None,
+            vectors_on_disk: false,
         }
     }
     /// Turns the full-text index of the documents' texts on or off (default: on with a bound
@@ -234,6 +244,11 @@ impl CollectionConfig {
     /// Sets the HNSW parameters.
     pub fn with_hnsw(mut self, params: HnswParams) -> Self {
         self.hnsw = params;
+        self
+    }
+    /// Keeps the exact vectors on disk (see [`CollectionConfig::vectors_on_disk`]).
+    pub fn with_vectors_on_disk(mut self, on: bool) -> Self {
+        self.vectors_on_disk = on;
         self
     }
     /// Sets the retention policy.

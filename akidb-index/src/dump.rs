@@ -222,7 +222,7 @@ pub(crate) fn read<'v>(
     (m, ef_construction): (usize, usize),
     points: usize,
     max_id: u64,
-    expected: &dyn Fn(u64) -> Option<&'v [f32]>,
+    expected: &dyn Fn(u64) -> Result<Option<std::borrow::Cow<'v, [f32]>>, String>,
 ) -> Result<Graph, String> {
     let mut g = Cursor { bytes: graph, at: 0 };
     g.magic(MAGICDESCR_4, "the description")?;
@@ -339,7 +339,7 @@ pub(crate) fn read<'v>(
         if v.iter().any(|x| !x.is_finite()) {
             return Err("a vector holds a non-finite value".into());
         }
-        if let Some(want) = expected(id) {
+        if let Some(want) = expected(id)? {
             // Branch-free over the whole vector (it vectorises; an early exit would not).
             let differs =
                 want.iter().zip(&v).fold(0u32, |acc, (a, b)| acc | (a.to_bits() ^ b.to_bits()));

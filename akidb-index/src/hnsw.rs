@@ -304,25 +304,29 @@ impl HnswIndex {
         self.graph.as_ref().map_or(0, Graph::heap_bytes)
     }
 
-    /// Builds a fresh graph over every live vector, in parallel chunks; `false` if cancelled.
+    /// Builds a fresh graph over every live vector, in parallel chunks; `false` if cancelled,
+    /// `Io` if the exact store on disk failed (the index keeps no graph then).
     fn build_graph(
         &mut self,
         cancel: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> bool {
+    ) -> Result<bool, IndexError> {
         let mut graph = self.empty_graph();
-        let items: Vec<(u64, &[f32])> = self.flat.items().collect();
-        let mut done = 0;
-        for chunk in items.chunks(8192) {
+        let (mut done, total, mut cancelled) = (0, self.flat.len(), false);
+        self.flat.batches(8192, &mut |chunk| {
             if cancel() {
+                cancelled = true;
                 return false;
             }
             graph.insert(chunk);
             done += chunk.len();
-            progress(done, items.len());
+            progress(done, total);
+            true
+        })?;
+        if !cancelled {
+            self.graph = Some(graph);
         }
-        self.graph = Some(graph);
-        true
+        Ok(!cancelled)
     }
 
     /// Parameters.
@@ -356,47 +360,56 @@ impl HnswIndex {
     }
 
     /// Builds a fresh graph over the live vectors of `flat` (parallel insert on all cores).
-    /// `cancel` is checked between chunks; `progress(done, total)` is called after each.
+    /// `cancel` is checked between chunks (`Ok(None)` when it stopped the build);
+    /// `progress(done, total)` is called after each. `Io` if the exact store on disk failed.
     pub fn rebuild_from(
         flat: FlatIndex,
         params: HnswParams,
         cancel: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Option<Self> {
+    ) -> Result<Option<Self>, IndexError> {
         let mut idx = Self::unbuilt(flat, params);
-        if idx.flat.len() >= EXACT_BELOW && !idx.build_graph(cancel, progress) {
-            return None;
+        if idx.flat.len() >= EXACT_BELOW && !idx.build_graph(cancel, progress)? {
+            return Ok(None);
         }
-        Some(idx)
+        Ok(Some(idx))
     }
 
     /// `flat` with its graph built whatever its size (tests and fuzz seeds use small graphs).
     #[doc(hidden)]
-    pub fn with_graph(flat: FlatIndex, params: HnswParams) -> Self {
+    pub fn with_graph(flat: FlatIndex, params: HnswParams) -> Result<Self, IndexError> {
         let mut idx = Self::unbuilt(flat, params);
-        idx.build_graph(&|| false, &mut |_, _| {});
-        idx
+        idx.build_graph(&|| false, &mut |_, _| {})?;
+        Ok(idx)
     }
 
     /// Wraps a graph loaded from disk: `flat` holds the live vectors (from storage); graph ids
     /// not in `flat` become tombstones, and live ids missing from the graph are inserted.
-    /// Returns the index and the number of ids tombstoned and inserted.
+    /// Returns the index and the number of ids tombstoned and inserted (`Io`, with `flat`
+    /// back, if the exact store on disk failed).
+    #[allow(clippy::result_large_err)]
     pub(crate) fn from_parts(
         params: HnswParams,
         flat: FlatIndex,
         mut graph: Graph,
-    ) -> (Self, usize, usize) {
+    ) -> Result<(Self, usize, usize), (FlatIndex, IndexError)> {
         let gone: Vec<u64> = (0..graph.nodes() as u32)
             .flat_map(|n| graph.node_ids(n).collect::<Vec<_>>())
             .filter(|id| !flat.contains(*id))
             .collect();
         graph.mark_removed(&gone);
-        let missing: Vec<(u64, &[f32])> =
-            flat.items().filter(|(id, _)| !graph.contains(*id)).collect();
-        graph.insert(&missing);
-        let replayed = missing.len();
-        drop(missing);
-        (Self { params, flat, graph: Some(graph), pending: 0 }, gone.len(), replayed)
+        let mut replayed = 0;
+        let read = flat.batches(8192, &mut |batch| {
+            let missing: Vec<(u64, &[f32])> =
+                batch.iter().copied().filter(|(id, _)| !graph.contains(*id)).collect();
+            graph.insert(&missing);
+            replayed += missing.len();
+            true
+        });
+        if let Err(e) = read {
+            return Err((flat, e));
+        }
+        Ok((Self { params, flat, graph: Some(graph), pending: 0 }, gone.len(), replayed))
     }
 
     pub(crate) fn graph(&self) -> Option<&Graph> {
@@ -483,8 +496,12 @@ impl HnswIndex {
         let metric = self.flat.metric();
         let mut heap = BinaryHeap::with_capacity(k + 1);
         for c in found.into_iter().take(2 * k) {
-            if let Some(v) = self.flat.vector(c.id) {
-                push_bounded(&mut heap, k, Candidate { dist: metric.distance(query, v), id: c.id });
+            if let Some(v) = self.flat.vector(c.id)? {
+                push_bounded(
+                    &mut heap,
+                    k,
+                    Candidate { dist: metric.distance(query, &v), id: c.id },
+                );
             }
         }
         let out = into_neighbors(heap, metric);
@@ -531,8 +548,10 @@ impl HnswIndex {
         let live = self.flat.len();
         if self.graph.is_none() && live < EXACT_BELOW && live + refs.len() >= EXACT_BELOW {
             let mut g = self.empty_graph();
-            let vectors: Vec<(u64, &[f32])> = self.flat.items().collect();
-            stored = g.add(&vectors).into_iter().map(|(node, i)| (node, vectors[i].0)).collect();
+            self.flat.batches(8192, &mut |vectors| {
+                stored.extend(g.add(vectors).into_iter().map(|(node, i)| (node, vectors[i].0)));
+                true
+            })?;
             self.graph = Some(g);
         }
         if let Some(g) = &mut self.graph {
@@ -556,14 +575,20 @@ impl HnswIndex {
         };
         // The stored vectors' nodes (a vector removed since staging stays an unlinked
         // tombstone), then the batch's, each paired with its position in `items`.
-        let mut items: Vec<(u64, &[f32])> =
-            Vec::with_capacity(staged.stored.len() + staged.nodes.len());
-        let mut fresh = Vec::with_capacity(items.capacity());
+        let mut stored = Vec::with_capacity(staged.stored.len());
         for &(node, id) in &staged.stored {
-            if let Some(v) = self.flat.vector(id) {
-                fresh.push((node, items.len()));
-                items.push((id, v));
+            match self.flat.vector(id) {
+                Ok(Some(v)) => stored.push((node, id, v)),
+                Ok(None) => {}
+                // The node stays unlinked: walks never reach it, the exact paths still do.
+                Err(e) => log::warn!("linking id {id}: {e}"),
             }
+        }
+        let mut items: Vec<(u64, &[f32])> = Vec::with_capacity(stored.len() + staged.nodes.len());
+        let mut fresh = Vec::with_capacity(items.capacity());
+        for (node, id, v) in &stored {
+            fresh.push((*node, items.len()));
+            items.push((*id, v));
         }
         for &(node, i) in &staged.nodes {
             fresh.push((node, items.len()));
@@ -613,7 +638,7 @@ impl VectorInsert for HnswIndex {
         match &mut self.graph {
             Some(g) => g.insert(items),
             None if self.flat.len() >= EXACT_BELOW => {
-                self.build_graph(&|| false, &mut |_, _| {});
+                self.build_graph(&|| false, &mut |_, _| {})?;
             }
             None => {}
         }
@@ -733,7 +758,8 @@ mod tests {
         let mut old = built(EXACT_BELOW + 500);
         let new = unit_vectors(4, 200, 3_000_000);
         let staged = old.stage(new.clone()).expect("stage");
-        let mut fresh = HnswIndex::with_graph(old.flat().clone(), old.params());
+        let mut fresh = HnswIndex::with_graph(old.flat().try_clone().expect("clone"), old.params())
+            .expect("graph");
         fresh.link(&staged);
         fresh.publish(staged).expect("publish");
         assert_eq!((fresh.len(), fresh.tombstones()), (EXACT_BELOW + 700, 0));

@@ -82,6 +82,13 @@ pub enum IndexError {
         /// Given length.
         got: usize,
     },
+    /// The exact store's file on disk could not be read or written (the index is unchanged
+    /// by a failed insert; reopening the collection refills the store from storage).
+    #[error("exact store on disk: {reason}")]
+    Io {
+        /// The system's error.
+        reason: String,
+    },
     /// The same id inserted twice without removal.
     #[error("id {id} is already in the index")]
     DuplicateId {

@@ -202,7 +202,9 @@ pub fn save(
         let paths = FILES.map(|name| tmp.join(name));
         let create = |p: &Path| fs::File::create(p).map(BufWriter::new).map_err(io(p));
         let (mut g, mut d) = (create(&paths[0])?, create(&paths[1])?);
-        let exact = |id: u64| index.flat().vector(id).map(<[f32]>::to_vec);
+        // A vector the store on disk cannot read is written as the graph holds it; the next
+        // load then finds it differing from storage's and rebuilds.
+        let exact = |id: u64| index.flat().vector(id).ok().flatten().map(|v| v.into_owned());
         crate::dump::write(graph, &mut g, &mut d, &exact).map_err(io(&tmp))?;
         for (w, p) in [(g, &paths[0]), (d, &paths[1])] {
             w.into_inner().map_err(|e| e.into_error()).map_err(io(p))?;
@@ -419,7 +421,7 @@ fn read_generation(
         params,
         manifest.nodes,
         manifest.covered_seq,
-        &|id| live.vector(id),
+        &|id| live.vector(id).map_err(|e| e.to_string()),
     )?;
     Ok((manifest, graph))
 }
@@ -446,7 +448,8 @@ fn check_links(graph: &crate::graph::Graph, live: &FlatIndex, ef: usize) -> (usi
     let higher = live.metric().higher_is_better();
     let (mut found, mut tried) = (0, 0);
     for &id in ids.iter().step_by(step).take(LINK_SAMPLE) {
-        let Some(q) = live.vector(id) else { continue };
+        let Ok(Some(q)) = live.vector(id) else { continue };
+        let q = &*q;
         tried += 1;
         let crate::graph::Walk::Found(hits) = graph.search(q, ef, None, usize::MAX) else {
             continue;
@@ -495,7 +498,14 @@ pub fn load(dir: &Path, identity: &IndexIdentity, flat: FlatIndex, last_seq: u64
             ));
             continue;
         }
-        let (index, tombstoned, replayed) = HnswIndex::from_parts(identity.params, flat, graph);
+        let (index, tombstoned, replayed) =
+            match HnswIndex::from_parts(identity.params, flat, graph) {
+                Ok(parts) => parts,
+                Err((flat, e)) => {
+                    let reason = format!("{}: {e}", path.display());
+                    return LoadOutcome::Rebuild { reason, flat };
+                }
+            };
         return LoadOutcome::Loaded {
             replayed,
             tombstoned,
@@ -581,7 +591,7 @@ mod tests {
     #[test]
     fn generations_are_hnsw_rs_dumps_that_hnsw_rs_loads_and_searches() {
         let vs = vectors(3000);
-        let index = HnswIndex::with_graph(flat(&vs), identity().params);
+        let index = HnswIndex::with_graph(flat(&vs), identity().params).expect("graph");
         let dir = tempfile::tempdir().expect("tempdir");
         let gen = save(&index, dir.path(), &identity(), 3000).expect("save");
         let io = HnswIo::new(&gen, BASENAME);

@@ -216,10 +216,10 @@ impl Engine {
         let _reset = Reset(&self.optimizing);
         let (snapshot, before, params) = {
             let a = self.read()?;
-            (a.index.flat().clone(), a.index.tombstones(), a.index.params())
+            (a.index.flat().try_clone()?, a.index.tombstones(), a.index.params())
         };
         let snapshot_ids: HashSet<u64> = snapshot.ids().iter().copied().collect();
-        let Some(mut fresh) = HnswIndex::rebuild_from(snapshot, params, stop, &mut |_, _| {})
+        let Some(mut fresh) = HnswIndex::rebuild_from(snapshot, params, stop, &mut |_, _| {})?
         else {
             return Ok(None);
         };
@@ -232,9 +232,18 @@ impl Engine {
         let current = a.index.flat();
         let removed: Vec<u64> =
             snapshot_ids.iter().copied().filter(|id| !current.contains(*id)).collect();
-        let added: Vec<(u64, &[f32])> =
-            current.items().filter(|(id, _)| !snapshot_ids.contains(id)).collect();
         fresh.remove(&removed);
+        let mut added = Vec::new();
+        current.batches(8192, &mut |batch| {
+            added.extend(
+                batch
+                    .iter()
+                    .filter(|(id, _)| !snapshot_ids.contains(id))
+                    .map(|(id, v)| (*id, v.to_vec())),
+            );
+            true
+        })?;
+        let added: Vec<(u64, &[f32])> = added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
         fresh.insert(&added)?;
         a.index = fresh;
         Ok(Some(before))

@@ -30,10 +30,19 @@ pub(crate) fn load(
     let last_seq = snap.last_seq(&entry)?;
     // Sized once from the live count (a hint, capped: the scan decides what is live).
     let live = usize::try_from(snap.count(&entry)?).unwrap_or(0).min(1 << 24);
-    let mut ids = Vec::with_capacity(live);
-    let mut vectors: Vec<f32> = Vec::with_capacity(live.saturating_mul(dim));
-    let mut payload = Payload::new(&config.indexes);
     let dir = super::index_dir(db_path, &entry);
+    // In memory: the scanned vectors become the exact store as they are (no second copy). On
+    // disk: written to the store's file in batches as they are scanned.
+    let mut on_disk = if config.vectors_on_disk {
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+        Some(FlatIndex::on_disk(dim, metric, &dir)?)
+    } else {
+        None
+    };
+    let batch = if on_disk.is_some() { 1024 } else { live };
+    let mut ids = Vec::with_capacity(batch);
+    let mut vectors: Vec<f32> = Vec::with_capacity(batch.saturating_mul(dim));
+    let mut payload = Payload::new(&config.indexes);
     let text_identity = super::text_identity(store.database_id(), &entry);
     let mut text = config
         .full_text_enabled()
@@ -54,7 +63,16 @@ pub(crate) fn load(
             Ok(prepared) => {
                 ids.push(seq);
                 vectors.extend_from_slice(&prepared);
-                true
+                match on_disk.as_mut().filter(|_| ids.len() >= batch) {
+                    Some(flat) => match flush(flat, &mut ids, &mut vectors) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failure = Some(e);
+                            false
+                        }
+                    },
+                    None => true,
+                }
             }
             Err(e) => {
                 failure = Some(e);
@@ -67,9 +85,16 @@ pub(crate) fn load(
     }
     let text = text.map(|t| t.finish(&snap, &entry, &dir, text_identity, last_seq));
     drop(snap);
-    // The scanned vectors become the exact store as they are (no second copy).
-    vectors.shrink_to_fit();
-    let flat = FlatIndex::from_parts(dim, metric, ids, vectors)?;
+    let flat = match on_disk {
+        Some(mut flat) => {
+            flush(&mut flat, &mut ids, &mut vectors)?;
+            flat
+        }
+        None => {
+            vectors.shrink_to_fit();
+            FlatIndex::from_parts(dim, metric, ids, vectors)?
+        }
+    };
 
     let name = entry.name.clone();
     let identity = super::index_identity(store.database_id(), &entry, &config);
@@ -94,7 +119,7 @@ pub(crate) fn load(
                 }
             };
             let hnsw = config.hnsw;
-            let index = HnswIndex::rebuild_from(flat, hnsw, &|| false, &mut progress)
+            let index = HnswIndex::rebuild_from(flat, hnsw, &|| false, &mut progress)?
                 .unwrap_or_else(|| HnswIndex::new(dim, metric, hnsw));
             (index, n as u64)
         }
@@ -103,6 +128,17 @@ pub(crate) fn load(
     let state = CollectionState::new(entry, config, store, db_path, engine);
     crate::memory::release_free_heap();
     Ok(state)
+}
+
+/// Moves a batch of scanned vectors into the store on disk.
+fn flush(flat: &mut FlatIndex, ids: &mut Vec<u64>, vectors: &mut Vec<f32>) -> Result<()> {
+    use akidb_index::VectorInsert;
+    let dim = flat.dimension();
+    let items: Vec<(u64, &[f32])> = ids.iter().copied().zip(vectors.chunks_exact(dim)).collect();
+    flat.insert(&items)?;
+    ids.clear();
+    vectors.clear();
+    Ok(())
 }
 
 /// The payload of `indexes` over the live documents of `entry` in a fresh snapshot.
