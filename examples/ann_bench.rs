@@ -101,6 +101,26 @@ struct Args {
     /// Passes over the query set per measurement (median and best reported).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     reps: u32,
+    /// Keep the exact f32 vectors in a scratch file in this directory instead of in memory
+    /// (what `CollectionConfig::vectors_on_disk` does).
+    #[arg(long = "vectors-on-disk")]
+    vectors_on_disk: Option<PathBuf>,
+    /// The graph's codes: f16 (default), int8, int4, or binary:OVERSAMPLE (e.g. binary:8).
+    #[arg(long, default_value = "f16", value_parser = quantization)]
+    quantization: akidb::Quantization,
+}
+
+fn quantization(s: &str) -> Result<akidb::Quantization, String> {
+    match s.split_once(':') {
+        None if s == "f16" => Ok(akidb::Quantization::F16),
+        None if s == "int8" => Ok(akidb::Quantization::Int8),
+        None if s == "int4" => Ok(akidb::Quantization::Int4),
+        Some(("binary", n)) => n
+            .parse()
+            .map(|oversample| akidb::Quantization::Binary { oversample })
+            .map_err(|e| format!("binary:{n}: {e}")),
+        _ => Err(format!("{s}: expected f16, int8, int4 or binary:OVERSAMPLE")),
+    }
 }
 
 fn metric(s: &str) -> Result<Metric, String> {
@@ -145,18 +165,38 @@ fn main() -> Result<(), String> {
     };
     let base: Vec<Vec<f32>> = base.iter().map(|v| prep(v)).collect();
     let queries: Vec<Vec<f32>> = queries.iter().map(|v| prep(v)).collect();
+    // Resident sizes after handing freed heap back, as collections do after a load.
+    akidb::release_free_heap();
     let rss0 = rss_bytes();
     let t = Instant::now();
-    let mut index = HnswIndex::new(dim, a.metric, HnswParams::new(a.m, a.efc));
+    a.quantization.validate(dim, a.metric).map_err(|e| e.to_string())?;
+    let params = HnswParams::new(a.m, a.efc).with_quantization(a.quantization);
     let items: Vec<(u64, &[f32])> =
         base.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
-    index.insert(&items).map_err(|e| e.to_string())?;
+    let index = match &a.vectors_on_disk {
+        None => {
+            let mut index = HnswIndex::new(dim, a.metric, params);
+            index.insert(&items).map_err(|e| e.to_string())?;
+            index
+        }
+        Some(dir) => {
+            let mut flat =
+                akidb::index::FlatIndex::on_disk(dim, a.metric, dir).map_err(|e| e.to_string())?;
+            flat.insert(&items).map_err(|e| e.to_string())?;
+            HnswIndex::rebuild_from(flat, params, &|| false, &mut |_, _| {})
+                .map_err(|e| e.to_string())?
+                .ok_or("cancelled")?
+        }
+    };
+    drop(items);
+    akidb::release_free_heap();
     let build_s = t.elapsed().as_secs_f64();
     let rss = rss_bytes();
     println!(
         "{}",
         json!({"build_s": build_s, "n": base.len(), "dim": dim, "m": a.m, "ef_construction": a.efc,
-               "rss_bytes": rss,
+               "rss_bytes": rss, "vectors_on_disk": a.vectors_on_disk.is_some(),
+               "quantization": format!("{:?}", a.quantization),
                "index_bytes_per_vector": (rss.saturating_sub(rss0)) as f64 / base.len() as f64,
                "graph_bytes_per_vector": index.graph_bytes() as f64 / base.len() as f64})
     );

@@ -1036,3 +1036,82 @@ fn vectors_on_disk_answer_as_vectors_in_memory_through_writes_reopen_and_optimiz
         .collect();
     assert!(names.iter().all(|n| !n.starts_with(".tmp")), "{names:?}");
 }
+
+/// Clustered unit-length vectors of `dim` (Qwen3-0.6B's width for 1,024): 40 anisotropic
+/// Gaussian clusters, as `dataset` makes them at 24 dimensions.
+fn wide_dataset(n: usize, dim: usize, seed: u64) -> Vec<Document> {
+    let mut crng = rand::rngs::StdRng::seed_from_u64(77);
+    let centers: Vec<Vec<f32>> =
+        (0..40).map(|_| (0..dim).map(|_| gauss(&mut crng)).collect()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let c = &centers[rng.gen_range(0..40)];
+            let v: Vec<f32> = c.iter().map(|x| x + 0.6 * gauss(&mut rng)).collect();
+            Document::new(format!("w{seed}-{i}"), v).with_metadata(json!({"group": i % 10}))
+        })
+        .collect()
+}
+
+#[test]
+fn quantized_codes_find_the_neighbours_and_scores_stay_exact_across_reopen_and_optimize() {
+    use akidb::Quantization;
+    const WIDE: usize = 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let docs = wide_dataset(N, WIDE, 1);
+    let qs: Vec<Vec<f32>> = wide_dataset(40, WIDE, 2).into_iter().map(|d| d.vector).collect();
+    let kinds = [
+        ("int8", Quantization::Int8, false),
+        ("int4-disk", Quantization::Int4, true),
+        ("binary-disk", Quantization::Binary { oversample: 32 }, true),
+    ];
+    for (name, q, on_disk) in kinds {
+        let path = dir.path().join(name);
+        let config = CollectionConfig::new(WIDE).with_quantization(q).with_vectors_on_disk(on_disk);
+        let check = |c: &Collection, when: &str| {
+            let r = recall(c, None, &qs);
+            assert!(r >= 0.95, "{name} {when}: recall@10 {r}");
+            let rf = recall(c, Some(&Filter::eq("group", 3)), &qs);
+            assert!(rf >= 0.9, "{name} {when}: filtered recall@10 {rf}");
+            for q in &qs[..10] {
+                let hits = c.search(q, 10, None).expect("search");
+                let exact = c.search_with(q, 100, None, SearchParams::exact()).expect("exact").0;
+                for h in &hits {
+                    if let Some(e) = exact.iter().find(|e| e.id == h.id) {
+                        assert_eq!(e.score.to_bits(), h.score.to_bits(), "{name} {when}");
+                    }
+                }
+            }
+        };
+        {
+            let db = Database::open(&path).expect("open");
+            let c = db.create_collection("v", config.clone()).expect("create");
+            c.upsert(&docs).expect("load");
+            c.delete(&docs.iter().step_by(9).map(|d| d.id.clone()).collect::<Vec<_>>())
+                .expect("delete");
+            check(&c, "after writes");
+        } // saves a generation with the fitted quantizer
+        let db = Database::open(&path).expect("reopen");
+        let c = db.collection("v").expect("collection");
+        assert_eq!(c.config().hnsw.quantization, q);
+        // Loaded, not rebuilt: only the deleted ids (tombstones in the saved graph) count as
+        // changes since the generation (a rebuild would count every live vector).
+        let deleted = docs.len().div_ceil(9) as u64;
+        let unsaved = c.index_stats().expect("stats").unsaved_changes;
+        assert_eq!(unsaved, deleted, "{name}: loaded, not rebuilt");
+        check(&c, "after reopening");
+        c.optimize().expect("optimize (refits the quantizer)");
+        check(&c, "after optimize");
+    }
+    // What cannot work is refused at creation, with a typed error.
+    let db = Database::open(dir.path().join("bad")).expect("open");
+    for (dim, metric) in [(384, akidb::Metric::Cosine), (2048, akidb::Metric::L2)] {
+        let cfg = CollectionConfig::new(dim)
+            .with_metric(metric)
+            .with_quantization(Quantization::Binary { oversample: 4 });
+        let err = db.create_collection("b", cfg).expect_err("refused");
+        assert!(matches!(err, akidb::Error::InvalidQuantization(_)), "{err}");
+    }
+    let cfg = CollectionConfig::new(2048).with_quantization(Quantization::Binary { oversample: 0 });
+    assert!(matches!(db.create_collection("b", cfg), Err(akidb::Error::InvalidQuantization(_))));
+}

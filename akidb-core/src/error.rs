@@ -50,6 +50,10 @@ pub enum Error {
         /// ef_search.
         ef_search: usize,
     },
+    /// A quantization that does not suit the collection (binary codes below 1,024 dimensions
+    /// or under L2, an oversampling out of range).
+    #[error(transparent)]
+    InvalidQuantization(#[from] akidb_index::InvalidQuantization),
     /// Saving an index generation failed (disk full, permissions); the data is safe in redb.
     #[error("saving the index failed (data is unaffected): {0}")]
     IndexPersist(#[source] akidb_index::persist::PersistError),
@@ -330,6 +334,7 @@ impl Error {
             Error::CollectionNotFound { .. } => "collection_not_found",
             Error::InvalidDimension { .. } => "invalid_dimension",
             Error::InvalidIndexParams { .. } => "invalid_index_params",
+            Error::InvalidQuantization(_) => "invalid_quantization",
             Error::IndexPersist(_) => "index_persist_failed",
             Error::WrongDimension { .. } => "wrong_dimension",
             Error::NonFiniteVector { .. } => "non_finite_vector",

@@ -23,11 +23,12 @@ pub mod filter;
 pub mod limits;
 mod maintenance;
 mod memory;
+pub use memory::release_free_heap;
 mod schema;
 mod text;
 mod validate;
 
-pub use akidb_index::{HnswParams, SearchParams, SearchPath};
+pub use akidb_index::{HnswParams, Quantization, SearchParams, SearchPath};
 pub use asynch::{AsyncCollection, AsyncDatabase};
 pub use batcher::{BatchOptions, BatchingEmbedder};
 pub use clock::{Clock, SystemClock};

@@ -11,7 +11,7 @@
 /// Returns free heap pages to the operating system (glibc on Linux; elsewhere a no-op).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-pub(crate) fn release_free_heap() {
+pub fn release_free_heap() {
     extern "C" {
         fn malloc_trim(pad: usize) -> std::ffi::c_int;
     }
@@ -24,4 +24,4 @@ pub(crate) fn release_free_heap() {
 
 /// Returns free heap pages to the operating system (glibc on Linux; elsewhere a no-op).
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn release_free_heap() {}
+pub fn release_free_heap() {}

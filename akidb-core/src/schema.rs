@@ -246,6 +246,12 @@ impl CollectionConfig {
         self.hnsw = params;
         self
     }
+    /// Sets how the graph stores vectors for its walks (see [`crate::Quantization`]; checked
+    /// against the dimension and metric at creation).
+    pub fn with_quantization(mut self, quantization: crate::Quantization) -> Self {
+        self.hnsw.quantization = quantization;
+        self
+    }
     /// Keeps the exact vectors on disk (see [`CollectionConfig::vectors_on_disk`]).
     pub fn with_vectors_on_disk(mut self, on: bool) -> Self {
         self.vectors_on_disk = on;

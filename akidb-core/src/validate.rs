@@ -35,6 +35,7 @@ pub(crate) fn check_config(config: &CollectionConfig) -> Result<()> {
         return Err(Error::InvalidDimension { dimension: config.dimension, max: MAX_DIMENSION });
     }
     check_hnsw(&config.hnsw)?;
+    config.hnsw.quantization.validate(config.dimension, config.metric)?;
     check_indexes(&config.indexes)?;
     config.retention.as_ref().map_or(Ok(()), check_retention)
 }

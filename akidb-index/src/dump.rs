@@ -222,6 +222,7 @@ pub(crate) fn read<'v>(
     (m, ef_construction): (usize, usize),
     points: usize,
     max_id: u64,
+    fitted: crate::codes::Fitted,
     expected: &dyn Fn(u64) -> Result<Option<std::borrow::Cow<'v, [f32]>>, String>,
 ) -> Result<Graph, String> {
     let mut g = Cursor { bytes: graph, at: 0 };
@@ -328,7 +329,7 @@ pub(crate) fn read<'v>(
 
     // Well formed: build the graph. Points become nodes (identical vectors merge), links are
     // resolved to nodes, nearest first, at most the list's size, none to itself.
-    let mut out = Graph::new(dimension, metric, m, ef_construction);
+    let mut out = Graph::new(dimension, metric, m, ef_construction, fitted);
     let mut node_of_point = Vec::with_capacity(ids.len());
     let mut v = vec![0f32; dimension];
     for (p, &id) in ids.iter().enumerate() {

@@ -65,8 +65,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rayon::prelude::*;
 
+use crate::codes::{Codes, Fitted, Prepared};
 use crate::flat::Candidate;
-use crate::metric::{decode_f16, prefetch, to_f16};
 use crate::{IdFilter, Metric};
 
 /// Batches larger than this are linked in parallel.
@@ -124,6 +124,10 @@ struct Scratch {
     results: BinaryHeap<Near>,
     /// A stored vector decoded to f32 (the neighbour heuristic compares stored vectors).
     decoded: Vec<f32>,
+    /// The vector being inserted or searched for, prepared for the codes.
+    query: Prepared,
+    /// A stored node prepared as a query (the neighbour heuristic).
+    node_query: Prepared,
     /// Links of the node being expanded.
     links: Vec<u32>,
 }
@@ -184,24 +188,11 @@ fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
 }
 
 /// SplitMix64: a well-mixed 64-bit hash of a 64-bit value.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
-}
-
-/// Hash of a stored vector (half-float bits and scale): identical vectors hash alike.
-fn vector_hash(bits: &[u16], scale: f32) -> u64 {
-    let mut h = mix(u64::from(scale.to_bits()));
-    for chunk in bits.chunks(4) {
-        let mut w = 0u64;
-        for (i, b) in chunk.iter().enumerate() {
-            w |= u64::from(*b) << (16 * i);
-        }
-        h = mix(h ^ w);
-    }
-    h
 }
 
 /// Source of [`Graph::serial`].
@@ -229,13 +220,9 @@ pub(crate) struct Graph {
     node_of: HashMap<u64, u32>,
     /// Vector hash -> the first node with it (finds identical vectors).
     by_hash: HashMap<u64, u32>,
-    /// Node-major vectors as IEEE half floats (bit patterns) of `v / scale`: walks read half
-    /// the bytes per distance. Each term is off by at most ~2^-11 relative; the index
-    /// re-scores the best hits against the exact vectors.
-    vectors: Vec<u16>,
-    /// Per node the scale of its half-float vector (`max |v_i|`, see `metric::to_f16`); empty
-    /// for cosine (unit vectors need none).
-    scales: Vec<f32>,
+    /// Node-major codes of the vectors (half floats by default; see `codes.rs`): what walks
+    /// read. The index re-scores the best hits against the exact vectors.
+    codes: Codes,
     /// Per node its top layer.
     levels: Vec<u8>,
     /// Layer-0 links: `1 + 2m + SPARE_LINKS` slots per node, the first holding the count.
@@ -268,8 +255,15 @@ impl std::fmt::Debug for Graph {
 }
 
 impl Graph {
-    /// An empty graph. `m` is clamped to [`crate::hnsw::M_RANGE`] (see `clamp_m`).
-    pub(crate) fn new(dim: usize, metric: Metric, m: usize, ef_construction: usize) -> Self {
+    /// An empty graph whose codes use `fitted`'s parameters. `m` is clamped to
+    /// [`crate::hnsw::M_RANGE`] (see `clamp_m`).
+    pub(crate) fn new(
+        dim: usize,
+        metric: Metric,
+        m: usize,
+        ef_construction: usize,
+        fitted: Fitted,
+    ) -> Self {
         let m = crate::hnsw::clamp_m(m);
         Self {
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
@@ -283,8 +277,7 @@ impl Graph {
             shared: Vec::new(),
             node_of: HashMap::new(),
             by_hash: HashMap::new(),
-            vectors: Vec::new(),
-            scales: Vec::new(),
+            codes: Codes::new(dim, metric, fitted),
             levels: Vec::new(),
             links0: Vec::new(),
             indegree: Vec::new(),
@@ -345,27 +338,20 @@ impl Graph {
         unpack(self.entry.load(Ordering::Acquire))
     }
 
-    #[inline]
-    fn vector(&self, node: u32) -> &[u16] {
-        let at = node as usize * self.dim;
-        &self.vectors[at..at + self.dim]
+    /// The parameters of the graph's codes (saved with generations).
+    pub(crate) fn fitted(&self) -> &Fitted {
+        self.codes.fitted()
     }
 
+    /// Walk distance of a prepared query to a node.
     #[inline]
-    fn scale(&self, node: u32) -> f32 {
-        self.scales.get(node as usize).copied().unwrap_or(1.0)
+    fn dist(&self, q: &Prepared, node: u32) -> f32 {
+        self.codes.dist(q, node)
     }
 
-    /// Walk distance of `q` (an f32 vector prepared for the metric) to a node.
-    #[inline]
-    pub(crate) fn dist(&self, q: &[f32], node: u32) -> f32 {
-        self.metric.distance_f16(q, self.vector(node), self.scale(node))
-    }
-
-    /// A node's vector as f32, into `out`.
+    /// A node's vector as f32, into `out` (as its code holds it).
     pub(crate) fn decode(&self, node: u32, out: &mut Vec<f32>) {
-        out.resize(self.dim, 0.0);
-        decode_f16(self.vector(node), self.scale(node), out);
+        self.codes.decode(node, out);
     }
 
     /// The slots of a node's list at `layer` (count first).
@@ -435,11 +421,10 @@ impl Graph {
     /// if there is one (returns `None`), else as a new, unlinked node of layer `level` (or a
     /// drawn one).
     pub(crate) fn add_node(&mut self, id: u64, v: &[f32], level: Option<usize>) -> Option<u32> {
-        let (bits, scale) = to_f16(v, self.metric == Metric::Cosine);
-        let bits: Vec<u16> = bits.collect();
-        let hash = vector_hash(&bits, scale);
+        let code = self.codes.encode(v);
+        let hash = code.hash();
         if let Some(&n) = self.by_hash.get(&hash) {
-            if self.vector(n) == bits.as_slice() && self.scale(n) == scale {
+            if self.codes.equals(n, &code) {
                 self.extra.entry(n).or_default().push(id);
                 self.shared[n as usize] = true;
                 self.node_of.insert(id, n);
@@ -453,10 +438,7 @@ impl Graph {
         self.ids.push(id);
         self.shared.push(false);
         self.removed.push(false);
-        self.vectors.extend_from_slice(&bits);
-        if self.metric != Metric::Cosine {
-            self.scales.push(scale);
-        }
+        self.codes.push(code);
         self.levels.push(level as u8);
         self.links0.extend((0..self.stride0()).map(|_| AtomicU32::new(0)));
         self.indegree.push(AtomicU32::new(0));
@@ -529,8 +511,15 @@ impl Graph {
         }
     }
 
-    /// Links a new node (vector `q`, exact) into the graph.
-    fn link(&self, s: &mut Scratch, node: u32, q: &[f32]) {
+    /// Links a new node (vector `v`, exact) into the graph.
+    fn link(&self, s: &mut Scratch, node: u32, v: &[f32]) {
+        let mut q = std::mem::take(&mut s.query);
+        self.codes.prepare(v, &mut q);
+        self.link_prepared(s, node, &q);
+        s.query = q;
+    }
+
+    fn link_prepared(&self, s: &mut Scratch, node: u32, q: &Prepared) {
         let level = self.level(node);
         let top_guard = lock(&self.top_lock);
         let Some((ep, top)) = self.entry() else {
@@ -564,7 +553,7 @@ impl Graph {
     }
 
     /// Greedy descent on one upper layer: the nearest node reachable by always improving.
-    fn greedy(&self, s: &mut Scratch, q: &[f32], mut cur: Near, layer: usize) -> Near {
+    fn greedy(&self, s: &mut Scratch, q: &Prepared, mut cur: Near, layer: usize) -> Near {
         loop {
             let mut moved = false;
             self.read_links(cur.node, layer, &mut s.fresh);
@@ -586,7 +575,7 @@ impl Graph {
     fn search_layer(
         &self,
         s: &mut Scratch,
-        q: &[f32],
+        q: &Prepared,
         ep: Near,
         skip: u32,
         layer: usize,
@@ -612,7 +601,7 @@ impl Graph {
                 if *slot != g {
                     *slot = g;
                     fresh.push(nb);
-                    prefetch(self.vector(nb));
+                    self.codes.prefetch(nb);
                 }
             }
             for &nb in fresh.iter() {
@@ -643,8 +632,8 @@ impl Graph {
             if kept.len() >= m {
                 break;
             }
-            self.decode(c.node, &mut s.decoded);
-            if kept.iter().all(|k| self.dist(&s.decoded, k.node) >= c.dist) {
+            self.codes.prepare_node(c.node, &mut s.decoded, &mut s.node_query);
+            if kept.iter().all(|k| self.dist(&s.node_query, k.node) >= c.dist) {
                 kept.push(c);
             }
         }
@@ -658,10 +647,10 @@ impl Graph {
         let old = std::mem::take(&mut s.links);
         let mut pool: Vec<Near> = chosen.to_vec();
         if !old.is_empty() {
-            self.decode(node, &mut s.decoded);
+            self.codes.prepare_node(node, &mut s.decoded, &mut s.node_query);
             for &other in &old {
                 if !pool.iter().any(|c| c.node == other) {
-                    pool.push(Near { dist: self.dist(&s.decoded, other), node: other });
+                    pool.push(Near { dist: self.dist(&s.node_query, other), node: other });
                 }
             }
             pool.sort_unstable();
@@ -685,11 +674,11 @@ impl Graph {
                     self.indegree[to as usize].fetch_add(1, Ordering::Relaxed);
                 }
             } else {
-                self.decode(from, &mut s.decoded);
+                self.codes.prepare_node(from, &mut s.decoded, &mut s.node_query);
                 let mut pool = Vec::with_capacity(old.len() + 1);
                 pool.push(Near { dist, node: to });
                 for &other in &old {
-                    pool.push(Near { dist: self.dist(&s.decoded, other), node: other });
+                    pool.push(Near { dist: self.dist(&s.node_query, other), node: other });
                 }
                 pool.sort_unstable();
                 self.prune_into(s, from, layer, &pool, &old);
@@ -769,8 +758,7 @@ impl Graph {
     /// Bytes held, roughly (for reports).
     pub(crate) fn heap_bytes(&self) -> usize {
         let n = self.ids.len();
-        self.vectors.len() * 2
-            + self.scales.len() * 4
+        self.codes.heap_bytes()
             + (self.links0.len() + self.upper.len()) * 4
             + n * (8 + 1 + 1 + 1 + 4 + 4 + std::mem::size_of::<Mutex<()>>())
             + (self.node_of.len() + self.by_hash.len()) * 16
@@ -793,6 +781,27 @@ impl Graph {
             return Walk::Found(Vec::new());
         }
         with_scratch(|s| {
+            let mut q = std::mem::take(&mut s.query);
+            self.codes.prepare(query, &mut q);
+            let walk = self.walk(s, &q, entry, top, ef, filter, budget);
+            s.query = q;
+            walk
+        })
+    }
+
+    /// [`Graph::search`]'s walk from the entry point, for a prepared query.
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &self,
+        s: &mut Scratch,
+        query: &Prepared,
+        entry: u32,
+        top: usize,
+        ef: usize,
+        filter: Option<IdFilter<'_>>,
+        budget: usize,
+    ) -> Walk {
+        {
             let mut ep = Near { dist: self.dist(query, entry), node: entry };
             for layer in (1..=top).rev() {
                 ep = self.greedy(s, query, ep, layer);
@@ -833,7 +842,7 @@ impl Graph {
                     if *mark != g {
                         *mark = g;
                         fresh.push(nb);
-                        prefetch(self.vector(nb));
+                        self.codes.prefetch(nb);
                     }
                 }
                 visited += fresh.len();
@@ -864,7 +873,7 @@ impl Graph {
                 out.extend(self.accepted(c.node, filter).map(|id| Candidate { dist: c.dist, id }));
             }
             Walk::Found(out)
-        })
+        }
     }
 }
 
@@ -890,7 +899,7 @@ mod tests {
 
     #[test]
     fn levels_follow_the_geometric_distribution_and_repeat() {
-        let g = Graph::new(4, Metric::Cosine, 16, 100);
+        let g = Graph::new(4, Metric::Cosine, 16, 100, Fitted::F16);
         let levels: Vec<usize> = (0..100_000u64).map(|id| g.draw_level(id)).collect();
         let above0 = levels.iter().filter(|l| **l > 0).count() as f64 / levels.len() as f64;
         // P(level >= 1) = 1/m.
@@ -902,7 +911,7 @@ mod tests {
     fn every_node_finds_itself_and_lists_stay_within_capacity() {
         let dim = 24;
         let vs: Vec<Vec<f32>> = (0..3000).map(|i| unit(i, dim)).collect();
-        let mut g = Graph::new(dim, Metric::Cosine, 8, 64);
+        let mut g = Graph::new(dim, Metric::Cosine, 8, 64, Fitted::F16);
         let items: Vec<(u64, &[f32])> =
             vs.iter().enumerate().map(|(i, v)| (i as u64, v.as_slice())).collect();
         g.insert(&items[..1000]);
@@ -928,7 +937,7 @@ mod tests {
 
     #[test]
     fn identical_vectors_share_a_node() {
-        let mut g = Graph::new(8, Metric::L2, 4, 16);
+        let mut g = Graph::new(8, Metric::L2, 4, 16, Fitted::F16);
         let a = vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
         let b = vec![1.0f32; 8];
         g.insert(&[(1, &a), (2, &b), (3, &a)]);

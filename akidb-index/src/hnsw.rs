@@ -29,7 +29,10 @@
 //!   the nearest unexplored node is farther than the beam's worst. A walk that visits a tenth of
 //!   the collection without filling its beam (the estimate was wrong) is abandoned for the
 //!   exact scan.
-//! - The walk's nearest `2k` hits are re-scored against the exact vectors (walk distances are
+//! - The walk's nearest `2k` hits (`4k` for int8 codes, `6k` for int4, `oversample * k` for
+//!   binary ones,
+//!   whose walks are at least that wide: [`Quantization::rescored`]) are re-scored against the
+//!   exact vectors (walk distances are
 //!   those of half floats).
 //! - If the answer holds fewer than `k` hits while `k` live matches exist, the search falls back
 //!   to the exact scan. So a search returns `min(k, live matches)` hits, always.
@@ -46,6 +49,7 @@
 
 use std::collections::BinaryHeap;
 
+use crate::codes::{Fitted, Fitter, Quantization, FIT_SAMPLE};
 use crate::flat::{into_neighbors, push_bounded, Candidate};
 use crate::graph::{Graph, Walk};
 use crate::metric::{dot, l2_squared};
@@ -87,11 +91,15 @@ pub struct HnswParams {
     pub ef_construction: usize,
     /// Default beam width while searching (per-query override in [`SearchParams`]).
     pub ef_search: usize,
+    /// How the graph stores vectors for its walks (default half floats); see [`Quantization`].
+    /// Checked against the dimension and metric by [`Quantization::validate`].
+    #[serde(default)]
+    pub quantization: Quantization,
 }
 
 impl Default for HnswParams {
     fn default() -> Self {
-        Self { m: 16, ef_construction: 200, ef_search: 64 }
+        Self { m: 16, ef_construction: 200, ef_search: 64, quantization: Quantization::F16 }
     }
 }
 
@@ -138,6 +146,11 @@ impl HnswParams {
     /// Sets `ef_search`.
     pub fn with_ef_search(mut self, ef: usize) -> Self {
         self.ef_search = ef;
+        self
+    }
+    /// Sets the quantization of the graph's vectors.
+    pub fn with_quantization(mut self, quantization: Quantization) -> Self {
+        self.quantization = quantization;
         self
     }
 }
@@ -290,13 +303,31 @@ impl HnswIndex {
         Self { params, flat, graph: None, pending: 0 }
     }
 
-    fn empty_graph(&self) -> Graph {
-        Graph::new(
+    /// A graph with no nodes whose codes are fitted on the live vectors and `extra` (a
+    /// sample of at most [`FIT_SAMPLE`], spread over both).
+    fn empty_graph(&self, extra: &[(u64, &[f32])]) -> Result<Graph, IndexError> {
+        let fitted = match self.params.quantization {
+            Quantization::F16 => Fitted::F16,
+            q => {
+                let total = self.flat.len() + extra.len();
+                let step = total.div_ceil(FIT_SAMPLE).max(1);
+                let mut fitter = Fitter::new(q, self.flat.dimension());
+                for id in self.flat.ids().iter().step_by(step) {
+                    if let Some(v) = self.flat.vector(*id)? {
+                        fitter.add(&v);
+                    }
+                }
+                extra.iter().step_by(step).for_each(|(_, v)| fitter.add(v));
+                fitter.finish()
+            }
+        };
+        Ok(Graph::new(
             self.flat.dimension(),
             self.flat.metric(),
             clamp_m(self.params.m),
             self.params.ef_construction,
-        )
+            fitted,
+        ))
     }
 
     /// Approximate heap bytes of the graph (reports).
@@ -311,7 +342,7 @@ impl HnswIndex {
         cancel: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<bool, IndexError> {
-        let mut graph = self.empty_graph();
+        let mut graph = self.empty_graph(&[])?;
         let (mut done, total, mut cancelled) = (0, self.flat.len(), false);
         self.flat.batches(8192, &mut |chunk| {
             if cancel() {
@@ -480,7 +511,9 @@ impl HnswIndex {
             Some(g) if !params.exact && live >= EXACT_BELOW => g,
             _ => return Ok((self.scan(query, k, plan)?, SearchPath::Exact)),
         };
-        let ef = params.ef.unwrap_or(self.params.ef_search).max(k);
+        let q = self.params.quantization;
+        let beam = if matches!(q, Quantization::Binary { .. }) { q.rescored(k) } else { k };
+        let ef = params.ef.unwrap_or(self.params.ef_search).max(beam);
         if let Some(p) = plan {
             let s = p.selectivity.unwrap_or_else(|| self.selectivity(p.accepts));
             if scan_filtered(live, s, ef) {
@@ -495,7 +528,7 @@ impl HnswIndex {
         // are those of half floats, off by ~1e-4: farther hits cannot reach the top k).
         let metric = self.flat.metric();
         let mut heap = BinaryHeap::with_capacity(k + 1);
-        for c in found.into_iter().take(2 * k) {
+        for c in found.into_iter().take(q.rescored(k)) {
             if let Some(v) = self.flat.vector(c.id)? {
                 push_bounded(
                     &mut heap,
@@ -547,7 +580,7 @@ impl HnswIndex {
         let mut stored = Vec::new();
         let live = self.flat.len();
         if self.graph.is_none() && live < EXACT_BELOW && live + refs.len() >= EXACT_BELOW {
-            let mut g = self.empty_graph();
+            let mut g = self.empty_graph(&refs)?;
             self.flat.batches(8192, &mut |vectors| {
                 stored.extend(g.add(vectors).into_iter().map(|(node, i)| (node, vectors[i].0)));
                 true

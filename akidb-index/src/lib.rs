@@ -14,6 +14,7 @@
 //! Scores: cosine and dot return the similarity (higher is better); L2 returns the Euclidean
 //! distance (lower is better). Results are always ordered best first, ties broken by id.
 
+mod codes;
 mod dump;
 mod flat;
 mod graph;
@@ -21,7 +22,8 @@ mod hnsw;
 mod metric;
 pub mod persist;
 
-pub use flat::FlatIndex;
+pub use codes::{InvalidQuantization, Quantization, BINARY_MIN_DIMENSION, MAX_OVERSAMPLE};
+pub use flat::{FlatIndex, Visit, DISK_CHUNK_BYTES};
 pub use hnsw::{
     GraphDistance, HnswIndex, HnswParams, InvalidParams, SearchParams, SearchPath, Staged,
     EXACT_BELOW, EXACT_SELECTIVITY, MAX_EF, M_RANGE, SCAN_CHECK_COST, SCAN_MATCH_COST,

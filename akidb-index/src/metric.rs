@@ -138,6 +138,85 @@ pub(crate) fn l2_f16(a: &[f32], b: &[u16], scale: f32) -> f32 {
         .sum()
 }
 
+/// Inner product of an f32 vector and byte codes read as unsigned integers (0 to 255): the
+/// int8 walk's kernel (the caller folds the codes' offsets and steps into `a`). AVX2+FMA on
+/// x86-64 (checked at run time), NEON on aarch64, else the portable loop.
+#[inline]
+pub(crate) fn dot_u8(a: &[f32], b: &[u8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2_fma() {
+        return simd::dot_u8_avx2(a, b);
+    }
+    #[cfg(target_arch = "aarch64")]
+    return neon::dot_u8(a, b);
+    #[allow(unreachable_code)]
+    dot_u8_portable(a, b)
+}
+
+#[inline(always)]
+fn dot_u8_portable(a: &[f32], b: &[u8]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] = x[i].mul_add(f32::from(y[i]), acc[i]);
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * f32::from(*y);
+    }
+    s
+}
+
+/// Inner product of an f32 vector (length a multiple of 16) and 4-bit codes (half as many
+/// bytes; in each block of 16 dimensions byte `k` holds dimension `k` low and `k + 8` high):
+/// the int4 walk's kernel. Dispatched as [`dot_u8`].
+#[inline]
+pub(crate) fn dot_u4(a: &[f32], b: &[u8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2_fma() {
+        return simd::dot_u4_avx2(a, b);
+    }
+    #[cfg(target_arch = "aarch64")]
+    return neon::dot_u4(a, b);
+    #[allow(unreachable_code)]
+    dot_u4_portable(a, b)
+}
+
+#[inline(always)]
+fn dot_u4_portable(a: &[f32], b: &[u8]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    for (x, y) in a.chunks_exact(16).zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] = x[k].mul_add(f32::from(y[k] & 15), acc[k]);
+            acc[k + 8] = x[k + 8].mul_add(f32::from(y[k] >> 4), acc[k + 8]);
+        }
+    }
+    acc.iter().sum()
+}
+
+/// Bits that differ between two sign codes: the binary walk's distance. POPCNT on x86-64
+/// (checked at run time), NEON's per-byte count on aarch64, else the portable loop.
+#[inline]
+pub(crate) fn hamming(a: &[u64], b: &[u64]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_popcnt() {
+        return simd::hamming_popcnt(a, b);
+    }
+    #[cfg(target_arch = "aarch64")]
+    return neon::hamming(a, b);
+    #[allow(unreachable_code)]
+    hamming_portable(a, b)
+}
+
+#[inline(always)]
+fn hamming_portable(a: &[u64], b: &[u64]) -> u32 {
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+}
+
 #[inline(always)]
 fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
@@ -292,6 +371,80 @@ mod neon {
         )
     }
 
+    pub(super) fn dot_u8(a: &[f32], b: &[u8]) -> f32 {
+        let n = a.len().min(b.len());
+        let mut i = 0;
+        // SAFETY: every load reads 16 bytes / 4 x 4 floats at i <= n - 16 of slices of
+        // length >= n; the rest are register-only intrinsics.
+        let mut s = unsafe {
+            let mut acc = [vdupq_n_f32(0.0); 4];
+            while i + 16 <= n {
+                let bytes = vld1q_u8(b.as_ptr().add(i));
+                let lo = vmovl_u8(vget_low_u8(bytes));
+                let hi = vmovl_u8(vget_high_u8(bytes));
+                let parts = [
+                    vmovl_u16(vget_low_u16(lo)),
+                    vmovl_u16(vget_high_u16(lo)),
+                    vmovl_u16(vget_low_u16(hi)),
+                    vmovl_u16(vget_high_u16(hi)),
+                ];
+                for (k, (acc, part)) in acc.iter_mut().zip(parts).enumerate() {
+                    let x = vld1q_f32(a.as_ptr().add(i + 4 * k));
+                    *acc = vfmaq_f32(*acc, x, vcvtq_f32_u32(part));
+                }
+                i += 16;
+            }
+            vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])))
+        };
+        for j in i..n {
+            s += a[j] * f32::from(b[j]);
+        }
+        s
+    }
+
+    pub(super) fn dot_u4(a: &[f32], b: &[u8]) -> f32 {
+        let blocks = (a.len() / 16).min(b.len() / 8);
+        // SAFETY: block `i` reads floats 16i..16i+16 and bytes 8i..8i+8, inside both slices;
+        // the rest are register-only intrinsics.
+        unsafe {
+            let mut acc = [vdupq_n_f32(0.0); 4];
+            for i in 0..blocks {
+                let w = vmovl_u8(vld1_u8(b.as_ptr().add(8 * i)));
+                let lo = vandq_u16(w, vdupq_n_u16(15));
+                let hi = vshrq_n_u16::<4>(w);
+                let parts = [
+                    vmovl_u16(vget_low_u16(lo)),
+                    vmovl_u16(vget_high_u16(lo)),
+                    vmovl_u16(vget_low_u16(hi)),
+                    vmovl_u16(vget_high_u16(hi)),
+                ];
+                for (k, (acc, part)) in acc.iter_mut().zip(parts).enumerate() {
+                    let x = vld1q_f32(a.as_ptr().add(16 * i + 4 * k));
+                    *acc = vfmaq_f32(*acc, x, vcvtq_f32_u32(part));
+                }
+            }
+            vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])))
+        }
+    }
+
+    pub(super) fn hamming(a: &[u64], b: &[u64]) -> u32 {
+        let n = a.len().min(b.len());
+        let mut i = 0;
+        let mut total = 0u32;
+        // SAFETY: every load reads two words at i <= n - 2 of slices of length >= n.
+        unsafe {
+            while i + 2 <= n {
+                let x = veorq_u64(vld1q_u64(a.as_ptr().add(i)), vld1q_u64(b.as_ptr().add(i)));
+                total += u32::from(vaddlvq_u8(vcntq_u8(vreinterpretq_u8_u64(x))));
+                i += 2;
+            }
+        }
+        for j in i..n {
+            total += (a[j] ^ b[j]).count_ones();
+        }
+        total
+    }
+
     pub(super) fn decode_f16(b: &[u16], scale: f32, out: &mut [f32]) {
         let n = b.len().min(out.len());
         let mut i = 0;
@@ -315,15 +468,102 @@ mod neon {
 #[allow(unsafe_code)]
 mod simd {
     use std::arch::x86_64::{
-        __m128i, __m256, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps,
-        _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
-        _mm_loadu_si128,
+        __m128i, __m256, _mm256_add_ps, _mm256_and_si256, _mm256_cvtepi32_ps, _mm256_cvtepu8_epi32,
+        _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_mul_ps,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps, _mm256_srli_epi32, _mm256_storeu_ps,
+        _mm_loadl_epi64, _mm_loadu_si128,
     };
     use std::sync::OnceLock;
 
     pub(super) fn has_avx2_fma() -> bool {
         static HAS: OnceLock<bool> = OnceLock::new();
         *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+
+    pub(super) fn has_popcnt() -> bool {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("popcnt"))
+    }
+
+    #[target_feature(enable = "popcnt")]
+    fn hamming_impl(a: &[u64], b: &[u64]) -> u32 {
+        super::hamming_portable(a, b)
+    }
+
+    #[inline]
+    pub(super) fn hamming_popcnt(a: &[u64], b: &[u64]) -> u32 {
+        // SAFETY: callers check has_popcnt() first.
+        unsafe { hamming_impl(a, b) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_u8_impl(a: &[f32], b: &[u8]) -> f32 {
+        let n = a.len().min(b.len());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY: every load reads 8 floats / 8 bytes at i <= n - 8 of slices of length >= n.
+        unsafe {
+            while i + 32 <= n {
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let at = i + 8 * j;
+                    let x = _mm256_loadu_ps(a.as_ptr().add(at));
+                    let bytes = _mm_loadl_epi64(b.as_ptr().add(at).cast::<__m128i>());
+                    let y = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+                    *acc = _mm256_fmadd_ps(x, y, *acc);
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                let x = _mm256_loadu_ps(a.as_ptr().add(i));
+                let bytes = _mm_loadl_epi64(b.as_ptr().add(i).cast::<__m128i>());
+                acc[0] =
+                    _mm256_fmadd_ps(x, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)), acc[0]);
+                i += 8;
+            }
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+        let mut s: f32 = lanes.iter().sum();
+        for k in i..n {
+            s += a[k] * f32::from(b[k]);
+        }
+        s
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_u4_impl(a: &[f32], b: &[u8]) -> f32 {
+        let blocks = (a.len() / 16).min(b.len() / 8);
+        let (mut lo_acc, mut hi_acc) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mask = _mm256_set1_epi32(15);
+        // SAFETY: block `i` reads floats 16i..16i+16 and bytes 8i..8i+8, inside both slices.
+        unsafe {
+            for i in 0..blocks {
+                let w =
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(b.as_ptr().add(8 * i).cast::<__m128i>()));
+                let lo = _mm256_cvtepi32_ps(_mm256_and_si256(w, mask));
+                let hi = _mm256_cvtepi32_ps(_mm256_srli_epi32::<4>(w));
+                lo_acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(16 * i)), lo, lo_acc);
+                hi_acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(16 * i + 8)), hi, hi_acc);
+            }
+        }
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(lo_acc, hi_acc)) };
+        lanes.iter().sum()
+    }
+
+    #[inline]
+    pub(super) fn dot_u4_avx2(a: &[f32], b: &[u8]) -> f32 {
+        // SAFETY: callers check has_avx2_fma() first.
+        unsafe { dot_u4_impl(a, b) }
+    }
+
+    #[inline]
+    pub(super) fn dot_u8_avx2(a: &[f32], b: &[u8]) -> f32 {
+        // SAFETY: callers check has_avx2_fma() first.
+        unsafe { dot_u8_impl(a, b) }
     }
 
     pub(super) fn has_f16c() -> bool {
@@ -562,6 +802,49 @@ mod tests {
             for (b, o) in finite[1000..1000 + n].iter().zip(&out) {
                 assert_eq!(*o, half::f16::from_bits(*b).to_f32());
             }
+        }
+    }
+
+    /// The int8 and binary kernels (dispatched: AVX2 / POPCNT, NEON under qemu, or portable)
+    /// against the scalar reference, at lengths that exercise every block size and tail.
+    #[test]
+    fn byte_and_bit_kernels_match_the_scalar_reference() {
+        for n in [1usize, 7, 8, 15, 16, 31, 33, 100, 384, 1000, 2560] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
+            let b: Vec<u8> = (0..n).map(|i| (i * 151 % 256) as u8).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            for (got, what) in
+                [(dot_u8(&a, &b), "dispatched"), (dot_u8_portable(&a, &b), "portable")]
+            {
+                assert!((f64::from(got) - want).abs() <= 1e-3 * (1.0 + want.abs()), "{what} n={n}");
+            }
+            // 4-bit codes: `a` padded to whole blocks of 16, as the walk prepares it.
+            let padded = n.div_ceil(16) * 16;
+            let a4: Vec<f32> = (0..padded).map(|i| if i < n { a[i] } else { 0.0 }).collect();
+            let codes: Vec<u8> = (0..n).map(|i| (i * 7 % 16) as u8).collect();
+            let mut b4 = vec![0u8; padded / 2];
+            for (i, c) in codes.iter().enumerate() {
+                let (at, shift) = (i / 16 * 8 + i % 16 % 8, if i % 16 < 8 { 0 } else { 4 });
+                b4[at] |= c << shift;
+            }
+            let want: f64 = a.iter().zip(&codes).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            for (got, what) in
+                [(dot_u4(&a4, &b4), "dispatched"), (dot_u4_portable(&a4, &b4), "portable")]
+            {
+                assert!(
+                    (f64::from(got) - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                    "u4 {what} n={n}"
+                );
+            }
+            let words = n.div_ceil(64).max(1);
+            let x: Vec<u64> =
+                (0..words as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+            let y: Vec<u64> =
+                (0..words as u64).map(|i| (i + 3).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)).collect();
+            let want: u32 = x.iter().zip(&y).map(|(p, q)| (p ^ q).count_ones()).sum();
+            assert_eq!(hamming(&x, &y), want, "n={n}");
+            assert_eq!(hamming(&x, &x), 0);
+            assert_eq!(hamming(&x, &x.iter().map(|w| !w).collect::<Vec<_>>()), 64 * words as u32);
         }
     }
 

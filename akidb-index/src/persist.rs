@@ -112,6 +112,10 @@ struct Manifest {
     /// Share of the link sample (step 5 of the module docs) that found itself when saved.
     #[serde(default)]
     link_sample: Option<f64>,
+    /// The parameters the graph's codes were made with (`codes.rs`); absent: half floats
+    /// (generations from before quantization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quantizer: Option<crate::codes::Fitted>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -165,6 +169,10 @@ fn crc_of(path: &Path) -> std::io::Result<(u64, u32)> {
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
+
+/// The largest manifest read: 1 MiB, plus room for a quantizer's two floats per dimension as
+/// JSON (at most ~30 bytes each) at collections' largest dimension, 65,536.
+const MANIFEST_MOST: u64 = (1 << 20) + 64 * 65_536;
 
 fn generation_name(seq: u64) -> String {
     format!("gen-{seq:020}")
@@ -224,6 +232,10 @@ pub fn save(
             nodes: graph.id_count(),
             files,
             link_sample: (tried > 0).then(|| found as f64 / tried as f64),
+            quantizer: match graph.fitted() {
+                crate::codes::Fitted::F16 => None,
+                fitted => Some(fitted.clone()),
+            },
         };
         let mpath = tmp.join("MANIFEST.json");
         let mut f = fs::File::create(&mpath).map_err(io(&mpath))?;
@@ -344,7 +356,7 @@ fn read_generation(
     }
     let mpath = path.join("MANIFEST.json");
     let mmeta = fs::symlink_metadata(&mpath).map_err(|e| format!("manifest: {e}"))?;
-    if !mmeta.is_file() || mmeta.len() > 1 << 20 {
+    if !mmeta.is_file() || mmeta.len() > MANIFEST_MOST {
         return Err("manifest is not a small plain file".into());
     }
     let manifest: Manifest = serde_json::from_slice(&fs::read(&mpath).map_err(|e| e.to_string())?)
@@ -412,6 +424,8 @@ fn read_generation(
         }
         contents.push(bytes);
     }
+    let fitted = manifest.quantizer.clone().unwrap_or(crate::codes::Fitted::F16);
+    fitted.check(identity.params.quantization, identity.dimension)?;
     let params = (crate::hnsw::clamp_m(identity.params.m), identity.params.ef_construction);
     let graph = crate::dump::read(
         &contents[0],
@@ -421,6 +435,7 @@ fn read_generation(
         params,
         manifest.nodes,
         manifest.covered_seq,
+        fitted,
         &|id| live.vector(id).map_err(|e| e.to_string()),
     )?;
     Ok((manifest, graph))
@@ -648,6 +663,7 @@ mod tests {
             nodes: 3000,
             files,
             link_sample: None,
+            quantizer: None,
         };
         fs::write(gen.join("MANIFEST.json"), serde_json::to_vec(&manifest).expect("json"))
             .expect("manifest");
