@@ -106,21 +106,8 @@ struct Args {
     #[arg(long = "vectors-on-disk")]
     vectors_on_disk: Option<PathBuf>,
     /// The graph's codes: f16 (default), int8, int4, or binary:OVERSAMPLE (e.g. binary:8).
-    #[arg(long, default_value = "f16", value_parser = quantization)]
+    #[arg(long, default_value = "f16")]
     quantization: akidb::Quantization,
-}
-
-fn quantization(s: &str) -> Result<akidb::Quantization, String> {
-    match s.split_once(':') {
-        None if s == "f16" => Ok(akidb::Quantization::F16),
-        None if s == "int8" => Ok(akidb::Quantization::Int8),
-        None if s == "int4" => Ok(akidb::Quantization::Int4),
-        Some(("binary", n)) => n
-            .parse()
-            .map(|oversample| akidb::Quantization::Binary { oversample })
-            .map_err(|e| format!("binary:{n}: {e}")),
-        _ => Err(format!("{s}: expected f16, int8, int4 or binary:OVERSAMPLE")),
-    }
 }
 
 fn metric(s: &str) -> Result<Metric, String> {

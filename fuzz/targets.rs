@@ -146,6 +146,49 @@ pub fn index_load_outcome(data: &[u8]) -> bool {
     }
 }
 
+/// [`index_identity`] with int8 codes (what [`index_quantizer`] loads).
+pub fn quantized_identity() -> IndexIdentity {
+    let mut identity = index_identity();
+    identity.params = identity.params.with_quantization(akidb::Quantization::Int8);
+    identity
+}
+
+/// A sound int8 generation over [`index_flat`] whose manifest's quantizer block (the fitted
+/// parameters of the codes, `akidb-index/src/codes.rs`) is replaced by `data`, read as JSON (a
+/// string of its bytes when it is not JSON): whatever it holds, the load must rebuild or load
+/// a graph that answers exactly, never panic or walk with parameters that do not fit.
+pub fn index_quantizer(data: &[u8]) {
+    index_quantizer_outcome(data);
+}
+
+/// [`index_quantizer`], saying whether the generation loaded (`false`: rebuilt).
+pub fn index_quantizer_outcome(data: &[u8]) -> bool {
+    let identity = quantized_identity();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = akidb::index::HnswIndex::with_graph(index_flat(), identity.params).expect("graph");
+    let generation = persist::save(&index, dir.path(), &identity, 40).expect("save");
+    let path = generation.join("MANIFEST.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("json");
+    manifest["quantizer"] = serde_json::from_slice(data)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(data).into_owned()));
+    std::fs::write(&path, manifest.to_string()).expect("write manifest");
+    match persist::load(dir.path(), &identity, index_flat(), 40) {
+        LoadOutcome::Loaded { index, .. } => {
+            for q in [[1.0, 2.0, 3.0, 4.0], [4.0, -1.0, 0.5, 2.0]] {
+                let hits = index.search(&q, 5, None).expect("search");
+                let exact = index.search_with(&q, 5, None, SearchParams::exact()).expect("exact");
+                assert_eq!(hits, exact.0, "a loaded graph answers exactly at this size");
+            }
+            true
+        }
+        LoadOutcome::Rebuild { flat, .. } => {
+            assert_eq!(flat.len(), 40);
+            false
+        }
+    }
+}
+
 /// The tiny Qwen3 fixture model (real tokenizer, real ONNX Runtime); `root` is the repository.
 pub fn tiny_qwen3(root: &Path) -> OnnxEmbeddingProvider {
     OnnxEmbeddingProvider::from_dir(root.join("tests/fixtures/qwen3-tiny"))

@@ -52,6 +52,14 @@ fn a_generation_akidb_wrote_passes_the_checks_and_loads() {
 }
 
 #[test]
+fn a_saved_quantizer_loads_and_the_corpus_of_damaged_ones_never_panics() {
+    let seed = std::fs::read(root().join("fuzz/corpus/index_quantizer/seed-saved")).expect("seed");
+    let r = std::panic::catch_unwind(|| targets::index_quantizer_outcome(&seed));
+    assert_eq!(r.ok(), Some(true), "the saved quantizer must load, not be rebuilt");
+    replay("index_quantizer", targets::index_quantizer);
+}
+
+#[test]
 fn index_load_corpus() {
     replay("index_load", targets::index_load);
 }
@@ -88,6 +96,18 @@ fn write_seeds() {
     seed.extend_from_slice(&data);
     put("index_load", "seed-generation", &seed);
     put("index_load", "seed-truncated", &seed[..seed.len() / 2]);
+    // index_quantizer: the block a saved int8 generation holds, and damaged ones.
+    let identity = targets::quantized_identity();
+    let index = HnswIndex::with_graph(targets::index_flat(), identity.params).expect("graph");
+    let generation = persist::save(&index, dir.path(), &identity, 40).expect("save");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(generation.join("MANIFEST.json")).expect("manifest"))
+            .expect("json");
+    let saved = manifest["quantizer"].to_string();
+    put("index_quantizer", "seed-saved", saved.as_bytes());
+    put("index_quantizer", "seed-nan", saved.replacen("0.", "NaN", 1).as_bytes());
+    put("index_quantizer", "seed-binary", br#"{"kind":"binary","mean":[0,0,0,0]}"#);
+    put("index_quantizer", "seed-not-json", b"\xff{kind");
     // record_decode: real records of each table.
     let doc = akidb_storage::StoredDocument {
         id: "robot_3/nav-17".into(),

@@ -148,6 +148,10 @@ pub struct CreateArgs {
     pub full_text: Option<bool>,
     /// Payload indexes.
     pub indexes: Vec<FieldIndex>,
+    /// The graph's codes (default f16).
+    pub quantization: Option<akidb::Quantization>,
+    /// Exact vectors on disk.
+    pub vectors_on_disk: bool,
 }
 
 /// `akidb collections create`.
@@ -181,6 +185,10 @@ pub fn create(ctx: &mut Ctx, out: Out, a: CreateArgs) -> CliResult {
     for i in a.indexes {
         config = config.with_index(i.field, i.kind);
     }
+    if let Some(q) = a.quantization {
+        config = config.with_quantization(q);
+    }
+    config = config.with_vectors_on_disk(a.vectors_on_disk);
     let db = ctx.db()?;
     db.create_collection(&a.name, config.clone())?;
     if let Some(p) = model {
@@ -226,6 +234,14 @@ pub fn info(ctx: &mut Ctx, out: Out, name: &str) -> CliResult {
         vec!["metric".into(), format!("{:?}", config.metric).to_lowercase()],
         vec!["model".into(), model.unwrap_or_else(|| "- (vectors only)".into())],
         vec!["full-text index".into(), yes_no(config.full_text_enabled())],
+        vec![
+            "vectors".into(),
+            format!(
+                "graph walks {} codes; exact vectors {}",
+                config.hnsw.quantization,
+                if config.vectors_on_disk { "on disk" } else { "in memory" }
+            ),
+        ],
         vec![
             "payload indexes".into(),
             if indexes.is_empty() { "-".into() } else { indexes.join(", ") },

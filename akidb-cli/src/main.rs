@@ -180,6 +180,14 @@ enum Collections {
         /// Keep no full-text index (text collections keep one by default: hybrid search).
         #[arg(long)]
         no_full_text: bool,
+        /// What the graph walks: f16 (default), int8, int4, or binary:OVERSAMPLE (1,024
+        /// dimensions or more); the best hits are re-scored exactly either way.
+        #[arg(long)]
+        quantization: Option<akidb::Quantization>,
+        /// Keep the exact vectors on disk, not in memory (about 4 bytes per dimension saved
+        /// per vector; scans read the disk).
+        #[arg(long)]
+        vectors_on_disk: bool,
         /// A metadata field filters read from memory: FIELD:KIND, KIND one of keyword,
         /// integer, float, timestamp (repeatable).
         #[arg(long = "index", value_parser = parse::index)]
@@ -352,6 +360,8 @@ fn dispatch(ctx: &mut Ctx, out: Out, command: Command) -> CliResult {
             dimension,
             metric,
             no_full_text,
+            quantization,
+            vectors_on_disk,
             indexes,
         }) => {
             let metric = metric.map(|m| match m {
@@ -360,7 +370,16 @@ fn dispatch(ctx: &mut Ctx, out: Out, command: Command) -> CliResult {
                 MetricArg::L2 => akidb::Metric::L2,
             });
             let full_text = no_full_text.then_some(false);
-            let a = commands::CreateArgs { name, model, dimension, metric, full_text, indexes };
+            let a = commands::CreateArgs {
+                name,
+                model,
+                dimension,
+                metric,
+                full_text,
+                indexes,
+                quantization,
+                vectors_on_disk,
+            };
             commands::create(ctx, out, a)
         }
         Command::Collections(Collections::Info { name }) => commands::info(ctx, out, &name),

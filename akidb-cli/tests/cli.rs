@@ -177,6 +177,30 @@ fn bad_input_is_one_line_and_an_exit_code() {
         2,
         "kind",
     );
+    // Binary codes need 1,024 dimensions or more: refused for MiniLM's 384, by the library.
+    let binary = ["collections", "create", "q", "--model", "minilm", "--quantization", "binary:8"];
+    fails(dir, &binary, 2, "1,024 dimensions");
+    fails(
+        dir,
+        &["collections", "create", "q", "--dimension", "4", "--quantization", "int2"],
+        2,
+        "int2",
+    );
+    ok(
+        dir,
+        &[
+            "collections",
+            "create",
+            "q",
+            "--model",
+            "minilm",
+            "--quantization",
+            "int4",
+            "--vectors-on-disk",
+        ],
+    );
+    let info = ok(dir, &["collections", "info", "q"]);
+    assert!(info.contains("graph walks int4 codes; exact vectors on disk"), "{info}");
     ok(dir, &["collections", "create", "logs", "--model", "minilm"]);
     ok(dir, &["collections", "create", "vec", "--dimension", "4"]);
     fails(dir, &["collections", "create", "logs", "--dimension", "4"], 2, "logs");

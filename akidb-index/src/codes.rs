@@ -18,8 +18,8 @@
 //! which hits are found. How many must be re-scored depends on how much the codes keep: on
 //! 50,000 clustered 2,560-d vectors (`make_dataset.py`), ranking every vector by its code and
 //! re-scoring the best 80 found 99% of the true top 10 with int4 codes, 62% with sign bits
-//! (89% with 160, 100% with 320): see docs/benchmarks.md. The fitted parameters ([`Fitted`]) are saved with
-//! every index generation and checked when it is loaded (`persist.rs`).
+//! (89% with 160, 100% with 320): see docs/benchmarks.md. The fitted parameters ([`Fitted`])
+//! are saved with every index generation and checked when it is loaded (`persist.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -32,18 +32,49 @@ use crate::Metric;
 #[non_exhaustive]
 pub enum Quantization {
     /// Half floats (`2 * dim` bytes per vector); the walk's best `2k` are re-scored.
+    /// (See [`Quantization::rescored`] for every kind.)
     #[default]
     F16,
-    /// Per-dimension 8-bit codes (`dim` bytes); the best `4k` are re-scored.
+    /// Per-dimension 8-bit codes (`dim` bytes); the best `4k` (or `ef / 4`) are re-scored.
     Int8,
-    /// Per-dimension 4-bit codes (`dim / 2` bytes); the best `6k` are re-scored.
+    /// Per-dimension 4-bit codes (`dim / 2` bytes); the best `6k` (or `ef / 2`) are re-scored.
     Int4,
     /// Sign bits (`dim / 8` bytes; cosine and dot, 1,024 dimensions or more); the best
-    /// `oversample * k` are re-scored (and the walk's beam is at least that wide).
+    /// `oversample * k` (or `ef / 2`) are re-scored, and the walk's beam is at least
+    /// `oversample * k` wide.
     Binary {
         /// Hits re-scored per hit returned: 1 to [`MAX_OVERSAMPLE`].
         oversample: u16,
     },
+}
+
+/// The names users write (`f16`, `int8`, `int4`, `binary:OVERSAMPLE`), as the command line and
+/// the bench take them.
+impl std::str::FromStr for Quantization {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            None if s == "f16" => Ok(Quantization::F16),
+            None if s == "int8" => Ok(Quantization::Int8),
+            None if s == "int4" => Ok(Quantization::Int4),
+            Some(("binary", n)) => n
+                .parse()
+                .map(|oversample| Quantization::Binary { oversample })
+                .map_err(|e| format!("binary:{n}: {e}")),
+            _ => Err(format!("{s}: expected f16, int8, int4 or binary:OVERSAMPLE")),
+        }
+    }
+}
+
+impl std::fmt::Display for Quantization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quantization::F16 => f.write_str("f16"),
+            Quantization::Int8 => f.write_str("int8"),
+            Quantization::Int4 => f.write_str("int4"),
+            Quantization::Binary { oversample } => write!(f, "binary:{oversample}"),
+        }
+    }
 }
 
 /// The largest [`Quantization::Binary`] oversampling.
@@ -83,13 +114,17 @@ impl Quantization {
         }
     }
 
-    /// How many of a walk's best hits are re-scored exactly for a query of `k`.
-    pub fn rescored(self, k: usize) -> usize {
+    /// How many of a walk's best hits are re-scored exactly for a query of `k` walked with a
+    /// beam of `ef`: a multiple of `k` (2 for half floats, 4 for int8, 6 for int4, the
+    /// oversampling for sign bits), and for the coarser codes at least a share of the beam
+    /// (a quarter for int8, half for int4 and sign bits), so that a wider beam, the knob users
+    /// turn for recall, also re-scores more.
+    pub fn rescored(self, k: usize, ef: usize) -> usize {
         match self {
             Quantization::F16 => 2 * k,
-            Quantization::Int8 => 4 * k,
-            Quantization::Int4 => 6 * k,
-            Quantization::Binary { oversample } => usize::from(oversample.max(1)) * k,
+            Quantization::Int8 => (4 * k).max(ef / 4),
+            Quantization::Int4 => (6 * k).max(ef / 2),
+            Quantization::Binary { oversample } => (usize::from(oversample.max(1)) * k).max(ef / 2),
         }
     }
 
@@ -552,7 +587,15 @@ mod tests {
         assert!(Quantization::Binary { oversample: 0 }.validate(2560, Metric::Cosine).is_err());
         assert!(Quantization::Binary { oversample: 101 }.validate(2560, Metric::Cosine).is_err());
         assert!(Quantization::Int8.validate(3, Metric::L2).is_ok());
-        assert_eq!(b.rescored(10), 80);
+        assert_eq!(b.rescored(10, 64), 80);
+        assert_eq!(b.rescored(10, 400), 200);
+        assert_eq!(Quantization::F16.rescored(10, 400), 20);
+        for q in [Quantization::F16, Quantization::Int8, Quantization::Int4, b] {
+            assert_eq!(q.to_string().parse::<Quantization>(), Ok(q));
+        }
+        assert!("binary".parse::<Quantization>().is_err());
+        assert!("binary:x".parse::<Quantization>().is_err());
+        assert!("int2".parse::<Quantization>().is_err());
     }
 
     /// Each kind's walk distance against the exact distance to the decoded (or original)

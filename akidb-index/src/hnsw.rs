@@ -29,11 +29,9 @@
 //!   the nearest unexplored node is farther than the beam's worst. A walk that visits a tenth of
 //!   the collection without filling its beam (the estimate was wrong) is abandoned for the
 //!   exact scan.
-//! - The walk's nearest `2k` hits (`4k` for int8 codes, `6k` for int4, `oversample * k` for
-//!   binary ones,
-//!   whose walks are at least that wide: [`Quantization::rescored`]) are re-scored against the
-//!   exact vectors (walk distances are
-//!   those of half floats).
+//! - The walk's nearest `2k` hits (for int8, int4 and binary codes more, and more the wider
+//!   the beam: [`Quantization::rescored`]; binary walks are at least `oversample * k` wide)
+//!   are re-scored against the exact vectors (walk distances are those of the codes).
 //! - If the answer holds fewer than `k` hits while `k` live matches exist, the search falls back
 //!   to the exact scan. So a search returns `min(k, live matches)` hits, always.
 //!
@@ -512,8 +510,10 @@ impl HnswIndex {
             _ => return Ok((self.scan(query, k, plan)?, SearchPath::Exact)),
         };
         let q = self.params.quantization;
-        let beam = if matches!(q, Quantization::Binary { .. }) { q.rescored(k) } else { k };
-        let ef = params.ef.unwrap_or(self.params.ef_search).max(beam);
+        let ef = params.ef.unwrap_or(self.params.ef_search);
+        let ef =
+            if matches!(q, Quantization::Binary { .. }) { ef.max(q.rescored(k, 0)) } else { ef };
+        let ef = ef.max(k);
         if let Some(p) = plan {
             let s = p.selectivity.unwrap_or_else(|| self.selectivity(p.accepts));
             if scan_filtered(live, s, ef) {
@@ -528,7 +528,7 @@ impl HnswIndex {
         // are those of half floats, off by ~1e-4: farther hits cannot reach the top k).
         let metric = self.flat.metric();
         let mut heap = BinaryHeap::with_capacity(k + 1);
-        for c in found.into_iter().take(q.rescored(k)) {
+        for c in found.into_iter().take(q.rescored(k, ef)) {
             if let Some(v) = self.flat.vector(c.id)? {
                 push_bounded(
                     &mut heap,

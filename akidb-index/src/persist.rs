@@ -693,4 +693,53 @@ mod tests {
             assert_eq!(walk(&index, q), walk(&second, q));
         }
     }
+
+    /// A generation's quantizer is part of what is checked: saved with the codes it made, it
+    /// loads (the same walks); damaged, missing, or made for another quantization or
+    /// dimension, the generation is rebuilt, never walked with the wrong parameters.
+    #[test]
+    fn quantizer_blocks_load_when_sound_and_are_refused_otherwise() {
+        let vs = vectors(3000);
+        let mut id = identity();
+        id.params = id.params.with_quantization(crate::Quantization::Int8);
+        let index = HnswIndex::with_graph(flat(&vs), id.params).expect("graph");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gen = save(&index, dir.path(), &id, 3000).expect("save");
+        let LoadOutcome::Loaded { index: loaded, .. } = load(dir.path(), &id, flat(&vs), 3000)
+        else {
+            panic!("a sound int8 generation loads");
+        };
+        assert_eq!(loaded.graph().expect("graph").fitted(), index.graph().expect("g").fitted());
+        for q in vs.iter().step_by(101) {
+            assert_eq!(walk(&loaded, q), walk(&index, q), "the same codes, the same walks");
+        }
+        // Asked for as another quantization: foreign.
+        let mut other = id.clone();
+        other.params = other.params.with_quantization(crate::Quantization::Int4);
+        assert!(matches!(load(dir.path(), &other, flat(&vs), 3000), LoadOutcome::Rebuild { .. }));
+        let manifest_path = gen.join("MANIFEST.json");
+        let original = fs::read(&manifest_path).expect("manifest");
+        type Edit = fn(&mut serde_json::Value);
+        let edits: [(&str, Edit); 4] = [
+            ("a zero step", |m| m["quantizer"]["step"][3] = serde_json::json!(0.0)),
+            ("a short origin", |m| {
+                m["quantizer"]["lo"].as_array_mut().expect("lo").pop();
+            }),
+            ("another kind", |m| m["quantizer"] = serde_json::json!({"kind": "f16"})),
+            ("no quantizer", |m| {
+                m.as_object_mut().expect("object").remove("quantizer");
+            }),
+        ];
+        for (what, edit) in edits {
+            let mut m: serde_json::Value = serde_json::from_slice(&original).expect("json");
+            edit(&mut m);
+            fs::write(&manifest_path, serde_json::to_vec(&m).expect("json")).expect("write");
+            match load(dir.path(), &id, flat(&vs), 3000) {
+                LoadOutcome::Rebuild { reason, .. } => {
+                    assert!(reason.contains("quantizer"), "{what}: {reason}")
+                }
+                LoadOutcome::Loaded { .. } => panic!("{what}: loaded"),
+            }
+        }
+    }
 }

@@ -149,6 +149,14 @@ pub struct CreateRequest {
     /// Payload indexes that filters use.
     #[serde(default)]
     pub indexes: Vec<IndexSpec>,
+    /// What the graph walks: `f16` (default), `int8`, `int4` or `binary:OVERSAMPLE` (1,024
+    /// dimensions or more); the best hits are re-scored exactly either way.
+    #[serde(default)]
+    #[schema(example = "int8")]
+    pub quantization: Option<String>,
+    /// Keep the exact vectors on disk instead of in memory (default off).
+    #[serde(default)]
+    pub vectors_on_disk: Option<bool>,
 }
 
 /// A collection in a list.

@@ -220,6 +220,8 @@ impl proto::aki_db_server::AkiDb for Service {
             metric,
             full_text: r.full_text,
             indexes,
+            quantization: r.quantization,
+            vectors_on_disk: r.vectors_on_disk,
         };
         let s = self.state.create(req).await.map_err(st)?;
         Ok(Response::new(summary_out(s)))

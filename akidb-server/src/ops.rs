@@ -282,6 +282,13 @@ impl AppState {
         for i in r.indexes {
             config = config.with_index(i.field, i.kind);
         }
+        if let Some(q) = r.quantization.as_deref().filter(|q| !q.is_empty()) {
+            let q = q
+                .parse::<akidb::Quantization>()
+                .map_err(|e| ApiError::bad_request("invalid_quantization", e))?;
+            config = config.with_quantization(q);
+        }
+        config = config.with_vectors_on_disk(r.vectors_on_disk.unwrap_or(false));
         let (db, name, c) = (self.db.clone(), r.name.clone(), config.clone());
         blocking(move || {
             db.create_collection(&name, c)?;

@@ -176,6 +176,16 @@ fn bad_requests_get_typed_json_errors() {
     s.ok("POST", "/v1/collections", json!({"name": "vec", "dimension": 3}));
     let post =
         |path: &str, body: Value| error_of(s.call("POST", path, Some(WRITE_KEY), Some(body)));
+    // Quantization: a name that is none, or codes the collection cannot have (binary below
+    // 1,024 dimensions): typed errors; a good one makes the collection.
+    let bad_q = StatusCode::BAD_REQUEST;
+    for q in ["int2", "binary:8", "binary:0"] {
+        let body = json!({"name": "q", "dimension": 3, "quantization": q});
+        assert_eq!(post("/v1/collections", body), (bad_q, "invalid_quantization".into()), "{q}");
+    }
+    let body =
+        json!({"name": "q", "dimension": 3, "quantization": "int4", "vectors_on_disk": true});
+    s.ok("POST", "/v1/collections", body);
     // Keys: none, wrong, read-only on a write.
     let r = s.call("POST", "/v1/collections/vec/count", None, Some(json!({})));
     assert_eq!(error_of(r), (StatusCode::UNAUTHORIZED, "unauthorized".into()));

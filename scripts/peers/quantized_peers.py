@@ -66,10 +66,17 @@ def main():
             set_ef = idx.set_ef
         else:
             from usearch.index import Index
-            idx = Index(ndim=d, metric="cos", dtype=kind, connectivity=M, expansion_add=efc)
-            idx.add(np.arange(n), base)
+            if kind == "b1":
+                # USearch's binary index takes packed sign bits and ranks by Hamming distance
+                # (it keeps no f32 vectors to re-score with).
+                idx = Index(ndim=d, metric="hamming", dtype="b1", connectivity=M, expansion_add=efc)
+                idx.add(np.arange(n), np.packbits(base > 0, axis=1))
+                search = lambda v: idx.search(np.packbits(v > 0), 10, threads=1).keys
+            else:
+                idx = Index(ndim=d, metric="cos", dtype=kind, connectivity=M, expansion_add=efc)
+                idx.add(np.arange(n), base)
+                search = lambda v: idx.search(v, 10, threads=1).keys
             build = time.perf_counter() - t
-            search = lambda v: idx.search(v, 10, threads=1).keys
             def set_ef(ef):
                 idx.expansion_search = ef
         grown = rss() - r0
