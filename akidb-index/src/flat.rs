@@ -84,10 +84,15 @@ impl Spill {
         Ok(())
     }
 
-    /// Writes `v` into slot `slot`.
-    fn write(&self, slot: usize, v: &[f32]) -> Result<(), IndexError> {
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.file.write_all_at(&bytes, (slot * v.len() * 4) as u64).map_err(io_error)
+    /// Writes `vectors` (each of `dim`) into the slots from `first` on, in one write.
+    fn write<'v>(
+        &self,
+        dim: usize,
+        first: usize,
+        vectors: impl Iterator<Item = &'v [f32]>,
+    ) -> Result<(), IndexError> {
+        let bytes: Vec<u8> = vectors.flatten().flat_map(|x| x.to_le_bytes()).collect();
+        self.file.write_all_at(&bytes, (first * dim * 4) as u64).map_err(io_error)
     }
 }
 
@@ -248,6 +253,32 @@ impl FlatIndex {
         Ok(())
     }
 
+    /// The vectors of `ids` (ids not live are skipped), `f` called on batches of at most
+    /// `batch`: what the callers that need a few ids' vectors use instead of [`batches`], which
+    /// would read every vector of a store on disk. `f` returning `false` stops early.
+    ///
+    /// [`batches`]: FlatIndex::batches
+    pub fn batches_of(
+        &self,
+        ids: &[u64],
+        batch: usize,
+        f: &mut Visit<'_>,
+    ) -> Result<(), IndexError> {
+        for chunk in ids.chunks(batch.max(1)) {
+            let mut found = Vec::with_capacity(chunk.len());
+            for &id in chunk {
+                if let Some(v) = self.vector(id)? {
+                    found.push((id, v));
+                }
+            }
+            let items: Vec<(u64, &[f32])> = found.iter().map(|(id, v)| (*id, &**v)).collect();
+            if !f(&items) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Vectors per read of a scan on disk.
     fn disk_chunk(&self) -> usize {
         (DISK_CHUNK_BYTES / (4 * self.dim.max(1))).max(1)
@@ -402,9 +433,7 @@ impl VectorInsert for FlatIndex {
             }
             // Written before any id is added: a failed write leaves the index as it was.
             Data::Disk(spill) => {
-                for (i, (_, v)) in items.iter().enumerate() {
-                    spill.write(self.ids.len() + i, v)?;
-                }
+                spill.write(self.dim, self.ids.len(), items.iter().map(|i| i.1))?
             }
         }
         for (id, _) in items {
@@ -429,7 +458,7 @@ impl VectorInsert for FlatIndex {
                     Data::Disk(spill) => {
                         let moved = spill
                             .read(dim, last, 1, &mut moved_vector)
-                            .and_then(|()| spill.write(slot, &moved_vector));
+                            .and_then(|()| spill.write(dim, slot, [&moved_vector[..]].into_iter()));
                         if let Err(e) = moved {
                             log::error!("exact store on disk: moving a vector failed: {e}");
                             spill.broken = true;
@@ -539,6 +568,17 @@ mod tests {
                 idx.search(&q, 10, Some(&even)).expect("search").iter().map(|n| n.id).collect();
             let evens: Vec<_> = data.iter().filter(|(i, _)| i % 2 == 0).cloned().collect();
             assert_eq!(got, brute(&evens, &q, 10, metric));
+            // `batches_of` gives the live ones of the ids asked for, in that order.
+            let mut asked: Vec<u64> = data.iter().rev().step_by(13).map(|(id, _)| *id).collect();
+            asked.push(3); // removed above
+            let mut got = Vec::new();
+            idx.batches_of(&asked, 4, &mut |b| {
+                got.extend(b.iter().map(|(id, v)| (*id, v.to_vec())));
+                true
+            })
+            .expect("read");
+            let want: Vec<(u64, Vec<f32>)> = data.iter().rev().step_by(13).cloned().collect();
+            assert_eq!(got, want);
             let some: Vec<u64> = data.iter().step_by(5).map(|(id, _)| *id).collect();
             let got: Vec<u64> =
                 idx.search_ids(&q, 10, &some).expect("ids").iter().map(|n| n.id).collect();

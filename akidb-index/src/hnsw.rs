@@ -427,12 +427,13 @@ impl HnswIndex {
             .filter(|id| !flat.contains(*id))
             .collect();
         graph.mark_removed(&gone);
+        // Only the missing ids' vectors are read (a store on disk is not read whole).
+        let missing: Vec<u64> =
+            flat.ids().iter().copied().filter(|id| !graph.contains(*id)).collect();
         let mut replayed = 0;
-        let read = flat.batches(8192, &mut |batch| {
-            let missing: Vec<(u64, &[f32])> =
-                batch.iter().copied().filter(|(id, _)| !graph.contains(*id)).collect();
-            graph.insert(&missing);
-            replayed += missing.len();
+        let read = flat.batches_of(&missing, 8192, &mut |batch| {
+            graph.insert(batch);
+            replayed += batch.len();
             true
         });
         if let Err(e) = read {
@@ -510,10 +511,9 @@ impl HnswIndex {
             _ => return Ok((self.scan(query, k, plan)?, SearchPath::Exact)),
         };
         let q = self.params.quantization;
-        let ef = params.ef.unwrap_or(self.params.ef_search);
-        let ef =
-            if matches!(q, Quantization::Binary { .. }) { ef.max(q.rescored(k, 0)) } else { ef };
-        let ef = ef.max(k);
+        // Binary walks are at least as wide as what they re-score.
+        let least = if matches!(q, Quantization::Binary { .. }) { q.rescored(k, 0) } else { k };
+        let ef = params.ef.unwrap_or(self.params.ef_search).max(least);
         if let Some(p) = plan {
             let s = p.selectivity.unwrap_or_else(|| self.selectivity(p.accepts));
             if scan_filtered(live, s, ef) {
@@ -524,8 +524,9 @@ impl HnswIndex {
             Walk::Found(found) => found,
             Walk::OverBudget => return Ok((self.scan(query, k, plan)?, SearchPath::ExactFiltered)),
         };
-        // The walk's nearest 2k hits re-scored against the exact vectors (the walk's distances
-        // are those of half floats, off by ~1e-4: farther hits cannot reach the top k).
+        // The walk's nearest hits re-scored against the exact vectors (the walk's distances are
+        // those of the codes: half floats are off by ~1e-4, so 2k suffice; coarser codes take
+        // more, `Quantization::rescored`).
         let metric = self.flat.metric();
         let mut heap = BinaryHeap::with_capacity(k + 1);
         for c in found.into_iter().take(q.rescored(k, ef)) {

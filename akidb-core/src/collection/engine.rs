@@ -233,18 +233,16 @@ impl Engine {
         let removed: Vec<u64> =
             snapshot_ids.iter().copied().filter(|id| !current.contains(*id)).collect();
         fresh.remove(&removed);
-        let mut added = Vec::new();
-        current.batches(8192, &mut |batch| {
-            added.extend(
-                batch
-                    .iter()
-                    .filter(|(id, _)| !snapshot_ids.contains(id))
-                    .map(|(id, v)| (*id, v.to_vec())),
-            );
-            true
+        // Only the added ids' vectors are read (a store on disk is not read whole while the
+        // write lock is held).
+        let added: Vec<u64> =
+            current.ids().iter().copied().filter(|id| !snapshot_ids.contains(id)).collect();
+        let mut inserted = Ok(());
+        current.batches_of(&added, 8192, &mut |batch| {
+            inserted = fresh.insert(batch);
+            inserted.is_ok()
         })?;
-        let added: Vec<(u64, &[f32])> = added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
-        fresh.insert(&added)?;
+        inserted?;
         a.index = fresh;
         Ok(Some(before))
     }
