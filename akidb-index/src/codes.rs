@@ -320,9 +320,14 @@ fn pack(parts: impl Iterator<Item = u64>, width: u32) -> u64 {
 /// A query prepared for walks over the codes (reused across walks: see `Scratch`).
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
-    /// F16: the query; scalar codes: the query times each dimension's step (for 4-bit codes
-    /// padded with zeros to a multiple of 16 dimensions).
+    /// F16: the query; 8-bit codes: the query times each dimension's step.
     v: Vec<f32>,
+    /// 4-bit codes: the query times each dimension's step, in 8-bit integers of `unit` each,
+    /// laid out as the codes' nibbles are (`lo[k]` weighs byte `k`'s low nibble, `hi[k]` its
+    /// high one; zeros past the last dimension).
+    lo: Vec<i8>,
+    hi: Vec<i8>,
+    unit: f32,
     /// Scalar codes: the query's product with the codes' origin `lo`.
     bias: f32,
     /// Scalar codes under L2: the query's squared norm.
@@ -459,14 +464,53 @@ impl Codes {
     pub(crate) fn prepare(&self, q: &[f32], out: &mut Prepared) {
         out.v.clear();
         out.words.clear();
+        out.bias = 0.0;
         match &self.fitted {
             Fitted::F16 => out.v.extend_from_slice(q),
             Fitted::Scalar { bits, lo, step } => {
-                out.v.extend(q.iter().zip(step).map(|(x, s)| x * s));
-                if *bits == 4 {
+                if *bits == 8 {
+                    out.v.extend(q.iter().zip(step).map(|(x, s)| x * s));
+                } else {
+                    // The query's terms rounded to integers of 1/127 of the largest term: each
+                    // errs by at most half a unit, times its code; the errors' sum times the
+                    // middle code (7.5) goes into the bias, so what remains scales with each
+                    // code's distance from the middle.
+                    out.v.extend(q.iter().zip(step).map(|(x, s)| x * s));
                     out.v.resize(self.per_node * 2, 0.0);
+                    // Eight lanes each (the loops vectorise; the neighbour heuristic prepares
+                    // every candidate while building).
+                    let (mut top, mut sum) = ([0.0f32; 8], [0.0f32; 8]);
+                    for w in out.v.chunks_exact(8) {
+                        for k in 0..8 {
+                            let a = w[k].abs();
+                            top[k] = if a > top[k] { a } else { top[k] };
+                            sum[k] += w[k];
+                        }
+                    }
+                    let top = top.iter().fold(0.0f32, |m, a| m.max(*a));
+                    out.unit = if top > 0.0 && top.is_finite() { top / 127.0 } else { 1.0 };
+                    let inv = 1.0 / out.unit;
+                    // |w * inv| <= 127, rounded to nearest by the 1.5 x 2^23 trick (`round`
+                    // is a call without SSE4.1); NaN, which a query never holds, gives junk.
+                    let int = |w: f32| {
+                        let r = w * inv + 12_582_912.0;
+                        (r.to_bits() as i32 - 0x4B40_0000) as i8
+                    };
+                    out.lo.resize(self.per_node, 0);
+                    out.hi.resize(self.per_node, 0);
+                    let blocks = out.v.chunks_exact(16).zip(out.lo.chunks_exact_mut(8));
+                    for ((w, lo), hi) in blocks.zip(out.hi.chunks_exact_mut(8)) {
+                        for k in 0..8 {
+                            lo[k] = int(w[k]);
+                            hi[k] = int(w[k + 8]);
+                        }
+                    }
+                    let ints: i32 = out.lo.iter().chain(&out.hi).map(|w| i32::from(*w)).sum();
+                    let error = sum.iter().sum::<f32>() - out.unit * ints as f32;
+                    out.bias = 7.5 * error;
+                    out.v.clear();
                 }
-                out.bias = crate::metric::dot(q, lo);
+                out.bias += crate::metric::dot(q, lo);
                 out.norm = crate::metric::dot(q, q);
             }
             Fitted::Binary { .. } => {
@@ -502,7 +546,11 @@ impl Codes {
             }
             Fitted::Scalar { bits, .. } => {
                 let code = &self.bytes[at..at + self.per_node];
-                let dot = if bits == 8 { dot_u8(&q.v, code) } else { dot_u4(&q.v, code) };
+                let dot = if bits == 8 {
+                    dot_u8(&q.v, code)
+                } else {
+                    q.unit * dot_u4(&q.lo, &q.hi, code) as f32
+                };
                 let s = q.bias + dot;
                 match self.metric {
                     Metric::Cosine => 1.0 - s,
@@ -523,14 +571,27 @@ impl Codes {
             Fitted::F16 => decode_f16(&self.f16[at..at + self.dim], self.scale(node), out),
             Fitted::Scalar { bits, lo, step } => {
                 let codes = &self.bytes[at..at + self.per_node];
-                for (i, (o, (l, s))) in out.iter_mut().zip(lo.iter().zip(step)).enumerate() {
-                    let c = if *bits == 8 {
-                        codes[i]
-                    } else {
+                if *bits == 8 {
+                    for (o, (c, (l, s))) in
+                        out.iter_mut().zip(codes.iter().zip(lo.iter().zip(step)))
+                    {
+                        *o = l + s * f32::from(*c);
+                    }
+                } else {
+                    // Whole blocks of 16 dimensions, then the last, partial one.
+                    let whole = self.dim / 16;
+                    let parts = out.chunks_exact_mut(16).zip(codes.chunks_exact(8));
+                    for (b, (o, c)) in parts.enumerate().take(whole) {
+                        let (l, s) = (&lo[16 * b..16 * b + 16], &step[16 * b..16 * b + 16]);
+                        for k in 0..8 {
+                            o[k] = l[k] + s[k] * f32::from(c[k] & 15);
+                            o[k + 8] = l[k + 8] + s[k + 8] * f32::from(c[k] >> 4);
+                        }
+                    }
+                    for i in whole * 16..self.dim {
                         let (b, shift) = nibble(i);
-                        codes[b] >> shift & 15
-                    };
-                    *o = l + s * f32::from(c);
+                        out[i] = lo[i] + step[i] * f32::from(codes[b] >> shift & 15);
+                    }
                 }
             }
             Fitted::Binary { mean } => {
@@ -603,9 +664,11 @@ mod tests {
     /// own decoded vector encodes back to the node's code.
     #[test]
     fn codes_score_as_their_decoded_vectors_and_decode_stably() {
-        let dim = 1024;
-        let vs = vectors(300, dim, 1);
-        for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+        // 1,000: 4-bit codes end in a partial block of 16 dimensions.
+        for (dim, metric) in [1000, 1024].into_iter().flat_map(|d| {
+            [Metric::Cosine, Metric::Dot, Metric::L2].into_iter().map(move |m| (d, m))
+        }) {
+            let vs = vectors(300, dim, 1);
             for q in [
                 Quantization::F16,
                 Quantization::Int8,

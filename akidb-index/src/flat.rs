@@ -77,10 +77,14 @@ impl Spill {
                 reason: "an earlier write to the exact store's file failed".into(),
             });
         }
-        let mut bytes = vec![0u8; n * dim * 4];
-        self.file.read_exact_at(&mut bytes, (first * dim * 4) as u64).map_err(io_error)?;
-        out.clear();
-        out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+        // Read straight into the floats (`out` keeps its allocation between calls); the file
+        // holds them little-endian.
+        out.resize(n * dim, 0.0);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(out.as_mut_slice());
+        self.file.read_exact_at(bytes, (first * dim * 4) as u64).map_err(io_error)?;
+        if cfg!(target_endian = "big") {
+            out.iter_mut().for_each(|x| *x = f32::from_bits(u32::from_le(x.to_bits())));
+        }
         Ok(())
     }
 
@@ -287,6 +291,28 @@ impl FlatIndex {
     /// Whether `id` is live in the index.
     pub fn contains(&self, id: u64) -> bool {
         self.slot_of.contains_key(&id)
+    }
+
+    /// Calls `f(id, vector)` for each live id of `ids`, in order (unknown ids are skipped); on
+    /// disk one read per vector into one buffer, so re-scoring a walk's hits allocates nothing
+    /// per hit.
+    pub fn with_vectors(
+        &self,
+        ids: impl IntoIterator<Item = u64>,
+        mut f: impl FnMut(u64, &[f32]),
+    ) -> Result<(), IndexError> {
+        let mut buf = Vec::new();
+        for id in ids {
+            let Some(&s) = self.slot_of.get(&id) else { continue };
+            match &self.data {
+                Data::Memory(data) => f(id, &data[s * self.dim..(s + 1) * self.dim]),
+                Data::Disk(spill) => {
+                    spill.read(self.dim, s, 1, &mut buf)?;
+                    f(id, &buf);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The stored vector of `id` (`Ok(None)`: not live; `Io`: the file on disk failed).

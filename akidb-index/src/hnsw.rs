@@ -529,15 +529,10 @@ impl HnswIndex {
         // more, `Quantization::rescored`).
         let metric = self.flat.metric();
         let mut heap = BinaryHeap::with_capacity(k + 1);
-        for c in found.into_iter().take(q.rescored(k, ef)) {
-            if let Some(v) = self.flat.vector(c.id)? {
-                push_bounded(
-                    &mut heap,
-                    k,
-                    Candidate { dist: metric.distance(query, &v), id: c.id },
-                );
-            }
-        }
+        let hits = found.into_iter().take(q.rescored(k, ef)).map(|c| c.id);
+        self.flat.with_vectors(hits, |id, v| {
+            push_bounded(&mut heap, k, Candidate { dist: metric.distance(query, v), id });
+        })?;
         let out = into_neighbors(heap, metric);
         if out.len() < k && out.len() < live {
             let exact = self.scan(query, k, plan)?;

@@ -171,31 +171,31 @@ fn dot_u8_portable(a: &[f32], b: &[u8]) -> f32 {
     s
 }
 
-/// Inner product of an f32 vector (length a multiple of 16) and 4-bit codes (half as many
-/// bytes; in each block of 16 dimensions byte `k` holds dimension `k` low and `k + 8` high):
-/// the int4 walk's kernel. Dispatched as [`dot_u8`].
+/// Inner product, in exact integer arithmetic, of an 8-bit query and 4-bit codes: byte `k` of
+/// `b` holds two codes (0 to 15), its low nibble weighted by `lo[k]` and its high nibble by
+/// `hi[k]` (the caller lays the query's dimensions out as the codes' nibbles are). The int4
+/// walk's kernel: 64 dimensions per AVX2 step (`vpmaddubsw`: no product or pair sum can
+/// saturate, 2 x 15 x 128 < 2^15), NEON's widening multiplies on aarch64, else the portable
+/// loop; all three give the same integer.
 #[inline]
-pub(crate) fn dot_u4(a: &[f32], b: &[u8]) -> f32 {
+pub(crate) fn dot_u4(lo: &[i8], hi: &[i8], b: &[u8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
     if simd::has_avx2_fma() {
-        return simd::dot_u4_avx2(a, b);
+        return simd::dot_u4_avx2(lo, hi, b);
     }
     #[cfg(target_arch = "aarch64")]
-    return neon::dot_u4(a, b);
+    return neon::dot_u4(lo, hi, b);
     #[allow(unreachable_code)]
-    dot_u4_portable(a, b)
+    dot_u4_portable(lo, hi, b)
 }
 
 #[inline(always)]
-fn dot_u4_portable(a: &[f32], b: &[u8]) -> f32 {
-    let mut acc = [0.0f32; 16];
-    for (x, y) in a.chunks_exact(16).zip(b.chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] = x[k].mul_add(f32::from(y[k] & 15), acc[k]);
-            acc[k + 8] = x[k + 8].mul_add(f32::from(y[k] >> 4), acc[k + 8]);
-        }
-    }
-    acc.iter().sum()
+fn dot_u4_portable(lo: &[i8], hi: &[i8], b: &[u8]) -> i32 {
+    lo.iter()
+        .zip(hi)
+        .zip(b)
+        .map(|((l, h), c)| i32::from(*l) * i32::from(c & 15) + i32::from(*h) * i32::from(c >> 4))
+        .sum()
 }
 
 /// Bits that differ between two sign codes: the binary walk's distance. POPCNT on x86-64
@@ -402,29 +402,31 @@ mod neon {
         s
     }
 
-    pub(super) fn dot_u4(a: &[f32], b: &[u8]) -> f32 {
-        let blocks = (a.len() / 16).min(b.len() / 8);
-        // SAFETY: block `i` reads floats 16i..16i+16 and bytes 8i..8i+8, inside both slices;
-        // the rest are register-only intrinsics.
-        unsafe {
-            let mut acc = [vdupq_n_f32(0.0); 4];
-            for i in 0..blocks {
-                let w = vmovl_u8(vld1_u8(b.as_ptr().add(8 * i)));
-                let lo = vandq_u16(w, vdupq_n_u16(15));
-                let hi = vshrq_n_u16::<4>(w);
-                let parts = [
-                    vmovl_u16(vget_low_u16(lo)),
-                    vmovl_u16(vget_high_u16(lo)),
-                    vmovl_u16(vget_low_u16(hi)),
-                    vmovl_u16(vget_high_u16(hi)),
-                ];
-                for (k, (acc, part)) in acc.iter_mut().zip(parts).enumerate() {
-                    let x = vld1q_f32(a.as_ptr().add(16 * i + 4 * k));
-                    *acc = vfmaq_f32(*acc, x, vcvtq_f32_u32(part));
-                }
+    pub(super) fn dot_u4(lo: &[i8], hi: &[i8], b: &[u8]) -> i32 {
+        let n = b.len().min(lo.len()).min(hi.len());
+        let mut i = 0;
+        // SAFETY: every load reads 16 bytes at i <= n - 16 of slices of length >= n; the rest
+        // are register-only intrinsics. Codes are 0..=15, so each i16 sum of two products is
+        // at most 2 x 15 x 128.
+        let mut s = unsafe {
+            let mask = vdupq_n_u8(15);
+            let mut acc = [vdupq_n_s32(0); 2];
+            while i + 16 <= n {
+                let c = vld1q_u8(b.as_ptr().add(i));
+                let cl = vreinterpretq_s8_u8(vandq_u8(c, mask));
+                let ch = vreinterpretq_s8_u8(vshrq_n_u8::<4>(c));
+                let ql = vld1q_s8(lo.as_ptr().add(i));
+                let qh = vld1q_s8(hi.as_ptr().add(i));
+                let pl = vmlal_high_s8(vmull_s8(vget_low_s8(cl), vget_low_s8(ql)), cl, ql);
+                let ph = vmlal_high_s8(vmull_s8(vget_low_s8(ch), vget_low_s8(qh)), ch, qh);
+                acc[0] = vpadalq_s16(acc[0], pl);
+                acc[1] = vpadalq_s16(acc[1], ph);
+                i += 16;
             }
-            vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])))
-        }
+            vaddvq_s32(vaddq_s32(acc[0], acc[1]))
+        };
+        s += super::dot_u4_portable(&lo[i..n], &hi[i..n], &b[i..n]);
+        s
     }
 
     pub(super) fn hamming(a: &[u64], b: &[u64]) -> u32 {
@@ -468,10 +470,12 @@ mod neon {
 #[allow(unsafe_code)]
 mod simd {
     use std::arch::x86_64::{
-        __m128i, __m256, _mm256_add_ps, _mm256_and_si256, _mm256_cvtepi32_ps, _mm256_cvtepu8_epi32,
-        _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_mul_ps,
-        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps, _mm256_srli_epi32, _mm256_storeu_ps,
-        _mm_loadl_epi64, _mm_loadu_si128,
+        __m128i, __m256, __m256i, _mm256_add_epi16, _mm256_add_epi32, _mm256_add_ps,
+        _mm256_and_si256, _mm256_cvtepi32_ps, _mm256_cvtepu8_epi32, _mm256_cvtph_ps,
+        _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_madd_epi16,
+        _mm256_maddubs_epi16, _mm256_mul_ps, _mm256_set1_epi16, _mm256_set1_epi8, _mm256_set1_ps,
+        _mm256_setzero_ps, _mm256_setzero_si256, _mm256_srli_epi16, _mm256_storeu_ps,
+        _mm256_storeu_si256, _mm_loadl_epi64, _mm_loadu_si128,
     };
     use std::sync::OnceLock;
 
@@ -532,32 +536,37 @@ mod simd {
         s
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    fn dot_u4_impl(a: &[f32], b: &[u8]) -> f32 {
-        let blocks = (a.len() / 16).min(b.len() / 8);
-        let (mut lo_acc, mut hi_acc) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mask = _mm256_set1_epi32(15);
-        // SAFETY: block `i` reads floats 16i..16i+16 and bytes 8i..8i+8, inside both slices.
+    #[target_feature(enable = "avx2")]
+    fn dot_u4_impl(lo: &[i8], hi: &[i8], b: &[u8]) -> i32 {
+        let n = b.len().min(lo.len()).min(hi.len());
+        let mask = _mm256_set1_epi8(15);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_si256();
+        let mut i = 0;
+        // SAFETY: every load reads 32 bytes at i <= n - 32 of slices of length >= n.
         unsafe {
-            for i in 0..blocks {
-                let w =
-                    _mm256_cvtepu8_epi32(_mm_loadl_epi64(b.as_ptr().add(8 * i).cast::<__m128i>()));
-                let lo = _mm256_cvtepi32_ps(_mm256_and_si256(w, mask));
-                let hi = _mm256_cvtepi32_ps(_mm256_srli_epi32::<4>(w));
-                lo_acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(16 * i)), lo, lo_acc);
-                hi_acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(16 * i + 8)), hi, hi_acc);
+            while i + 32 <= n {
+                let c = _mm256_loadu_si256(b.as_ptr().add(i).cast::<__m256i>());
+                let cl = _mm256_and_si256(c, mask);
+                let ch = _mm256_and_si256(_mm256_srli_epi16::<4>(c), mask);
+                let ql = _mm256_loadu_si256(lo.as_ptr().add(i).cast::<__m256i>());
+                let qh = _mm256_loadu_si256(hi.as_ptr().add(i).cast::<__m256i>());
+                let pairs =
+                    _mm256_add_epi16(_mm256_maddubs_epi16(cl, ql), _mm256_maddubs_epi16(ch, qh));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+                i += 32;
             }
         }
-        let mut lanes = [0.0f32; 8];
-        // SAFETY: `lanes` holds 8 floats.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(lo_acc, hi_acc)) };
-        lanes.iter().sum()
+        let mut lanes = [0i32; 8];
+        // SAFETY: `lanes` holds 8 i32s.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast::<__m256i>(), acc) };
+        lanes.iter().sum::<i32>() + super::dot_u4_portable(&lo[i..n], &hi[i..n], &b[i..n])
     }
 
     #[inline]
-    pub(super) fn dot_u4_avx2(a: &[f32], b: &[u8]) -> f32 {
-        // SAFETY: callers check has_avx2_fma() first.
-        unsafe { dot_u4_impl(a, b) }
+    pub(super) fn dot_u4_avx2(lo: &[i8], hi: &[i8], b: &[u8]) -> i32 {
+        // SAFETY: callers check has_avx2_fma() (which includes AVX2) first.
+        unsafe { dot_u4_impl(lo, hi, b) }
     }
 
     #[inline]
@@ -818,24 +827,25 @@ mod tests {
             {
                 assert!((f64::from(got) - want).abs() <= 1e-3 * (1.0 + want.abs()), "{what} n={n}");
             }
-            // 4-bit codes: `a` padded to whole blocks of 16, as the walk prepares it.
-            let padded = n.div_ceil(16) * 16;
-            let a4: Vec<f32> = (0..padded).map(|i| if i < n { a[i] } else { 0.0 }).collect();
-            let codes: Vec<u8> = (0..n).map(|i| (i * 7 % 16) as u8).collect();
-            let mut b4 = vec![0u8; padded / 2];
-            for (i, c) in codes.iter().enumerate() {
-                let (at, shift) = (i / 16 * 8 + i % 16 % 8, if i % 16 < 8 { 0 } else { 4 });
-                b4[at] |= c << shift;
-            }
-            let want: f64 = a.iter().zip(&codes).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-            for (got, what) in
-                [(dot_u4(&a4, &b4), "dispatched"), (dot_u4_portable(&a4, &b4), "portable")]
-            {
-                assert!(
-                    (f64::from(got) - want).abs() <= 1e-3 * (1.0 + want.abs()),
-                    "u4 {what} n={n}"
-                );
-            }
+            // 4-bit codes against an 8-bit query, at the extremes (-128, 127, code 15) too.
+            let bytes = n.div_ceil(2);
+            let q8 = |i: usize, salt: usize| match (i + salt) % 11 {
+                0 => -128i8,
+                1 => 127,
+                _ => ((i * 53 + salt) % 256) as u8 as i8,
+            };
+            let lo: Vec<i8> = (0..bytes).map(|i| q8(i, 0)).collect();
+            let hi: Vec<i8> = (0..bytes).map(|i| q8(i, 5)).collect();
+            let b4: Vec<u8> =
+                (0..bytes).map(|i| if i % 7 == 0 { 0xFF } else { (i * 151 % 256) as u8 }).collect();
+            let want: i64 = (0..bytes)
+                .map(|i| {
+                    i64::from(lo[i]) * i64::from(b4[i] & 15)
+                        + i64::from(hi[i]) * i64::from(b4[i] >> 4)
+                })
+                .sum();
+            assert_eq!(i64::from(dot_u4(&lo, &hi, &b4)), want, "u4 dispatched n={n}");
+            assert_eq!(i64::from(dot_u4_portable(&lo, &hi, &b4)), want, "u4 portable n={n}");
             let words = n.div_ceil(64).max(1);
             let x: Vec<u64> =
                 (0..words as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
