@@ -5,7 +5,8 @@
 //!     cargo run --release --example embed -- --model-dir DIR [--query] [--dim D]
 //! ```
 //!
-//! `--query` embeds the lines as queries (with the model's query instruction, e.g. Qwen3's
+//! `--fvecs` writes the vectors in the texmex `.fvecs` format instead (ANN datasets:
+//! `scripts/make_text_dataset.py`). `--query` embeds the lines as queries (with the model's query instruction, e.g. Qwen3's
 //! `Instruct: ...\nQuery:`); `--dim` truncates to D dimensions (Matryoshka) and renormalises;
 //! `--provider cuda|cpu` picks the execution provider (default cpu).
 #![allow(missing_docs)]
@@ -34,6 +35,9 @@ struct Args {
     /// cpu or cuda.
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
     provider: String,
+    /// Write binary `.fvecs` records (dimension, then the floats; little-endian), not JSON.
+    #[arg(long)]
+    fvecs: bool,
     /// Output dimension (Matryoshka truncation).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     dim: Option<u32>,
@@ -41,6 +45,7 @@ struct Args {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let a = <Args as clap::Parser>::parse();
+    let fvecs = a.fvecs;
     let (dir, kind, dim, cuda) = (
         a.model_dir,
         if a.query { InputKind::Query } else { InputKind::Document },
@@ -70,8 +75,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             if *truncated {
                 eprintln!("note: a line was truncated to {} tokens", model.info().max_length);
             }
-            serde_json::to_writer(&mut out, v)?;
-            out.write_all(b"\n")?;
+            if fvecs {
+                out.write_all(&i32::try_from(v.len())?.to_le_bytes())?;
+                v.iter().try_for_each(|x| out.write_all(&x.to_le_bytes()))?;
+            } else {
+                serde_json::to_writer(&mut out, v)?;
+                out.write_all(b"\n")?;
+            }
         }
     }
     out.flush()?;

@@ -22,7 +22,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashSet;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use crate::graph::{Graph, MAX_LEVEL};
 use crate::{GraphDistance, Metric};
@@ -137,6 +137,14 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// Fills `buf` from the data file, or says why not.
+fn fill(data: &mut dyn Read, buf: &mut [u8]) -> Result<(), String> {
+    data.read_exact(buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "unexpected end of the data file".to_string(),
+        _ => format!("data file: {e}"),
+    })
+}
+
 struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -212,11 +220,13 @@ struct Link {
 /// graph of `metric` with parameters `m`, `ef_construction` (those of the collection: the
 /// dump's own are only checked for sanity). Any deviation from the format is an error, and so
 /// is a vector that differs from `expected(id)` where that gives one (storage's vector of the
-/// id, prepared for the metric: the writer wrote it bit for bit).
+/// id, prepared for the metric: the writer wrote it bit for bit). The graph file comes whole;
+/// the data file (the vectors: most of a generation's bytes) is read as a stream, one record
+/// at a time, so that loading never holds a second copy of the vectors.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn read<'v>(
     graph: &[u8],
-    data: &[u8],
+    data: &mut dyn Read,
     dimension: usize,
     metric: Metric,
     (m, ef_construction): (usize, usize),
@@ -311,30 +321,30 @@ pub(crate) fn read<'v>(
         resolve(entry_at).filter(|p| ids[*p as usize] == entry_id).ok_or("bad entry point")?;
     g.done("graph")?;
 
-    let mut d = Cursor { bytes: data, at: 0 };
+    let mut head = [0u8; 12];
+    fill(data, &mut head)?;
+    let mut d = Cursor { bytes: &head, at: 0 };
     d.magic(MAGICDATAP, "the data header")?;
     if d.usize()? != dimension {
         return Err("data dimension differs".into());
     }
     let len = dimension.checked_mul(4).ok_or("dimension out of range")?;
-    let body = d.at;
-    for &origin in &ids {
-        d.magic(MAGICDATAP, "a data record")?;
-        if d.u64()? != origin || d.usize()? != len {
-            return Err("data record does not match the graph".into());
-        }
-        d.take(len)?;
-    }
-    d.done("data")?;
 
-    // Well formed: build the graph. Points become nodes (identical vectors merge), links are
-    // resolved to nodes, nearest first, at most the list's size, none to itself.
+    // The graph file is well formed: build the graph while the data file streams in, record
+    // by record in the graph's point order. Points become nodes (identical vectors merge),
+    // links are resolved to nodes, nearest first, at most the list's size, none to itself.
     let mut out = Graph::new(dimension, metric, m, ef_construction, fitted);
     let mut node_of_point = Vec::with_capacity(ids.len());
     let mut v = vec![0f32; dimension];
+    let mut record = vec![0u8; record_len(dimension)];
     for (p, &id) in ids.iter().enumerate() {
-        let at = body + p * record_len(dimension) + 20;
-        for (x, b) in v.iter_mut().zip(data[at..at + len].chunks_exact(4)) {
+        fill(data, &mut record)?;
+        let mut d = Cursor { bytes: &record, at: 0 };
+        d.magic(MAGICDATAP, "a data record")?;
+        if d.u64()? != id || d.usize()? != len {
+            return Err("data record does not match the graph".into());
+        }
+        for (x, b) in v.iter_mut().zip(d.take(len)?.chunks_exact(4)) {
             *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
         if v.iter().any(|x| !x.is_finite()) {
@@ -353,6 +363,11 @@ pub(crate) fn read<'v>(
             None => out.node_of(id).ok_or("merged point without a node")?,
         };
         node_of_point.push(node);
+    }
+    match data.read(&mut [0u8; 1]) {
+        Ok(0) => {}
+        Ok(_) => return Err("trailing bytes in the data file".into()),
+        Err(e) => return Err(format!("data file: {e}")),
     }
     let mut per_node: Vec<Vec<Vec<(f32, u32)>>> = vec![Vec::new(); out.nodes()];
     for (p, &node) in node_of_point.iter().enumerate() {

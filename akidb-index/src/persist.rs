@@ -50,7 +50,7 @@
 //! (the same format version) load here.
 
 use std::fs;
-use std::io::{BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -406,30 +406,38 @@ fn read_generation(
             manifest.files[0].len
         ));
     }
-    // Each file is read once: its size and checksum, then its structure, from the same bytes.
-    let mut contents = Vec::with_capacity(FILES.len());
-    for f in &manifest.files {
+    // Each file is read once. The graph file whole: its size and checksum, then its structure,
+    // from the same bytes. The data file (the vectors) as a stream that the parser reads
+    // record by record while its checksum is computed; a mismatch found at its end discards
+    // the graph built from it, as any other failed check does.
+    let mismatch = |name: &str| format!("{name}: size or checksum mismatch (truncated or damaged)");
+    let open = |f: &FileEntry| -> Result<fs::File, String> {
         let p = path.join(&f.name);
         let m = fs::symlink_metadata(&p).map_err(|e| format!("{}: {e}", f.name))?;
         if !m.is_file() {
             return Err(format!("{} is not a plain file", f.name));
         }
-        let mismatch = || format!("{}: size or checksum mismatch (truncated or damaged)", f.name);
         if m.len() != f.len {
-            return Err(mismatch());
+            return Err(mismatch(&f.name));
         }
-        let bytes = read_at_most(&p, f.len).map_err(|e| format!("{}: {e}", f.name))?;
-        if bytes.len() as u64 != f.len || crc32fast::hash(&bytes) != f.crc32 {
-            return Err(mismatch());
-        }
-        contents.push(bytes);
+        fs::File::open(&p).map_err(|e| format!("{}: {e}", f.name))
+    };
+    let (gf, df) = (&manifest.files[0], &manifest.files[1]);
+    let graph_bytes = read_at_most(open(gf)?, gf.len).map_err(|e| format!("{}: {e}", gf.name))?;
+    if graph_bytes.len() as u64 != gf.len || crc32fast::hash(&graph_bytes) != gf.crc32 {
+        return Err(mismatch(&gf.name));
     }
+    let mut data = Checked {
+        inner: io::BufReader::with_capacity(1 << 20, open(df)?.take(df.len + 1)),
+        crc: crc32fast::Hasher::new(),
+        read: 0,
+    };
     let fitted = manifest.quantizer.clone().unwrap_or(crate::codes::Fitted::F16);
     fitted.check(identity.params.quantization, identity.dimension)?;
     let params = (crate::hnsw::clamp_m(identity.params.m), identity.params.ef_construction);
     let graph = crate::dump::read(
-        &contents[0],
-        &contents[1],
+        &graph_bytes,
+        &mut data,
         identity.dimension,
         identity.metric,
         params,
@@ -437,16 +445,36 @@ fn read_generation(
         manifest.covered_seq,
         fitted,
         &|id| live.vector(id).map_err(|e| e.to_string()),
-    )?;
+    )
+    .map_err(|e| format!("{}: {e}", df.name))?;
+    if data.read != df.len || data.crc.finalize() != df.crc32 {
+        return Err(mismatch(&df.name));
+    }
     Ok((manifest, graph))
 }
 
+/// A reader that counts and checksums what passes through it.
+struct Checked<R> {
+    inner: R,
+    crc: crc32fast::Hasher,
+    read: u64,
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Reads a file, never more than `most` bytes (it may have grown since its size was checked).
-fn read_at_most(path: &Path, most: u64) -> std::io::Result<Vec<u8>> {
+fn read_at_most(file: fs::File, most: u64) -> std::io::Result<Vec<u8>> {
     // Room for the one byte past `most` that tells a grown file: without it, `read_to_end`
     // would reallocate (and copy) the whole buffer to look for more.
     let mut bytes = Vec::with_capacity(most as usize + 1);
-    fs::File::open(path)?.take(most + 1).read_to_end(&mut bytes)?;
+    file.take(most + 1).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
