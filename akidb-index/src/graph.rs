@@ -67,6 +67,7 @@ use rayon::prelude::*;
 
 use crate::codes::{Codes, Fitted, Prepared};
 use crate::flat::Candidate;
+use crate::metric::prefetch;
 use crate::{IdFilter, Metric};
 
 /// Batches larger than this are linked in parallel.
@@ -81,6 +82,9 @@ const LEVEL_SEED: u64 = 0x5EED_A41D_B000_0001;
 /// Layer-0 slots per node beyond the heuristic's `2m`: where a node that would lose its last
 /// in-link stays (see [`Graph::prune_into`]).
 const SPARE_LINKS: usize = 4;
+
+/// How many neighbours ahead of the one being scored a walk prefetches codes.
+const PREFETCH_AHEAD: usize = 2;
 
 /// No entry point yet.
 const NO_ENTRY: u64 = u64::MAX;
@@ -368,6 +372,20 @@ impl Graph {
         }
     }
 
+    /// Before scoring `fresh[i]`: prefetches the code `PREFETCH_AHEAD` places on (and at the
+    /// first, the codes up to there). A rolling window keeps a few nodes' lines in flight;
+    /// prefetching every neighbour at once overran the CPU's outstanding loads (2026-12-03,
+    /// 100,000 x 384-d: 10-25% fewer queries per second than this).
+    #[inline]
+    fn prefetch_ahead(&self, fresh: &[u32], i: usize) {
+        if i == 0 {
+            fresh.iter().take(PREFETCH_AHEAD).for_each(|nb| self.codes.prefetch(*nb));
+        }
+        if let Some(&next) = fresh.get(i + PREFETCH_AHEAD) {
+            self.codes.prefetch(next);
+        }
+    }
+
     /// Slots per node on layer 0.
     #[inline]
     fn stride0(&self) -> usize {
@@ -601,10 +619,10 @@ impl Graph {
                 if *slot != g {
                     *slot = g;
                     fresh.push(nb);
-                    self.codes.prefetch(nb);
                 }
             }
-            for &nb in fresh.iter() {
+            for (i, &nb) in fresh.iter().enumerate() {
+                self.prefetch_ahead(fresh, i);
                 let d = self.dist(q, nb);
                 if results.len() < ef || d < results.peek().map_or(f32::INFINITY, |w| w.dist) {
                     candidates.push(Reverse(Near { dist: d, node: nb }));
@@ -831,7 +849,12 @@ impl Graph {
                 if c.dist > worst {
                     break;
                 }
-                // Mark the unvisited neighbours and prefetch their vectors, then score them.
+                // The likely next candidate's links load while this one's neighbours are scored.
+                if let Some(Reverse(next)) = candidates.peek() {
+                    let at = next.node as usize * stride;
+                    prefetch(&self.links0[at..at + stride]);
+                }
+                // Mark the unvisited neighbours, then score them, each code prefetched ahead.
                 let at = c.node as usize * stride;
                 let slots = &self.links0[at..at + stride];
                 let n = (slots[0].load(Ordering::Acquire) as usize).min(stride - 1);
@@ -842,11 +865,11 @@ impl Graph {
                     if *mark != g {
                         *mark = g;
                         fresh.push(nb);
-                        self.codes.prefetch(nb);
                     }
                 }
                 visited += fresh.len();
-                for &nb in fresh.iter() {
+                for (i, &nb) in fresh.iter().enumerate() {
+                    self.prefetch_ahead(fresh, i);
                     let d = self.dist(query, nb);
                     if d < worst {
                         candidates.push(Reverse(Near { dist: d, node: nb }));
