@@ -7,6 +7,7 @@
 # hnswlib's of the same round.
 # Usage: PY=python-with-numpy-hnswlib-usearch bash scripts/bench_quantized.sh [ROUNDS] [N] [DIMS...]
 #   defaults: 2 rounds, 50000 vectors, dimensions 1024 2560 (Qwen3 0.6B / 4B widths)
+#   PEERS="hnswlib f16" and SETTINGS="f16 int4:disk" run a subset (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}; n=${2:-50000}; shift $(( $# < 2 ? $# : 2 )) || true
@@ -20,11 +21,11 @@ for d in $dims; do
   log="target/bench-quantized-$d.log"
   : > "$log"
   for r in $(seq 1 "$rounds"); do
-    for peer in hnswlib f16 i8 b1; do
+    for peer in ${PEERS:-hnswlib f16 i8 b1}; do
       echo "== round $r peer $peer" >> "$log"
       "$PY" scripts/peers/quantized_peers.py "$data" 16 200 "$peer" >> "$log"
     done
-    for setting in f16 f16:disk int8:disk int4:disk binary:16:disk; do
+    for setting in ${SETTINGS:-f16 f16:disk int8:disk int4:disk binary:16:disk}; do
       q=${setting%:disk}; disk=()
       [ "$q" != "$setting" ] && disk=(--vectors-on-disk "$spill")
       echo "== round $r akidb $setting" >> "$log"

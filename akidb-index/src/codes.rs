@@ -453,14 +453,25 @@ impl Codes {
         self.scales.get(node as usize).copied().unwrap_or(1.0)
     }
 
-    /// Asks the CPU to start loading a node's code.
+    /// Asks the CPU to start loading a node's code (up to 1 KiB of it).
     #[inline]
     pub(crate) fn prefetch(&self, node: u32) {
+        self.prefetch_lines(node, 16);
+    }
+
+    /// Asks the CPU to start loading the first four cache lines of a node's code.
+    #[inline]
+    pub(crate) fn prefetch_start(&self, node: u32) {
+        self.prefetch_lines(node, 4);
+    }
+
+    #[inline]
+    fn prefetch_lines(&self, node: u32, lines: usize) {
         let at = node as usize * self.per_node;
         match self.fitted {
-            Fitted::F16 => prefetch(&self.f16[at..at + self.per_node]),
-            Fitted::Scalar { .. } => prefetch(&self.bytes[at..at + self.per_node]),
-            Fitted::Binary { .. } => prefetch(&self.words[at..at + self.per_node]),
+            Fitted::F16 => prefetch(&self.f16[at..at + self.per_node], lines),
+            Fitted::Scalar { .. } => prefetch(&self.bytes[at..at + self.per_node], lines),
+            Fitted::Binary { .. } => prefetch(&self.words[at..at + self.per_node], lines),
         }
     }
 

@@ -372,13 +372,15 @@ impl Graph {
         }
     }
 
-    /// Before scoring `fresh[i]`: prefetches the code `PREFETCH_AHEAD` places on (and at the
-    /// first, the codes up to there). A rolling window keeps a few nodes' lines in flight;
-    /// prefetching every neighbour at once overran the CPU's outstanding loads (2026-12-03,
-    /// 100,000 x 384-d: 10-25% fewer queries per second than this).
+    /// Before scoring `fresh[i]`: at the first, the first lines of every neighbour's code and
+    /// the whole codes (up to 1 KiB) of the next `PREFETCH_AHEAD`; then the whole code
+    /// `PREFETCH_AHEAD` places on. Only the first lines of all neighbours (as before
+    /// 2026-12-03) left 384-d walks waiting on memory (10-25% fewer queries per second);
+    /// only the rolling window slowed 2,560-d half-float walks by 5% (docs/benchmarks.md).
     #[inline]
     fn prefetch_ahead(&self, fresh: &[u32], i: usize) {
         if i == 0 {
+            fresh.iter().for_each(|nb| self.codes.prefetch_start(*nb));
             fresh.iter().take(PREFETCH_AHEAD).for_each(|nb| self.codes.prefetch(*nb));
         }
         if let Some(&next) = fresh.get(i + PREFETCH_AHEAD) {
@@ -852,7 +854,7 @@ impl Graph {
                 // The likely next candidate's links load while this one's neighbours are scored.
                 if let Some(Reverse(next)) = candidates.peek() {
                     let at = next.node as usize * stride;
-                    prefetch(&self.links0[at..at + stride]);
+                    prefetch(&self.links0[at..at + stride], 4);
                 }
                 // Mark the unvisited neighbours, then score them, each code prefetched ahead.
                 let at = c.node as usize * stride;

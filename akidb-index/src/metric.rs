@@ -255,13 +255,14 @@ fn l2_portable(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// Asks the CPU to start loading `v` into cache (a hint; no effect elsewhere than x86-64).
+/// Asks the CPU to start loading the first `lines` cache lines of `v` (a hint; no effect
+/// elsewhere than x86-64).
 #[inline]
-pub(crate) fn prefetch<T>(v: &[T]) {
+pub(crate) fn prefetch<T>(v: &[T], lines: usize) {
     #[cfg(target_arch = "x86_64")]
-    simd::prefetch(v);
+    simd::prefetch(v, lines);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
+    let _ = (v, lines);
 }
 
 /// NEON kernels (aarch64, e.g. Jetson Thor). NEON is part of every aarch64 CPU, so nothing is
@@ -686,14 +687,13 @@ mod simd {
         super::l2_portable(a, b)
     }
 
-    /// Prefetches the cache lines of `v`, at most 16 (1 KiB: a 384-d half-float vector is 12
-    /// lines, 2,560-d int4 codes 20; the CPU's own prefetcher streams the rest of a longer one
-    /// once the walk reads it in order).
+    /// Prefetches the first `most` cache lines of `v` (the CPU's own prefetcher streams the
+    /// rest of a longer one once the walk reads it in order).
     #[inline]
-    pub(super) fn prefetch<T>(v: &[T]) {
+    pub(super) fn prefetch<T>(v: &[T], most: usize) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let p = v.as_ptr().cast::<i8>();
-        let lines = std::mem::size_of_val(v).div_ceil(64).min(16);
+        let lines = std::mem::size_of_val(v).div_ceil(64).min(most);
         for i in 0..lines {
             // SAFETY: prefetch is a hint that never faults; the address lies inside `v`.
             unsafe { _mm_prefetch(p.add(i * 64), _MM_HINT_T0) };
