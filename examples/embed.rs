@@ -5,10 +5,11 @@
 //!     cargo run --release --example embed -- --model-dir DIR [--query] [--dim D]
 //! ```
 //!
-//! `--fvecs` writes the vectors in the texmex `.fvecs` format instead (ANN datasets:
-//! `scripts/make_text_dataset.py`). `--query` embeds the lines as queries (with the model's query instruction, e.g. Qwen3's
+//! `--query` embeds the lines as queries (with the model's query instruction, e.g. Qwen3's
 //! `Instruct: ...\nQuery:`); `--dim` truncates to D dimensions (Matryoshka) and renormalises;
-//! `--provider cuda|cpu` picks the execution provider (default cpu).
+//! `--provider cuda|cpu` picks the execution provider (default cpu); `--fvecs` writes the
+//! vectors in the texmex `.fvecs` format instead of JSON (ANN datasets:
+//! `scripts/make_text_dataset.py`).
 #![allow(missing_docs)]
 
 use std::io::{BufRead, Write};

@@ -28,7 +28,10 @@
 //!    under a bound of the links `m` allows. So nothing larger than what the live vectors justify
 //!    is read (a manifest claiming 6 GiB is refused before a byte of the files is read).
 //! 3. **Integrity**: sizes and CRC32s match; the files (each read once) pass a strict parser
-//!    (`dump.rs`: every length, count, name and cross reference checked).
+//!    (`dump.rs`: every length, count, name and cross reference checked). The graph file is
+//!    read whole and checksummed before it is parsed; the data file (the vectors) streams
+//!    through the parser with its checksum computed on the way, so loading never holds a
+//!    second copy of the vectors, and a mismatch at its end discards what was built from it.
 //! 4. **Content**: every vector of the generation whose id storage holds equals storage's
 //!    vector bit for bit (all of them, not a sample: they are in memory already). A generation
 //!    of another history (a restored older database file assigns the same ids to other
