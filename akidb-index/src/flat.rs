@@ -268,14 +268,16 @@ impl FlatIndex {
         batch: usize,
         f: &mut Visit<'_>,
     ) -> Result<(), IndexError> {
+        let (mut found, mut vectors) = (Vec::new(), Vec::new());
         for chunk in ids.chunks(batch.max(1)) {
-            let mut found = Vec::with_capacity(chunk.len());
-            for &id in chunk {
-                if let Some(v) = self.vector(id)? {
-                    found.push((id, v));
-                }
-            }
-            let items: Vec<(u64, &[f32])> = found.iter().map(|(id, v)| (*id, &**v)).collect();
+            found.clear();
+            vectors.clear();
+            self.with_vectors(chunk.iter().copied(), |id, v| {
+                found.push(id);
+                vectors.extend_from_slice(v);
+            })?;
+            let items: Vec<(u64, &[f32])> =
+                found.iter().copied().zip(vectors.chunks_exact(self.dim.max(1))).collect();
             if !f(&items) {
                 break;
             }
