@@ -664,17 +664,8 @@ fn session_builder(
     let threads = config
         .intra_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    // Weight-only int8/int4 (`MatMulNBits`) on CUDA: ONNX Runtime's mixed-input kernels
-    // (fpA_intB: the weights widened in registers inside the GEMM) for the nodes they support
-    // (fp16 activations, block 32, no zero points: `quantize_nbits.py --block 32 --symmetric`),
-    // instead of widening each weight to fp16 into a scratch buffer and running a GEMM on it.
-    // Off by default in ONNX Runtime; AkiDB turns it on unless its environment variable
-    // ORT_FPA_INTB_GEMM says otherwise. No effect on other nodes or providers.
-    let fpa_intb = std::env::var("ORT_FPA_INTB_GEMM").unwrap_or_else(|_| "1".into());
     Session::builder(env)
         .map_err(ort_err("session builder"))?
-        .with_config_entry("ep.cuda.fpa_intb_gemm", fpa_intb)
-        .map_err(ort_err("session option ep.cuda.fpa_intb_gemm"))?
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(ort_err("optimization level"))?
         .with_intra_threads(threads)

@@ -147,20 +147,22 @@ TOML
     [ -d $o ] || run python3 $old/scripts/gpu/export_qwen3.py 4b $o --dtype fp16 --graph fused
     for m in $d $o $d $o; do
       run $B --model-dir $m --provider cuda --bench --runs 200 --fixed-single 32
+      run $B --model-dir $m --provider cuda --bench --runs 100
     done
     run $B --model-dir $d --provider cuda --reference $d/reference.json
-    run python3 .gpu/peer/torch_qwen3_bench.py
     ;;
   nbits-large|nbits-small)
     # Weight-only int8 and int4, block 32, no zero points: the layout ONNX Runtime's fpA_intB
-    # kernels take (AkiDB turns them on; ORT_FPA_INTB_GEMM=0 turns them off, shown once for int8).
-    # Device memory with the tiny model loaded first (gpu_mib_model excludes the CUDA context).
+    # kernels take, measured with them on (ORT_FPA_INTB_GEMM=1, ONNX Runtime's own switch; off by
+    # default) and, once for int8, off. Device memory with the tiny model loaded first
+    # (gpu_mib_model excludes the CUDA context).
     size=0.6b; [ "$stage" = nbits-large ] && size=4b
     d=/tmp/fused-$size; base="--baseline-model tests/fixtures/qwen3-tiny"
     [ -d $d ] || run python3 scripts/gpu/export_qwen3.py $size $d --dtype fp16 --graph fused --reference
     run python3 scripts/gpu/quantize_nbits.py $d /tmp/s8-$size --bits 8 --block 32 --symmetric
     run python3 scripts/gpu/quantize_nbits.py $d /tmp/s4-$size --bits 4 --block 32 --symmetric
     run $B --model-dir $d --provider cuda $base --bench --runs 200 --fixed-single 32
+    export ORT_FPA_INTB_GEMM=1
     for m in /tmp/s8-$size /tmp/s4-$size; do
       run $B --model-dir $m --provider cuda $base --reference $d/reference.json
       run $B --model-dir $m --provider cuda $base --bench --runs 200 --fixed-single 32
@@ -168,6 +170,7 @@ TOML
     done
     log "ORT_FPA_INTB_GEMM=0 (the dequantize + GEMM path)"
     ORT_FPA_INTB_GEMM=0 run $B --model-dir /tmp/s8-$size --provider cuda $base --bench --runs 200
+    unset ORT_FPA_INTB_GEMM
     ;;
   fp8|fp8-large)
     # FP8 E4M3 copies (scripts/gpu/quantize_fp8.py: GemmFloat8, per-channel weight scales,
