@@ -341,6 +341,68 @@ impl Embedder for Counting {
     }
 }
 
+/// Counts the calls in flight at once (and the most seen).
+struct InFlight {
+    inner: Arc<OnnxEmbeddingProvider>,
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl Embedder for InFlight {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        let out = self.inner.embed(texts, kind);
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+}
+
+#[test]
+fn batching_workers_run_the_model_side_by_side_and_answer_each_caller() {
+    let dir = root().join("models/all-MiniLM-L6-v2");
+    let config = OnnxConfig::from_dir(&dir).expect("config").with_intra_threads(1);
+    let two = Arc::new(
+        OnnxEmbeddingProvider::new(config.clone().with_parallel_runs(2)).expect("two sessions"),
+    );
+    let single = OnnxEmbeddingProvider::new(config).expect("one session");
+    for workers in [1, 2] {
+        let counted =
+            Arc::new(InFlight { inner: two.clone(), now: AtomicUsize::new(0), most: 0.into() });
+        let batching = Arc::new(BatchingEmbedder::new(
+            counted.clone(),
+            BatchOptions::default().with_workers(workers),
+        ));
+        let callers: Vec<_> = (0..16)
+            .map(|t| {
+                let b = batching.clone();
+                std::thread::spawn(move || {
+                    (0..10)
+                        .map(|i| {
+                            let text =
+                                format!("robot {t} stopped at dock {i}: lidar timeout {t}{i}");
+                            let v = b.embed(&[&text], InputKind::Query).expect("embed");
+                            (text, v.vectors[0].clone())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for c in callers {
+            for (text, got) in c.join().expect("caller") {
+                let want = single.embed(&[&text], InputKind::Query).expect("direct");
+                let cos: f32 = got.iter().zip(&want.vectors[0]).map(|(a, b)| a * b).sum();
+                assert!(cos > 0.9999, "{workers} workers: {text} got another text's vector");
+            }
+        }
+        let most = counted.most.load(Ordering::SeqCst);
+        assert_eq!(most, workers, "{workers} workers: {most} runs at once");
+    }
+}
+
 /// An embedder that misbehaves as told: one vector short, one value short, or a panic.
 struct Faulty {
     inner: Arc<OnnxEmbeddingProvider>,

@@ -5,7 +5,9 @@
 //! already queued (up to `max_batch_texts`, optionally waiting `max_wait` for more), runs the
 //! model once per input kind, and hands each caller its rows. A lone caller waits for nothing
 //! (with the default `max_wait` of zero); under concurrency, throughput grows with the queue,
-//! as in text-embeddings-inference.
+//! as in text-embeddings-inference. With `workers` above 1, that many worker threads take
+//! turns at the one queue and run the model side by side (for a model that runs several at
+//! once, e.g. an ONNX model with `parallel_runs`).
 
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -23,11 +25,13 @@ pub struct BatchOptions {
     pub max_batch_texts: usize,
     /// How long the worker waits for more requests after the first one.
     pub max_wait: Duration,
+    /// Worker threads taking turns at the queue (default 1).
+    pub workers: usize,
 }
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        Self { max_batch_texts: 256, max_wait: Duration::ZERO }
+        Self { max_batch_texts: 256, max_wait: Duration::ZERO, workers: 1 }
     }
 }
 
@@ -35,6 +39,11 @@ impl BatchOptions {
     /// Sets `max_wait`.
     pub fn with_max_wait(mut self, wait: Duration) -> Self {
         self.max_wait = wait;
+        self
+    }
+    /// Sets `workers` (at least 1).
+    pub fn with_workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
         self
     }
     /// Sets `max_batch_texts` (at least 1).
@@ -66,7 +75,7 @@ pub struct BatchingEmbedder {
 
 struct Worker {
     tx: Sender<Request>,
-    thread: std::thread::JoinHandle<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for BatchingEmbedder {
@@ -76,7 +85,7 @@ impl std::fmt::Debug for BatchingEmbedder {
 }
 
 impl BatchingEmbedder {
-    /// Starts the worker thread for `inner` (or, if the system refuses a thread now, at the
+    /// Starts the worker threads for `inner` (or, if the system refuses a thread now, at the
     /// first call).
     pub fn new(inner: Arc<dyn Embedder>, options: BatchOptions) -> Self {
         let info = inner.info().clone();
@@ -87,22 +96,33 @@ impl BatchingEmbedder {
         b
     }
 
-    /// The running worker's queue, starting a worker first if there is none or it is gone.
+    /// The running workers' queue, starting workers first if there are none or all are gone.
     fn sender(&self) -> Result<Sender<Request>, EmbedError> {
         let mut slot = self.worker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(w) = slot.as_ref().filter(|w| !w.thread.is_finished()) {
+        if let Some(w) = slot.as_ref().filter(|w| w.threads.iter().any(|t| !t.is_finished())) {
             return Ok(w.tx.clone());
         }
         let (tx, rx) = mpsc::channel::<Request>();
-        let (inner, options) = (self.inner.clone(), self.options);
-        let thread = std::thread::Builder::new()
-            .name("akidb-embed".into())
-            .spawn(move || worker(inner, rx, options))
-            .map_err(|source| EmbedError::Worker { model: self.info.name.clone(), source })?;
-        if slot.is_some() {
-            log::warn!("the embedding worker of {} was gone; started a new one", self.info.name);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::with_capacity(self.options.workers.max(1));
+        for _ in 0..self.options.workers.max(1) {
+            let (inner, rx, options) = (self.inner.clone(), rx.clone(), self.options);
+            let spawned = std::thread::Builder::new()
+                .name("akidb-embed".into())
+                .spawn(move || worker(inner, &rx, options));
+            match spawned {
+                Ok(t) => threads.push(t),
+                // Fewer workers than asked still serve; none is an error.
+                Err(source) if threads.is_empty() => {
+                    return Err(EmbedError::Worker { model: self.info.name.clone(), source });
+                }
+                Err(e) => log::warn!("embedding worker of {} not started: {e}", self.info.name),
+            }
         }
-        *slot = Some(Worker { tx: tx.clone(), thread });
+        if slot.is_some() {
+            log::warn!("the embedding workers of {} were gone; started new ones", self.info.name);
+        }
+        *slot = Some(Worker { tx: tx.clone(), threads });
         Ok(tx)
     }
 }
@@ -113,7 +133,9 @@ impl Drop for BatchingEmbedder {
             self.worker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
         {
             drop(w.tx);
-            let _ = w.thread.join();
+            for t in w.threads {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -152,21 +174,29 @@ impl Embedder for BatchingEmbedder {
     }
 }
 
-fn worker(inner: Arc<dyn Embedder>, rx: Receiver<Request>, options: BatchOptions) {
-    while let Ok(first) = rx.recv() {
-        let mut queue = vec![first];
-        let mut texts = queue[0].texts.len();
-        let deadline = Instant::now() + options.max_wait;
-        while texts < options.max_batch_texts {
-            let next = match rx.try_recv() {
-                Ok(r) => Some(r),
-                Err(_) if options.max_wait.is_zero() => None,
-                Err(_) => rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok(),
-            };
-            let Some(r) = next else { break };
-            texts += r.texts.len();
-            queue.push(r);
-        }
+fn worker(inner: Arc<dyn Embedder>, rx: &Mutex<Receiver<Request>>, options: BatchOptions) {
+    loop {
+        // The queue is this worker's while it gathers a run; the model runs after letting go.
+        let mut queue = {
+            let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Ok(first) = rx.recv() else { return };
+            let mut queue = vec![first];
+            let mut texts = queue[0].texts.len();
+            let deadline = Instant::now() + options.max_wait;
+            while texts < options.max_batch_texts {
+                let next = match rx.try_recv() {
+                    Ok(r) => Some(r),
+                    Err(_) if options.max_wait.is_zero() => None,
+                    Err(_) => {
+                        rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
+                    }
+                };
+                let Some(r) = next else { break };
+                texts += r.texts.len();
+                queue.push(r);
+            }
+            queue
+        };
         for kind in [InputKind::Document, InputKind::Query] {
             let group: Vec<Request> = {
                 let (g, rest): (Vec<Request>, Vec<Request>) =

@@ -58,6 +58,7 @@ pub use akidb_embedding as embedding;
 #[cfg(feature = "onnx")]
 pub use akidb_embedding::{
     ExecutionProviderConfig, ModelRegistry, ModelStatus, OnnxConfig, OnnxEmbeddingProvider,
+    MAX_PARALLEL_RUNS,
 };
 /// The full-text layer: the tokenizer (what a term is) and the BM25 index.
 pub use akidb_fulltext as fulltext;

@@ -138,6 +138,13 @@ pub struct OnnxConfig {
     pub max_batch_tokens: Option<usize>,
     /// ONNX Runtime intra-op threads (`None`: available cores).
     pub intra_threads: Option<usize>,
+    /// Model runs that may go at once (default 1), each in its own ONNX Runtime session, with
+    /// its own copy of the weights. For many concurrent callers on the CPU: single-threaded
+    /// runs side by side beat one run spread over all cores at the small batches queries make
+    /// (MiniLM, 2 cores, 10-17-token queries: 1 thread at batch 4 takes 4.4-4.5 ms of CPU per
+    /// text, 2 threads at batch 8 6.5-6.6 ms; `scripts/model_ceiling.py`). Pair it with as many
+    /// callers, e.g. a `BatchingEmbedder` with as many workers, and `intra_threads` of cores / n.
+    pub parallel_runs: usize,
     /// Whether idle intra-op threads spin waiting for the next piece of work (ONNX Runtime's
     /// `session.intra_op.allow_spinning`). Spinning shortens the hand-over between a run's
     /// parallel steps but burns the cores between runs: [`SPINNING_DEFAULT`], see there.
@@ -185,6 +192,7 @@ impl OnnxConfig {
             max_batch: 32,
             max_batch_tokens: None,
             intra_threads: None,
+            parallel_runs: 1,
             intra_spinning: SPINNING_DEFAULT,
             ort_library_path: None,
             model_vocab_size: None,
@@ -244,6 +252,11 @@ impl OnnxConfig {
     /// Sets ONNX Runtime intra-op threads.
     pub fn with_intra_threads(mut self, threads: usize) -> Self {
         self.intra_threads = Some(threads);
+        self
+    }
+    /// Sets how many model runs may go at once (see [`OnnxConfig::parallel_runs`]).
+    pub fn with_parallel_runs(mut self, n: usize) -> Self {
+        self.parallel_runs = n;
         self
     }
     /// Sets whether idle intra-op threads spin (see [`OnnxConfig::intra_spinning`]).

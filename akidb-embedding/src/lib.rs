@@ -63,5 +63,5 @@ pub use akidb_embed_api::{
     check_output, BoxError, EmbedError, Embedder, Embeddings, InputKind, ModelInfo, Pooling,
 };
 pub use config::{ExecutionProviderConfig, OnnxConfig, PaddingSide, SPINNING_DEFAULT};
-pub use provider::{OnnxEmbeddingProvider, MAX_SEQUENCE};
+pub use provider::{OnnxEmbeddingProvider, MAX_PARALLEL_RUNS, MAX_SEQUENCE};
 pub use registry::{ModelRegistry, ModelStatus};

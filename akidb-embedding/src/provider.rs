@@ -19,15 +19,21 @@ use crate::{runtime, Embedder, Embeddings, InputKind, ModelInfo};
 /// Largest `max_length` accepted (Qwen3-Embedding's context is 32k tokens).
 pub const MAX_SEQUENCE: usize = 32_768;
 
+/// Most sessions [`OnnxConfig::parallel_runs`] may ask for (each holds a copy of the weights).
+pub const MAX_PARALLEL_RUNS: usize = 64;
+
 /// An embedding model running in process on ONNX Runtime.
 ///
-/// `Send + Sync`: the tokenizer is shared, the session sits behind a mutex (one model run at a
-/// time; ONNX Runtime parallelises inside a run with its intra-op threads).
+/// `Send + Sync`: the tokenizer is shared, each session sits behind a mutex (one model run per
+/// session at a time, [`OnnxConfig::parallel_runs`] sessions; ONNX Runtime parallelises inside
+/// a run with its intra-op threads).
 pub struct OnnxEmbeddingProvider {
     config: OnnxConfig,
     info: ModelInfo,
     tokenizer: Tokenizer,
-    session: Mutex<Session>,
+    /// The dynamic-shape sessions, one per parallel run; `next` spreads waiting callers.
+    sessions: Vec<Mutex<Session>>,
+    next: std::sync::atomic::AtomicUsize,
     /// The fixed-shape single-text session and its token count (see [`crate::fixed`]).
     fixed: Option<(usize, Mutex<FixedRun>)>,
     /// Runs answered by `fixed`.
@@ -148,6 +154,10 @@ impl OnnxEmbeddingProvider {
         let (session, active) = create_session(env, &config, shared.as_ref())?;
         let signature = read_signature(&session, &config)?;
         check_positions(&session, &config)?;
+        let mut sessions = vec![Mutex::new(session)];
+        for _ in 1..config.parallel_runs {
+            sessions.push(Mutex::new(create_session(env, &config, shared.as_ref())?.0));
+        }
         let mut provider = Self {
             info: ModelInfo::new(
                 config.model_name.clone(),
@@ -162,7 +172,8 @@ impl OnnxEmbeddingProvider {
             .with_execution_provider(active),
             config,
             tokenizer,
-            session: Mutex::new(session),
+            sessions,
+            next: std::sync::atomic::AtomicUsize::new(0),
             fixed: None,
             fixed_runs: std::sync::atomic::AtomicU64::new(0),
             shared,
@@ -226,10 +237,7 @@ impl OnnxEmbeddingProvider {
         env: &ort::environment::Environment,
         n: usize,
     ) -> Result<(), EmbedError> {
-        let axes = dimension_names(
-            &self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-            "input_ids",
-        );
+        let axes = dimension_names(&self.session(), "input_ids");
         if axes.len() != 2 || axes.iter().any(String::is_empty) {
             return Err(EmbedError::InvalidConfig {
                 field: "fixed_single",
@@ -508,9 +516,22 @@ impl OnnxEmbeddingProvider {
                 .map_err(ort_err("input tensor"))?;
             values.push((name, t.into()));
         }
-        let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut session = self.session();
         let outputs = session.run(values).map_err(ort_err("model run"))?;
         self.pool_output(&outputs[self.signature.output.as_str()], &mask, b, s, sink)
+    }
+
+    /// A free dynamic-shape session, else (all busy) the next one in turn to wait for.
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        for s in &self.sessions {
+            match s.try_lock() {
+                Ok(g) => return g,
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.sessions.len();
+        self.sessions[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Pools each row of a model output (`[b, s, hidden]`, or `[b, hidden]` when the model
@@ -646,6 +667,9 @@ fn validate(c: &OnnxConfig) -> Result<(), EmbedError> {
     }
     if c.intra_threads == Some(0) {
         return bad("intra_threads", 0, "at least 1, or None for all cores");
+    }
+    if c.parallel_runs == 0 || c.parallel_runs > MAX_PARALLEL_RUNS {
+        return bad("parallel_runs", c.parallel_runs, "1 to 64 sessions");
     }
     if !c.model_path.is_file() {
         return Err(EmbedError::MissingFile { what: "model", path: c.model_path.clone() });

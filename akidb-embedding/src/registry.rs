@@ -100,6 +100,8 @@ impl<T> ModelRegistry<T> {
         for p in external_data(&config.model_path) {
             bytes += file_len(&p)?;
         }
+        // Each parallel run's session holds its own copy of the weights.
+        bytes = bytes.saturating_mul(config.parallel_runs.max(1) as u64);
         let slot = Slot {
             config,
             bytes,

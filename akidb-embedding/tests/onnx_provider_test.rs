@@ -83,6 +83,8 @@ fn invalid_numbers_are_rejected_before_loading() {
         (base.clone().with_max_length(1 << 20), "max_length"),
         (base.clone().with_max_batch(0), "max_batch"),
         (base.clone().with_intra_threads(0), "intra_threads"),
+        (base.clone().with_parallel_runs(0), "parallel_runs"),
+        (base.clone().with_parallel_runs(65), "parallel_runs"),
     ] {
         match OnnxEmbeddingProvider::new(c) {
             Err(EmbedError::InvalidConfig { field: f, .. }) => assert_eq!(f, field),

@@ -22,6 +22,7 @@
 //! fallback = false                    # run on CPU (with a warning) if the provider fails
 //! intra_threads = 2                   # ONNX Runtime threads per run (default: ORT's)
 //! spinning = false                    # idle ONNX Runtime threads spin for work (default: true)
+//! parallel_runs = 2                   # model runs at once, own sessions (CPU default: 2)
 //! batch_texts = 256                   # concurrent requests merged into runs of this many texts
 //! batch_wait_ms = 0                   # how long a run waits for more requests
 //! max_length = 256                    # tokens per text at most (default: the folder's)
@@ -156,6 +157,12 @@ pub struct ModelConfig {
     /// Whether idle ONNX Runtime threads spin waiting for work (default: the library's).
     #[serde(default)]
     pub spinning: Option<bool>,
+    /// Model runs that may go at once, each in its own session with its own copy of the
+    /// weights and `intra_threads` threads (default then: cores / runs), fed by as many
+    /// micro-batching workers. Default ([`ModelConfig::runs`]): 2 on the CPU of a machine
+    /// with at least 2 cores, else 1.
+    #[serde(default)]
+    pub parallel_runs: Option<usize>,
     /// Most texts in one merged model run.
     #[serde(default = "default_batch_texts")]
     pub batch_texts: usize,
@@ -186,6 +193,7 @@ impl ModelConfig {
             fallback: false,
             intra_threads: None,
             spinning: None,
+            parallel_runs: None,
             batch_texts: default_batch_texts(),
             batch_wait_ms: 0,
             max_length: None,
@@ -196,6 +204,19 @@ impl ModelConfig {
 }
 
 impl ModelConfig {
+    /// Model runs that may go at once: `parallel_runs`, or by default 2 on the CPU (two
+    /// single-threaded runs of a few queries each beat one run spread over the cores: at 8
+    /// concurrent clients on 2 cores 272-288 queries/s against 206-214, at 1 client 122 against
+    /// 145-157, docs/benchmarks.md) and 1 on a GPU (one device; each session would hold its own
+    /// copy of the weights there).
+    pub fn runs(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.parallel_runs.unwrap_or(match self.provider {
+            Provider::Cpu if cores >= 2 => 2,
+            _ => 1,
+        })
+    }
+
     /// The ONNX configuration of this model.
     pub fn onnx(&self) -> Result<akidb::OnnxConfig, akidb::EmbedError> {
         let ep = match self.provider {
@@ -209,9 +230,14 @@ impl ModelConfig {
         let mut c = akidb::OnnxConfig::from_dir(&self.dir)?
             .with_execution_provider(ep)
             .with_fallback(self.fallback);
-        if let Some(t) = self.intra_threads {
-            c = c.with_intra_threads(t);
+        let runs = self.runs();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match self.intra_threads {
+            Some(t) => c = c.with_intra_threads(t),
+            None if runs > 1 => c = c.with_intra_threads((cores / runs).max(1)),
+            None => {}
         }
+        c = c.with_parallel_runs(runs);
         if let Some(s) = self.spinning {
             c = c.with_intra_spinning(s);
         }
@@ -361,6 +387,12 @@ impl Config {
             if m.queue == 0 || m.batch_texts == 0 {
                 return Err(format!("models.{name}: queue and batch_texts must be at least 1"));
             }
+            if m.parallel_runs.is_some_and(|n| n == 0 || n > akidb::MAX_PARALLEL_RUNS) {
+                return Err(format!(
+                    "models.{name}: parallel_runs must be 1 to {}",
+                    akidb::MAX_PARALLEL_RUNS
+                ));
+            }
         }
         if let Some(cors) = &c.cors {
             for o in &cors.allow_origins {
@@ -442,6 +474,8 @@ mod tests {
             ("[cors]\nallow_origins = [\"*\"]\n", "not an origin"),
             ("backup_dir = \"d/b\"\n", "outside data_dir"),
             ("[models.m]\ndir = \"m\"\nprovider = \"gpu\"\n", "unknown variant"),
+            ("[models.m]\ndir = \"m\"\nparallel_runs = 0\n", "parallel_runs must be 1 to 64"),
+            ("[models.m]\ndir = \"m\"\nparallel_runs = 65\n", "parallel_runs must be 1 to 64"),
         ] {
             let err =
                 parse(&format!("listen = \"0.0.0.0:1\"\ndata_dir = \"d\"\n{bad}")).expect_err(bad);
@@ -449,6 +483,17 @@ mod tests {
         }
         let ok = parse("listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ndisabled = true\n");
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn parallel_runs_default_to_two_on_the_cpu_and_one_on_a_gpu() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut m = ModelConfig::at("m".into());
+        assert_eq!(m.runs(), if cores >= 2 { 2 } else { 1 });
+        m.provider = Provider::Cuda;
+        assert_eq!(m.runs(), 1);
+        m.parallel_runs = Some(3);
+        assert_eq!(m.runs(), 3);
     }
 
     #[test]

@@ -60,6 +60,7 @@ impl AppState {
             .iter()
             .map(|(name, m)| {
                 let options = BatchOptions::default()
+                    .with_workers(m.runs())
                     .with_max_batch_texts(m.batch_texts)
                     .with_max_wait(Duration::from_millis(m.batch_wait_ms));
                 (name.clone(), options)
