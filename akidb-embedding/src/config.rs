@@ -141,8 +141,9 @@ pub struct OnnxConfig {
     /// Model runs that may go at once (default 1), each in its own ONNX Runtime session, with
     /// its own copy of the weights. For many concurrent callers on the CPU: single-threaded
     /// runs side by side beat one run spread over all cores at the small batches queries make
-    /// (MiniLM, 2 cores, 10-17-token queries: 1 thread at batch 4 takes 4.4-4.5 ms of CPU per
-    /// text, 2 threads at batch 8 6.5-6.6 ms; `scripts/model_ceiling.py`). Pair it with as many
+    /// (MiniLM on 2 cores, 10-17-token queries: 1 thread takes 4.2-4.5 ms of CPU per text at
+    /// batch 4 to 8, 2 threads 4.8-6.6 ms at batch 8, `scripts/model_ceiling.py`; akidb-server
+    /// at 8 clients 262-321 queries/s with 2 runs against 206-214 with 1). Pair it with as many
     /// callers, e.g. a `BatchingEmbedder` with as many workers, and `intra_threads` of cores / n.
     pub parallel_runs: usize,
     /// Whether idle intra-op threads spin waiting for the next piece of work (ONNX Runtime's
