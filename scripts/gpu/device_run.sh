@@ -137,9 +137,9 @@ TOML
     run python3 .gpu/peer/torch_qwen3_bench.py
     ;;
   projections-ab)
-    # 4B fp16: the exporter's fused projections (one MatMul for q/k/v and one for gate/up) against
-    # its previous layout (separate MatMuls; .gpu/old/qwen3_onnx.py, carried), same random
-    # weights, alternating; then the transformers peer.
+    # 4B fp16: the exporter as it is (q/k/v as one MatMul) against its previous layout (separate
+    # MatMuls: `git show 8a0e710:scripts/qwen3_onnx.py > .gpu/old/qwen3_onnx.py`, carried), same
+    # random weights, alternating, fixed-shape and dynamic session.
     d=/tmp/fused-4b; o=/tmp/separate-4b; old=/tmp/oldrepo
     [ -d $d ] || run python3 scripts/gpu/export_qwen3.py 4b $d --dtype fp16 --graph fused --reference
     mkdir -p $old/scripts/gpu && cp scripts/gpu/export_qwen3.py $old/scripts/gpu/ && cp .gpu/old/qwen3_onnx.py $old/scripts/
