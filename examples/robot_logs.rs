@@ -13,8 +13,11 @@
 //! the questions (`--query`, repeatable; a showcase set by default) with the metadata filters
 //! given, and with `--eval` scores the labelled question set (recall@10, MRR@10).
 //!
-//! `--logs` takes plain ROS 2 console lines (`[LEVEL] [secs.nanos] [robot.node]: message`) or
-//! JSONL (`{"ts":..,"level":..,"robot":..,"node":..,"msg":..}`), one event per line.
+//! `--logs` takes a log file in any format `akidb::logs` reads, detected per file: ROS 2 console
+//! lines, JSON Lines, `journalctl -o json`, syslog (RFC 3164 / 5424), ISO 8601 lines with host,
+//! level and component, and plain text (a line no format understands is still taken as text).
+//! Queries are hybrid where the collection keeps a full-text index (the default): the score
+//! shown is the fused one (reciprocal rank fusion of the vector and BM25 ranks).
 //! TIME is RFC 3339 / ISO 8601 (`2026-11-20T08:00:00Z`, `2026-11-20T10:00:00+02:00`), a UTC
 //! date and time (`2026-11-20T08:00`) or date, or unix seconds. Every argument is checked
 //! before any work (`--help` lists them); a bad one exits with status 2 and says why.
