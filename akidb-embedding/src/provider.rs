@@ -155,8 +155,16 @@ impl OnnxEmbeddingProvider {
         let signature = read_signature(&session, &config)?;
         check_positions(&session, &config)?;
         let mut sessions = vec![Mutex::new(session)];
-        for _ in 1..config.parallel_runs {
-            sessions.push(Mutex::new(create_session(env, &config, shared.as_ref())?.0));
+        if config.parallel_runs > 1 {
+            // The other sessions run where the first one does: after a fallback, on the CPU,
+            // without trying the unavailable provider (and warning) once per session again.
+            let mut same = config.clone();
+            if active.starts_with("CPU") {
+                same.execution_provider = ExecutionProviderConfig::Cpu;
+            }
+            for _ in 1..config.parallel_runs {
+                sessions.push(Mutex::new(create_session(env, &same, shared.as_ref())?.0));
+            }
         }
         let mut provider = Self {
             info: ModelInfo::new(

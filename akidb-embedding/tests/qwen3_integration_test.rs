@@ -307,7 +307,7 @@ fn unavailable_provider_is_an_error_unless_fallback_is_allowed() {
         Err(EmbedError::ProviderUnavailable { provider: "CUDA", .. }) => {}
         other => panic!("expected ProviderUnavailable, got {other:?}"),
     }
-    let p = provider(c.with_fallback(true));
+    let p = provider(c.clone().with_fallback(true));
     assert!(
         p.info().execution_provider.starts_with("CPU (fallback from CUDA"),
         "{}",
@@ -316,6 +316,19 @@ fn unavailable_provider_is_an_error_unless_fallback_is_allowed() {
     let r = reference();
     let got = p.embed(&[r.docs[0].as_str()], InputKind::Document).expect("embed");
     assert!(cosine(&got.vectors[0], &r.doc_vecs[0]) >= MIN_COSINE);
+    // Several sessions fall back together and answer side by side.
+    let p = std::sync::Arc::new(provider(c.with_fallback(true).with_parallel_runs(2)));
+    assert!(p.info().execution_provider.starts_with("CPU (fallback from CUDA"));
+    let runs: Vec<_> = (0..4)
+        .map(|i| {
+            let (p, text) = (p.clone(), r.docs[i % r.docs.len()].clone());
+            std::thread::spawn(move || p.embed(&[text.as_str()], InputKind::Document))
+        })
+        .collect();
+    for (i, t) in runs.into_iter().enumerate() {
+        let got = t.join().expect("thread").expect("embed");
+        assert!(cosine(&got.vectors[0], &r.doc_vecs[i % r.docs.len()]) >= MIN_COSINE);
+    }
 }
 
 #[tokio::test]

@@ -210,9 +210,8 @@ impl ModelConfig {
     /// 145-157, docs/benchmarks.md) and 1 on a GPU (one device; each session would hold its own
     /// copy of the weights there).
     pub fn runs(&self) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.parallel_runs.unwrap_or(match self.provider {
-            Provider::Cpu if cores >= 2 => 2,
+            Provider::Cpu if cores() >= 2 => 2,
             _ => 1,
         })
     }
@@ -231,10 +230,9 @@ impl ModelConfig {
             .with_execution_provider(ep)
             .with_fallback(self.fallback);
         let runs = self.runs();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         match self.intra_threads {
             Some(t) => c = c.with_intra_threads(t),
-            None if runs > 1 => c = c.with_intra_threads((cores / runs).max(1)),
+            None if runs > 1 => c = c.with_intra_threads((cores() / runs).max(1)),
             None => {}
         }
         c = c.with_parallel_runs(runs);
@@ -299,6 +297,11 @@ fn default_timeout() -> u64 {
 fn default_shutdown() -> u64 {
     10_000
 }
+/// The cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn default_queue() -> usize {
     64
 }
@@ -487,9 +490,8 @@ mod tests {
 
     #[test]
     fn parallel_runs_default_to_two_on_the_cpu_and_one_on_a_gpu() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut m = ModelConfig::at("m".into());
-        assert_eq!(m.runs(), if cores >= 2 { 2 } else { 1 });
+        assert_eq!(m.runs(), if cores() >= 2 { 2 } else { 1 });
         m.provider = Provider::Cuda;
         assert_eq!(m.runs(), 1);
         m.parallel_runs = Some(3);
