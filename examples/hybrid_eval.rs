@@ -38,7 +38,7 @@ use akidb::{
     CollectionConfig, Database, FieldIndex, Filter, Fusion, IndexKind, IngestOptions,
     ModelIdentity, OnnxEmbeddingProvider, QueryMode, QueryOptions, SearchParams, TextDocument,
 };
-use relevance::{Labelled, Slice};
+use relevance::{Labelled, QuestionSet, Slice};
 use serde_json::json;
 
 /// Hybrid search on a labelled multi-day fleet log: relevance, latency, ingest cost.
@@ -52,6 +52,10 @@ struct Args {
     #[arg(long, default_value_t = 5000,
           value_parser = clap::value_parser!(u32).range(100..=200_000))]
     lines_per_day: u32,
+    /// The labelled set: `reported` (the one results are reported on) or `tuning` (the one
+    /// fusion parameters are chosen on; its own incidents, questions and routine traffic).
+    #[arg(long, default_value = "reported", value_parser = parse_set)]
+    questions: QuestionSet,
     /// Database directory (reused when it holds the corpus; default: a temporary one).
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
@@ -64,7 +68,7 @@ struct Args {
     /// Ingest rounds per configuration (with and without the full-text index; 0: none).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=10))]
     ingest_rounds: u32,
-    /// Fusion of hybrid queries: `rrf` (default, k 60), `rrf:K`, or `weighted:W` (W the
+    /// Fusion of hybrid queries: `rrf` (default, k 10), `rrf:K`, or `weighted:W` (W the
     /// vector side's weight, 0 to 1).
     #[arg(long, default_value = "rrf", value_parser = parse_fusion)]
     fusion: Fusion,
@@ -74,6 +78,11 @@ struct Args {
     /// The graph walk's beam width (default: the collection's ef_search).
     #[arg(long, value_name = "N")]
     ef: Option<usize>,
+    /// Write each question's outcome per mode here (JSON Lines: the question, its slice, and
+    /// per mode the rank of its first relevant line (0: not in the top 10), recall@10 and the
+    /// ids ranked).
+    #[arg(long, value_name = "FILE")]
+    per_question: Option<PathBuf>,
     /// Latency rounds over all questions.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
     latency_rounds: u32,
@@ -86,6 +95,13 @@ fn options(args: &Args, mode: QueryMode) -> QueryOptions {
         (false, None) => SearchParams::default(),
     };
     QueryOptions::mode(mode).with_fusion(args.fusion).with_params(params)
+}
+
+fn parse_set(s: &str) -> Result<QuestionSet, String> {
+    [QuestionSet::Reported, QuestionSet::Tuning]
+        .into_iter()
+        .find(|q| q.name() == s)
+        .ok_or_else(|| format!("{s:?}: use reported or tuning"))
 }
 
 fn parse_fusion(s: &str) -> Result<Fusion, String> {
@@ -118,7 +134,7 @@ fn filter_of(q: &Labelled) -> Option<Filter> {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Args = clap::Parser::parse();
     let (events, questions) =
-        relevance::generate(args.days as usize, args.lines_per_day as usize, 42);
+        relevance::generate_set(args.questions, args.days as usize, args.lines_per_day as usize);
     let texts: Vec<String> = events.iter().map(fleet::LogEvent::text).collect();
     let distinct = texts.iter().collect::<std::collections::HashSet<_>>().len();
     let mut per_slice = BTreeMap::<Slice, usize>::new();
@@ -126,8 +142,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         *per_slice.entry(q.slice).or_default() += 1;
     }
     eprintln!(
-        "corpus: {} lines over {} days, {} distinct texts (repeat rate {:.1}%); {} questions \
+        "{} set: {} lines over {} days, {} distinct texts (repeat rate {:.1}%); {} questions \
          ({})",
+        args.questions.name(),
         events.len(),
         args.days,
         distinct,
@@ -144,7 +161,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut summary = json!({
         "lines": events.len(), "days": args.days, "distinct_texts": distinct,
-        "questions": questions.len(),
+        "questions": questions.len(), "set": args.questions.name(),
     });
 
     // Ingest with and without the full-text index, alternating.
@@ -174,17 +191,31 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         summary["ingest_lines_per_s"] = json!({"with": on, "without": off, "ratio": ratios});
     }
 
-    let logs = db.text_collection("logs", model.clone())?;
+    // One collection per set, so that one --db holds both.
+    let collection = match args.questions {
+        QuestionSet::Reported => "logs",
+        QuestionSet::Tuning => "logs_tuning",
+    };
+    let logs = db.text_collection(collection, model.clone())?;
     // The fields the questions filter on, kept in memory, as `robot_logs` declares them.
     db.set_indexes(
-        "logs",
+        collection,
         vec![
             FieldIndex::new("robot", IndexKind::Keyword),
             FieldIndex::new("level", IndexKind::Keyword),
             FieldIndex::new("ts", IndexKind::Timestamp),
         ],
     )?;
-    if logs.count()? != events.len() as u64 {
+    let held = logs.count()?;
+    if held != 0 && held != events.len() as u64 {
+        return Err(format!(
+            "{} holds {held} lines in {collection:?}, not this corpus's {}: use another --db",
+            db_path.display(),
+            events.len()
+        )
+        .into());
+    }
+    if held == 0 {
         eprintln!("ingesting {} lines into {}", events.len(), db_path.display());
         logs.ingest(docs(), &IngestOptions::default())?;
     }
@@ -211,12 +242,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // Relevance.
     let mut scores: BTreeMap<(&str, Option<Slice>), (f64, f64, usize)> = BTreeMap::new();
+    let mut per_question = Vec::new();
     for q in &questions {
+        let mut outcome = serde_json::Map::new();
         for mode in MODES {
             let f = filter_of(q);
             let (hits, _) = logs.query_text_with(&q.text, 10, f.as_ref(), options(&args, mode))?;
             let ranked: Vec<String> = hits.into_iter().map(|h| h.id).collect();
             let (r, m) = fleet::score(&ranked, &q.relevant, 10);
+            let first = if m > 0.0 { (1.0 / m).round() as u32 } else { 0 };
+            outcome.insert(
+                mode_name(mode).into(),
+                json!({"first_relevant": first, "recall": r, "ranked": ranked}),
+            );
             for key in [(mode_name(mode), None), (mode_name(mode), Some(q.slice))] {
                 let e = scores.entry(key).or_default();
                 e.0 += r;
@@ -224,6 +262,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 e.2 += 1;
             }
         }
+        per_question.push(json!({"text": q.text, "slice": q.slice.name(),
+                                 "relevant": q.relevant, "modes": outcome}));
+    }
+    if let Some(path) = &args.per_question {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for line in &per_question {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
     }
     println!("\n{:<12} {:>8} {:>10} {:>10} {:>10}", "slice", "n", "vector", "keyword", "hybrid");
     let mut table = serde_json::Map::new();

@@ -15,11 +15,33 @@ use std::sync::Arc;
 use akidb::fulltext::tokenize::terms;
 use akidb::TextDocument;
 use akidb::{Database, Filter, IngestOptions, OnnxEmbeddingProvider, QueryMode, QueryOptions};
-use relevance::Slice;
+use relevance::{QuestionSet, Slice};
 
 #[test]
-fn relevance_set_is_well_formed() {
-    let (events, questions) = relevance::generate(3, 1000, 42);
+fn both_question_sets_are_well_formed_and_apart() {
+    let reported = well_formed(QuestionSet::Reported);
+    assert!(reported.len() >= 60, "{}", reported.len());
+    let tuning = well_formed(QuestionSet::Tuning);
+    assert!(tuning.len() >= 50, "{}", tuning.len());
+    // No question of one set is a question of the other, and their scripted lines differ.
+    let texts = |set: &[relevance::Labelled]| -> std::collections::HashSet<String> {
+        set.iter().map(|q| q.text.clone()).collect()
+    };
+    assert!(texts(&reported).is_disjoint(&texts(&tuning)));
+    let lines = |set: QuestionSet| -> std::collections::HashSet<String> {
+        let (events, questions) = relevance::generate_set(set, 3, 1000);
+        let wanted: std::collections::HashSet<&String> =
+            questions.iter().flat_map(|q| &q.relevant).collect();
+        events.into_iter().filter(|e| wanted.contains(&e.id)).map(|e| e.message).collect()
+    };
+    let shared: Vec<String> =
+        lines(QuestionSet::Reported).intersection(&lines(QuestionSet::Tuning)).cloned().collect();
+    assert!(shared.is_empty(), "relevant lines in both sets: {shared:?}");
+}
+
+/// Checks one set's rules and returns its questions.
+fn well_formed(set: QuestionSet) -> Vec<relevance::Labelled> {
+    let (events, questions) = relevance::generate_set(set, 3, 1000);
     let by_id: HashMap<&str, &fleet::LogEvent> =
         events.iter().map(|e| (e.id.as_str(), e)).collect();
     assert_eq!(by_id.len(), events.len(), "ids are unique");
@@ -27,6 +49,7 @@ fn relevance_set_is_well_formed() {
     for q in &questions {
         *count.entry(q.slice).or_default() += 1;
         assert!(!q.relevant.is_empty(), "{}", q.text);
+        assert!(q.relevant.iter().all(|r| by_id.contains_key(r.as_str())), "{}", q.text);
         let lines: Vec<&fleet::LogEvent> = q.relevant.iter().map(|r| by_id[r.as_str()]).collect();
         if let Some(robot) = &q.robot {
             assert!(lines.iter().all(|l| &l.robot == robot), "{}", q.text);
@@ -63,9 +86,10 @@ fn relevance_set_is_well_formed() {
             Slice::NonEnglish | Slice::General => {}
         }
     }
-    assert!(questions.len() >= 60, "{}", questions.len());
-    assert!(count[&Slice::ExactToken] >= 20 && count[&Slice::NonEnglish] >= 10);
+    let exact = if set == QuestionSet::Reported { 20 } else { 15 };
+    assert!(count[&Slice::ExactToken] >= exact && count[&Slice::NonEnglish] >= 10);
     assert!(count[&Slice::Paraphrase] >= 10 && count[&Slice::General] >= 10);
+    questions
 }
 
 #[test]
@@ -75,13 +99,22 @@ fn hybrid_is_at_least_the_better_side_on_every_slice() {
     let model = Arc::new(OnnxEmbeddingProvider::from_dir(dir).expect("load MiniLM"));
     let tmp = tempfile::tempdir().expect("tmp");
     let db = Database::open(tmp.path().join("db")).expect("open");
-    let logs = db.text_collection("logs", model).expect("collection");
-    let (events, questions) = relevance::generate(3, 1000, 42);
+    for set in [QuestionSet::Reported, QuestionSet::Tuning] {
+        at_least_the_better_side(&db, model.clone(), set);
+    }
+}
+
+/// Recall@10 and MRR@10 of hybrid queries at least the better side's on every slice of `set`
+/// (one exception below), every exact token found.
+fn at_least_the_better_side(db: &Database, model: Arc<OnnxEmbeddingProvider>, set: QuestionSet) {
+    let logs = db.text_collection(set.name(), model).expect("collection");
+    let (events, questions) = relevance::generate_set(set, 3, 1000);
     let docs = events
         .iter()
         .map(|e| TextDocument::new(e.id.clone(), e.text()).with_metadata(e.metadata()));
     logs.ingest(docs, &IngestOptions::default()).expect("ingest");
-    let mut recall = BTreeMap::<(Slice, &str), (f64, usize)>::new();
+    // (slice, mode) -> (recall, MRR, questions)
+    let mut sums = BTreeMap::<(Slice, &str), (f64, f64, usize)>::new();
     for q in &questions {
         let f = q.robot.as_ref().map(|r| Filter::eq("robot", r.as_str()));
         for (name, mode) in [
@@ -92,23 +125,41 @@ fn hybrid_is_at_least_the_better_side_on_every_slice() {
             let (hits, _) =
                 logs.query_text_with(&q.text, 10, f.as_ref(), QueryOptions::mode(mode)).expect("q");
             let ids: Vec<String> = hits.into_iter().map(|h| h.id).collect();
-            let e = recall.entry((q.slice, name)).or_default();
-            e.0 += fleet::score(&ids, &q.relevant, 10).0;
-            e.1 += 1;
+            let (recall, mrr) = fleet::score(&ids, &q.relevant, 10);
+            let e = sums.entry((q.slice, name)).or_default();
+            e.0 += recall;
+            e.1 += mrr;
+            e.2 += 1;
         }
     }
-    let r = |s: Slice, m: &str| recall[&(s, m)].0 / recall[&(s, m)].1 as f64;
+    let r = |s: Slice, m: &str| sums[&(s, m)].0 / sums[&(s, m)].2 as f64;
+    let mrr = |s: Slice, m: &str| sums[&(s, m)].1 / sums[&(s, m)].2 as f64;
     for s in Slice::ALL {
-        let (v, k, h) = (r(s, "vector"), r(s, "keyword"), r(s, "hybrid"));
-        eprintln!("{:<12} vector {v:.3} keyword {k:.3} hybrid {h:.3}", s.name());
-        assert!(
-            h >= v.max(k) - 1e-9,
-            "{}: hybrid {h:.3} below vector {v:.3} or keyword {k:.3}",
-            s.name()
-        );
+        for (what, f) in [("recall@10", &r as &dyn Fn(Slice, &str) -> f64), ("MRR@10", &mrr)] {
+            let (v, k, h) = (f(s, "vector"), f(s, "keyword"), f(s, "hybrid"));
+            eprintln!(
+                "{} {:<12} {what:<9} vector {v:.3} keyword {k:.3} hybrid {h:.3}",
+                set.name(),
+                s.name()
+            );
+            // Not asserted: the reported set's general MRR at this size (3,000 lines). There
+            // "why did robot 3 stop near the loading dock?" finds first robot 3's protective
+            // stop at loading dock 2 (an exact-token incident, not labelled for it): hybrid
+            // 0.796 against vector 0.825. At the measured size (15,000 lines,
+            // `examples/hybrid_eval.rs`) both are 0.803.
+            if what == "MRR@10" && set == QuestionSet::Reported && s == Slice::General {
+                continue;
+            }
+            assert!(
+                h >= v.max(k) - 1e-9,
+                "{} set, {}: hybrid {what} {h:.3} below vector {v:.3} or keyword {k:.3}",
+                set.name(),
+                s.name()
+            );
+        }
     }
     // Every exact token found (at this size the vector side is an exact scan, which finds
     // 0.93 of them; the graph at 15,000 lines finds 0.60: docs/benchmarks.md).
     let exact = r(Slice::ExactToken, "hybrid");
-    assert!(exact >= 0.95, "exact tokens: hybrid recall {exact:.3}");
+    assert!(exact >= 0.95, "{} set, exact tokens: hybrid recall {exact:.3}", set.name());
 }

@@ -11,10 +11,41 @@
 //! - **paraphrase**: English questions that share no term (as `akidb::fulltext` tokenizes)
 //!   with any of their relevant lines; checked by `relevance_set_is_well_formed`.
 //!
+//! That is the reported set ([`QuestionSet::Reported`]). A second, the tuning set
+//! ([`QuestionSet::Tuning`], `tuning_set.rs`), has its own incidents, questions and routine
+//! traffic in the same slices; fusion parameters are chosen on it and reported on this one.
+//!
 //! Used by `examples/hybrid_eval.rs` and `tests/hybrid_relevance.rs`.
 #![allow(dead_code)]
 
+#[path = "tuning_set.rs"]
+mod tuning_set;
+
 use super::fleet::{self, LogEvent, Rng};
+
+/// Which labelled set: the one results are reported on, or the one fusion is tuned on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuestionSet {
+    Reported,
+    Tuning,
+}
+
+impl QuestionSet {
+    pub fn name(self) -> &'static str {
+        match self {
+            QuestionSet::Reported => "reported",
+            QuestionSet::Tuning => "tuning",
+        }
+    }
+
+    /// The seed of its routine traffic.
+    fn seed(self) -> u64 {
+        match self {
+            QuestionSet::Reported => 42,
+            QuestionSet::Tuning => 1042,
+        }
+    }
+}
 
 /// The four slices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,9 +82,15 @@ pub struct Labelled {
 /// One scripted line: day (0-based), seconds into the day, robot, level, node, message.
 type Line = (usize, i64, usize, &'static str, &'static str, &'static str);
 
-/// Incidents whose questions hinge on one token. Each entry: the question, whether it is
-/// filtered by the robot of its first line, the relevant lines, then decoys (not relevant).
-const EXACT: &[(&str, bool, &[Line], &[Line])] = &[
+/// A question that hinges on one token: the question, whether it is filtered by the robot of
+/// its first line, the relevant lines, then decoys (not relevant).
+type Exact = (&'static str, bool, &'static [Line], &'static [Line]);
+
+/// A question, whether it is filtered by the robot of its first line, its relevant lines.
+type Asked = (&'static str, bool, &'static [Line]);
+
+/// Incidents whose questions hinge on one token.
+const EXACT: &[Exact] = &[
     (
         "NAV_E045",
         false,
@@ -588,11 +625,59 @@ const PARAPHRASE: &[(&str, &[Line])] = &[
     ),
 ];
 
-/// `days` days of `lines_per_day` lines each (day 0 is `fleet::generate`'s day, with its
-/// incidents), the scripted incidents above, and the labelled questions. Deterministic.
-pub fn generate(days: usize, lines_per_day: usize, seed: u64) -> (Vec<LogEvent>, Vec<Labelled>) {
+/// The scripted part of a set.
+struct Script {
+    exact: &'static [Exact],
+    foreign: &'static [(&'static str, &'static [Line])],
+    paraphrase: &'static [(&'static str, &'static [Line])],
+    general: &'static [Asked],
+    /// Keep `fleet.rs`'s incidents and questions on day 0.
+    fleet_incidents: bool,
+}
+
+impl QuestionSet {
+    fn script(self) -> Script {
+        match self {
+            QuestionSet::Reported => Script {
+                exact: EXACT,
+                foreign: FOREIGN,
+                paraphrase: PARAPHRASE,
+                general: &[],
+                fleet_incidents: true,
+            },
+            QuestionSet::Tuning => Script {
+                exact: tuning_set::EXACT,
+                foreign: tuning_set::FOREIGN,
+                paraphrase: tuning_set::PARAPHRASE,
+                general: tuning_set::GENERAL,
+                fleet_incidents: false,
+            },
+        }
+    }
+}
+
+/// The reported set: `days` days of `lines_per_day` lines each (day 0 is `fleet::generate`'s
+/// day, with its incidents), the scripted incidents above, and the labelled questions.
+/// Deterministic.
+pub fn generate(days: usize, lines_per_day: usize) -> (Vec<LogEvent>, Vec<Labelled>) {
+    generate_set(QuestionSet::Reported, days, lines_per_day)
+}
+
+/// One set's corpus and questions (see [`generate`]; the tuning set's day 0 is routine traffic
+/// only). Deterministic.
+pub fn generate_set(
+    set: QuestionSet,
+    days: usize,
+    lines_per_day: usize,
+) -> (Vec<LogEvent>, Vec<Labelled>) {
     assert!(days >= 3, "the scripted incidents span three days");
-    let (mut events, day0) = fleet::generate(lines_per_day, seed);
+    let script = set.script();
+    let seed = set.seed();
+    let (mut events, mut day0) = fleet::generate(lines_per_day, seed);
+    if !script.fleet_incidents {
+        events.retain(|e| !is_scripted(e));
+        day0.clear();
+    }
     for day in 1..days {
         let (routine, _) = fleet::generate(lines_per_day, seed + day as u64);
         events.extend(routine.into_iter().filter(|e| !is_scripted(e)).map(|mut e| {
@@ -622,19 +707,24 @@ pub fn generate(days: usize, lines_per_day: usize, seed: u64) -> (Vec<LogEvent>,
             })
             .collect()
     };
-    for (qi, (q, filtered, relevant, decoys)) in EXACT.iter().enumerate() {
+    for (qi, (q, filtered, relevant, decoys)) in script.exact.iter().enumerate() {
         let ids = add(relevant, &format!("exact{qi}"), &mut events);
         add(decoys, &format!("decoy{qi}"), &mut events);
         let robot = filtered.then(|| format!("robot_{}", relevant[0].2));
         questions.push(labelled(q, Slice::ExactToken, robot, ids));
     }
-    for (qi, (q, lines)) in FOREIGN.iter().enumerate() {
+    for (qi, (q, lines)) in script.foreign.iter().enumerate() {
         let ids = add(lines, &format!("foreign{qi}"), &mut events);
         questions.push(labelled(q, Slice::NonEnglish, None, ids));
     }
-    for (qi, (q, lines)) in PARAPHRASE.iter().enumerate() {
+    for (qi, (q, lines)) in script.paraphrase.iter().enumerate() {
         let ids = add(lines, &format!("para{qi}"), &mut events);
         questions.push(labelled(q, Slice::Paraphrase, None, ids));
+    }
+    for (qi, (q, filtered, lines)) in script.general.iter().enumerate() {
+        let ids = add(lines, &format!("general{qi}"), &mut events);
+        let robot = filtered.then(|| format!("robot_{}", lines[0].2));
+        questions.push(labelled(q, Slice::General, robot, ids));
     }
     let foreign: std::collections::HashSet<&str> =
         events.iter().filter(|e| !e.message.is_ascii()).map(|e| e.id.as_str()).collect();
