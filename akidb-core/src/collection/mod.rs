@@ -40,7 +40,10 @@ pub use feed::{
     MAX_CHANGES_PER_PAGE,
 };
 use hybrid::Ranked;
-pub use hybrid::{Fusion, HitExplain, QueryMode, QueryOptions, SideRank, TEXT_EXACT_FLOATS};
+pub use hybrid::{
+    Fusion, HitExplain, QueryMode, QueryOptions, SideRank, KEYWORD_MIN_STRENGTH, TEXT_EXACT_FLOATS,
+    TEXT_MIN_EF,
+};
 pub use lifecycle::{Scroll, ScrollCursor, ScrollOptions, DELETE_CHUNK};
 pub(crate) use load::{load, map_error as map_load_error, payload_from_storage};
 pub(crate) use retention::retention_pass;
