@@ -52,8 +52,8 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     write_taken: Option<std::path::PathBuf>,
     /// Queries walk the graph at this beam width (default: the library's rule, an exact scan
-    /// of collections up to `TEXT_EXACT_FLOATS` vector floats, above it a walk at least
-    /// `TEXT_MIN_EF` wide).
+    /// while it reads at most `TEXT_EXACT_BYTES`, above that a walk at least `TEXT_MIN_EF`
+    /// wide).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     ef: Option<u64>,
 }

@@ -220,7 +220,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         logs.ingest(docs(), &IngestOptions::default())?;
     }
 
-    // The vector side as run (the default: an exact scan below TEXT_EXACT_FLOATS, else the
+    // The vector side as run (the default: an exact scan below TEXT_EXACT_BYTES, else the
     // graph; or as --ef / --exact say) against an exact scan on these queries (questions are
     // far from every log line: a hard case for HNSW): the share of its top 10 at least as near
     // as the exact 10th.

@@ -37,7 +37,7 @@ pub use collection::{
     IndexStats, QueryMode, QueryOptions, RetentionReport, Scroll, ScrollCursor, ScrollOptions,
     SideRank, CHANGE_FEED_KEEP, CHANGE_PAGE_BYTES, DELETE_CHUNK, KEYWORD_MIN_STRENGTH,
     MAX_CHANGES_PER_PAGE, MAX_IMPORT_LINE, OPTIMIZE_MIN_TOMBSTONES, OPTIMIZE_TOMBSTONE_RATIO,
-    TEXT_EXACT_FLOATS, TEXT_MIN_EF,
+    TEXT_EXACT_BYTES, TEXT_MIN_EF,
 };
 pub use database::{BackupReport, CompactReport, Database, DatabaseBuilder, COMPACT_WAIT};
 pub use document::{Document, Hit, Record, TextDocument};

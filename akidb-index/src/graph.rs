@@ -758,8 +758,34 @@ impl Graph {
         }
     }
 
+    /// Whether `node` has a live id passing `filter` (what a walk may return).
+    #[inline]
+    fn accepts(&self, node: u32, filter: Option<IdFilter<'_>>) -> bool {
+        let i = node as usize;
+        if self.shared[i] {
+            self.accepted(node, filter).next().is_some()
+        } else {
+            !self.removed[i] && filter.is_none_or(|f| f(self.ids[i]))
+        }
+    }
+
+    /// The code distance to `query` of every node with a live id passing `filter`, in no
+    /// order: the first pass of an exact scan through the codes (`HnswIndex::scan`), read in
+    /// parallel.
+    pub(crate) fn code_distances(&self, query: &[f32], filter: Option<IdFilter<'_>>) -> Vec<Near> {
+        let mut q = Prepared::default();
+        self.codes.prepare(query, &mut q);
+        let nodes = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        (0..nodes)
+            .into_par_iter()
+            .with_min_len(4096)
+            .filter(|&node| self.accepts(node, filter))
+            .map(|node| Near { dist: self.dist(&q, node), node })
+            .collect()
+    }
+
     /// The live ids of `node` that pass `filter`, first the node's own.
-    fn accepted<'a>(
+    pub(crate) fn accepted<'a>(
         &'a self,
         node: u32,
         filter: Option<IdFilter<'a>>,
@@ -826,14 +852,7 @@ impl Graph {
             for layer in (1..=top).rev() {
                 ep = self.greedy(s, query, ep, layer);
             }
-            let accept = |node: u32| {
-                let i = node as usize;
-                if self.shared[i] {
-                    self.accepted(node, filter).next().is_some()
-                } else {
-                    !self.removed[i] && filter.is_none_or(|f| f(self.ids[i]))
-                }
-            };
+            let accept = |node: u32| self.accepts(node, filter);
             let g = s.begin(self.ids.len());
             let Scratch { marks, fresh, candidates, results, .. } = s;
             candidates.clear();

@@ -24,7 +24,7 @@
 
 use akidb_embed_api::InputKind;
 use akidb_fulltext::KeywordQuery;
-use akidb_index::{FilterPlan, SearchParams, SearchPath, VectorSearch};
+use akidb_index::{FilterPlan, SearchParams, SearchPath};
 use serde::Serialize;
 
 use super::engine::Applied;
@@ -162,36 +162,33 @@ enum Side {
     Keyword,
 }
 
-/// Vector floats (live vectors x dimension) up to which a text query's vector side scans
-/// exactly instead of walking the graph: 16 Mi, 64 MB of f32 (43,690 vectors of 384-d,
-/// 16,384 of 1,024-d, 6,553 of 2,560-d). Questions are far from every stored line, where graph
-/// walks are weakest: the lines that answer them are rare, isolated points (an incident among
-/// templated routine traffic) that a walk reaches last. On a 30,000-line fleet log the graph
-/// at the default `ef` (64) found vector recall@10 0.30-0.35 where the scan finds 0.75-0.86,
-/// and even at `ef` 2,048 (0.94-0.97 of the exact top 10 by distance) 0.70-0.72; the scan
-/// cost 2.9-3.5 ms more per query than the walk at `ef` 64 on the 2-core development machine
-/// (docs/benchmarks.md, "Hybrid search"). A text query has already paid for a model run.
-/// An explicit `ef` (or `exact`) in the query's parameters is kept.
-pub const TEXT_EXACT_FLOATS: usize = 16 << 20;
+/// Bytes an exact scan may read (`HnswIndex::exact_scan_bytes`) for a text query's vector
+/// side to scan instead of walking the graph: 64 MiB. The default collection (cosine, half-float
+/// codes) scans its codes, 2 bytes a dimension: 87,381 vectors of 384-d, 32,768 of 1,024-d,
+/// 13,107 of 2,560-d; others read the f32 vectors, half as many. Questions are far from every
+/// stored line, where graph walks are weakest: the lines that answer them are rare, isolated
+/// points (an incident among templated routine traffic) that a walk reaches last. On a
+/// 30,000-line fleet log the graph at the default `ef` (64) found vector recall@10 0.30-0.35
+/// where the scan finds 0.75-0.86, and even at `ef` 2,048 (0.94-0.97 of the exact top 10 by
+/// distance) 0.70-0.72. Through the codes a scan of 60,000 x 384 cost as much as one of the
+/// f32 vectors of 30,000 did (vector p50 5.2-6.5 ms against 5.1-6.4, the model run included,
+/// 2-core development machine; docs/benchmarks.md, "Hybrid search"): a text query has already
+/// paid for a model run. An explicit `ef` (or `exact`) in the query's parameters is kept.
+pub const TEXT_EXACT_BYTES: usize = 64 << 20;
 
-/// The least beam width of a text query's graph walk, where the collection is above
-/// [`TEXT_EXACT_FLOATS`] (the collection's `ef_search` where larger; an explicit `ef` is
+/// The least beam width of a text query's graph walk, where a scan would read more than
+/// [`TEXT_EXACT_BYTES`] (the collection's `ef_search` where larger; an explicit `ef` is
 /// kept). Chosen on the tuning question set at 30,000 lines: hybrid recall@10 0.707 at `ef`
 /// 64, 0.809 at 256, 0.827 at 512, 0.892 at 1,024, 0.910 at 2,048 (the exact scan's); the
 /// walk at 1,024 cost 0.3-1.0 ms more than at 64, at 2,048 1.5-2 ms (near the scan's cost).
 pub const TEXT_MIN_EF: usize = 1024;
 
-/// The vector side's parameters for a text query over `live` vectors of `dim`, the
-/// collection's `ef_search` given (see [`TEXT_EXACT_FLOATS`] and [`TEXT_MIN_EF`]).
-fn text_vector_params(
-    asked: SearchParams,
-    live: usize,
-    dim: usize,
-    ef_search: usize,
-) -> SearchParams {
+/// The vector side's parameters for a text query whose exact scan would read `scan_bytes`, the
+/// collection's `ef_search` given (see [`TEXT_EXACT_BYTES`] and [`TEXT_MIN_EF`]).
+fn text_vector_params(asked: SearchParams, scan_bytes: usize, ef_search: usize) -> SearchParams {
     if asked.ef.is_some() || asked.exact {
         asked
-    } else if live.saturating_mul(dim) <= TEXT_EXACT_FLOATS {
+    } else if scan_bytes <= TEXT_EXACT_BYTES {
         SearchParams::exact()
     } else {
         SearchParams::with_ef(TEXT_MIN_EF.max(ef_search))
@@ -202,9 +199,9 @@ impl Collection {
     /// [`Collection::query_text`] with per-query options: the mode (vector, keyword, hybrid;
     /// by default hybrid where the collection keeps a full-text index), the fusion, the vector
     /// side's graph parameters and explanations. Also reports the vector side's search path
-    /// (`None` when it did not run). The vector side scans exactly while the collection holds
-    /// at most [`TEXT_EXACT_FLOATS`] vector floats, above that walks the graph at least
-    /// [`TEXT_MIN_EF`] wide, unless the options name an `ef`.
+    /// (`None` when it did not run). The vector side scans exactly while that reads at most
+    /// [`TEXT_EXACT_BYTES`], above that walks the graph at least [`TEXT_MIN_EF`] wide, unless
+    /// the options name an `ef`.
     ///
     /// Keyword and hybrid queries need the full-text index ([`Error::NoFullText`] without one,
     /// [`Error::FullText`] when it failed); a query of more than
@@ -260,8 +257,8 @@ impl Collection {
             let vec_side = match &vector {
                 Some(v) => {
                     let index = applied.index();
-                    let ef_search = index.params().ef_search;
-                    let params = text_vector_params(o.params, index.len(), v.len(), ef_search);
+                    let (bytes, ef_search) = (index.exact_scan_bytes(), index.params().ef_search);
+                    let params = text_vector_params(o.params, bytes, ef_search);
                     let (n, path) = index.search_planned(v, per_side, plan, params)?;
                     Some((n.into_iter().map(|n| (n.id, n.score)).collect::<Vec<_>>(), path))
                 }
@@ -518,19 +515,16 @@ mod tests {
     fn text_queries_scan_small_collections_exactly_and_walk_wide_unless_told() {
         let default = SearchParams::default();
         let wide = SearchParams::with_ef(TEXT_MIN_EF);
-        // 43,690 x 384 floats fit; one more vector does not.
-        assert!(text_vector_params(default, 43_690, 384, 64).exact);
-        assert_eq!(text_vector_params(default, 43_691, 384, 64), wide);
-        assert!(text_vector_params(default, 6_553, 2_560, 64).exact);
-        assert_eq!(text_vector_params(default, 6_554, 2_560, 64), wide);
+        // 87,381 x 384 half floats fit; one more vector does not.
+        assert!(text_vector_params(default, 87_381 * 384 * 2, 64).exact);
+        assert_eq!(text_vector_params(default, 87_382 * 384 * 2, 64), wide);
         // A collection's wider ef_search is kept.
-        let wider = text_vector_params(default, 1_000_000, 384, 4_000);
+        let wider = text_vector_params(default, usize::MAX, 4_000);
         assert_eq!(wider, SearchParams::with_ef(4_000));
         // An explicit ef keeps the graph at that width; an explicit exact stays exact.
         let ef = SearchParams::with_ef(200);
-        assert_eq!(text_vector_params(ef, 100, 384, 64), ef);
-        assert_eq!(text_vector_params(ef, 1_000_000, 384, 64), ef);
-        assert!(text_vector_params(SearchParams::exact(), 10_000_000, 384, 64).exact);
-        assert_eq!(text_vector_params(default, usize::MAX, 384, 64), wide, "no overflow");
+        assert_eq!(text_vector_params(ef, 100, 64), ef);
+        assert_eq!(text_vector_params(ef, usize::MAX, 64), ef);
+        assert!(text_vector_params(SearchParams::exact(), usize::MAX, 64).exact);
     }
 }

@@ -41,7 +41,7 @@ pub use feed::{
 };
 use hybrid::Ranked;
 pub use hybrid::{
-    Fusion, HitExplain, QueryMode, QueryOptions, SideRank, KEYWORD_MIN_STRENGTH, TEXT_EXACT_FLOATS,
+    Fusion, HitExplain, QueryMode, QueryOptions, SideRank, KEYWORD_MIN_STRENGTH, TEXT_EXACT_BYTES,
     TEXT_MIN_EF,
 };
 pub use lifecycle::{Scroll, ScrollCursor, ScrollOptions, DELETE_CHUNK};
