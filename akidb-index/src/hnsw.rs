@@ -502,11 +502,15 @@ impl HnswIndex {
             && self.graph.as_ref().is_some_and(|g| matches!(g.fitted(), Fitted::F16))
     }
 
-    /// Bytes an exact scan of every live vector reads: 2 a dimension through half-float codes
-    /// (see the module docs), 4 from the exact vectors.
+    /// Bytes an exact scan of every live vector reads: through half-float codes 2 a dimension
+    /// for each node of the graph (identical vectors share one: a log's repeated lines are
+    /// read once), else 4 a dimension for each live vector.
     pub fn exact_scan_bytes(&self) -> usize {
-        let per = if self.scans_codes() { 2 } else { 4 };
-        self.flat.len().saturating_mul(self.flat.dimension()).saturating_mul(per)
+        let dim = self.flat.dimension();
+        match &self.graph {
+            Some(g) if self.scans_codes() => g.nodes().saturating_mul(dim).saturating_mul(2),
+            _ => self.flat.len().saturating_mul(dim).saturating_mul(4),
+        }
     }
 
     /// The exact `k` nearest through the graph's codes, where they are half floats of a
@@ -903,6 +907,10 @@ mod tests {
             let per = if through_codes { 2 } else { 4 };
             assert_eq!(other.exact_scan_bytes(), EXACT_BELOW * 16 * per);
         }
+        // Through codes, identical vectors are read once.
+        let nodes = idx.graph.as_ref().map(|g| g.nodes()).expect("graph");
+        assert_eq!(nodes, EXACT_BELOW + 1_500, "the 200 twins share their originals' nodes");
+        assert_eq!(idx.exact_scan_bytes(), nodes * dim * 2);
     }
 
     #[test]

@@ -164,8 +164,9 @@ enum Side {
 
 /// Bytes an exact scan may read (`HnswIndex::exact_scan_bytes`) for a text query's vector
 /// side to scan instead of walking the graph: 64 MiB. The default collection (cosine, half-float
-/// codes) scans its codes, 2 bytes a dimension: 87,381 vectors of 384-d, 32,768 of 1,024-d,
-/// 13,107 of 2,560-d; others read the f32 vectors, half as many. Questions are far from every
+/// codes) scans its codes, 2 bytes a dimension for each distinct vector (a log's repeated
+/// lines share one): 87,381 of 384-d, 32,768 of 1,024-d, 13,107 of 2,560-d; others read the f32
+/// vectors of every live id, 4 bytes a dimension. Questions are far from every
 /// stored line, where graph walks are weakest: the lines that answer them are rare, isolated
 /// points (an incident among templated routine traffic) that a walk reaches last. On a
 /// 30,000-line fleet log the graph at the default `ef` (64) found vector recall@10 0.30-0.35
