@@ -255,20 +255,22 @@ impl Collection {
         let name = self.name().to_string();
         let explain = o.explain;
         self.answer(filter, |applied, plan| {
-            let vec_side = match &vector {
-                Some(v) => {
+            // The two sides run side by side: a hybrid query waits for the slower, not both.
+            let (vec_side, kw_side) = rayon::join(
+                || -> Result<_> {
+                    let Some(v) = &vector else { return Ok(None) };
                     let index = applied.index();
                     let (bytes, ef_search) = (index.exact_scan_bytes(), index.params().ef_search);
                     let params = text_vector_params(o.params, bytes, ef_search);
                     let (n, path) = index.search_planned(v, per_side, plan, params)?;
-                    Some((n.into_iter().map(|n| (n.id, n.score)).collect::<Vec<_>>(), path))
-                }
-                None => None,
-            };
-            let kw_side = match &keywords {
-                Some(q) => Some(keyword_search(applied, &name, q, per_side, plan)?),
-                None => None,
-            };
+                    Ok(Some((n.into_iter().map(|n| (n.id, n.score)).collect::<Vec<_>>(), path)))
+                },
+                || -> Result<_> {
+                    let Some(q) = &keywords else { return Ok(None) };
+                    Ok(Some(keyword_search(applied, &name, q, per_side, plan)?))
+                },
+            );
+            let (vec_side, kw_side) = (vec_side?, kw_side?);
             let path = vec_side.as_ref().map(|(_, p)| *p);
             let lower_is_better = self.state.config.metric == akidb_index::Metric::L2;
             let ranked = match (vec_side, kw_side) {
