@@ -1,10 +1,10 @@
 //! Text queries in three modes: vector (the embedded query against the graph), keyword (BM25
 //! over the full-text index) and hybrid (both, fused).
 //!
-//! Both sides of a hybrid query read the same applied state and take the same filter plan: the
-//! filter is applied inside each search (the graph walk, the BM25 scan), never to cut lists
-//! afterwards, so each side returns its best `candidates` matching documents. The lists are
-//! then fused:
+//! Both sides of a hybrid query run side by side (the query waits for the slower), read the
+//! same applied state and take the same filter plan: the filter is applied inside each search
+//! (the graph walk, the BM25 scan), never to cut lists afterwards, so each side returns its
+//! best `candidates` matching documents. The lists are then fused:
 //!
 //! - [`Fusion::Rrf`] (default): reciprocal rank fusion, `score = sum of w / (k + rank)` over the
 //!   sides that found the document (rank from 1, `k` 10). The vector side weighs 1; the keyword
