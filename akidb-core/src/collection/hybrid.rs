@@ -181,7 +181,8 @@ pub const TEXT_EXACT_BYTES: usize = 64 << 20;
 /// [`TEXT_EXACT_BYTES`] (the collection's `ef_search` where larger; an explicit `ef` is
 /// kept). Chosen on the tuning question set at 30,000 lines: hybrid recall@10 0.707 at `ef`
 /// 64, 0.809 at 256, 0.827 at 512, 0.892 at 1,024, 0.910 at 2,048 (the exact scan's); the
-/// walk at 1,024 cost 0.3-1.0 ms more than at 64, at 2,048 1.5-2 ms (near the scan's cost).
+/// walk at 1,024 cost 0.9-1.0 ms more (vector p50) than at 64, at 2,048 2.0-2.4 ms (about
+/// the f32 scan's cost at that size).
 pub const TEXT_MIN_EF: usize = 1024;
 
 /// The vector side's parameters for a text query whose exact scan would read `scan_bytes`, the
