@@ -547,7 +547,9 @@ impl HnswIndex {
             live >= k
         });
         let Some(kth) = kth else { return Ok(None) };
-        let limit = kth.dist + 2.0 * f16_cosine_error(self.flat.dimension());
+        // Stored vectors are unit (the insert contract); the bound scales with the query's norm.
+        let error = f16_cosine_error(self.flat.dimension()) * dot(query, query).sqrt();
+        let limit = kth.dist + 2.0 * error;
         let ids = near.iter().filter(|c| c.dist <= limit).flat_map(|c| g.accepted(c.node, filter));
         let mut heap = BinaryHeap::with_capacity(k + 1);
         self.flat.with_vectors(ids, |id, v| {
@@ -616,7 +618,7 @@ impl HnswIndex {
 }
 
 /// A bound on how far a cosine distance through half-float codes is from the exact one, for
-/// unit vectors of `dim`: each code component is within 2^-11 of its value relatively (2^-25
+/// unit vectors of `dim` (times the query's norm for another query): each code component is within 2^-11 of its value relatively (2^-25
 /// absolutely below half floats' normal range, at most sqrt(dim) in all against a unit query),
 /// and each of the two sums rounds at most `dim` times by 2^-24 of a total of at most 1;
 /// doubled for margin. 1.07e-3 at 384 dimensions.
