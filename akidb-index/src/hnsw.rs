@@ -618,10 +618,10 @@ impl HnswIndex {
 }
 
 /// A bound on how far a cosine distance through half-float codes is from the exact one, for
-/// unit vectors of `dim` (times the query's norm for another query): each code component is within 2^-11 of its value relatively (2^-25
-/// absolutely below half floats' normal range, at most sqrt(dim) in all against a unit query),
-/// and each of the two sums rounds at most `dim` times by 2^-24 of a total of at most 1;
-/// doubled for margin. 1.07e-3 at 384 dimensions.
+/// unit vectors of `dim` (times the query's norm for another query): each code component is
+/// within 2^-11 of its value relatively (2^-25 absolutely below half floats' normal range, at
+/// most sqrt(dim) in all against a unit query), and each of the two sums rounds at most `dim`
+/// times by 2^-24 of a total of at most 1; doubled for margin. 1.07e-3 at 384 dimensions.
 fn f16_cosine_error(dim: usize) -> f32 {
     let d = dim as f32;
     2.0 * ((-11f32).exp2() + d.sqrt() * (-25f32).exp2() + 2.0 * d * (-24f32).exp2())

@@ -9,7 +9,7 @@
 //! - **non-English**: German and Japanese questions over German and Japanese lines (those of
 //!   `fleet.rs` and ten more);
 //! - **paraphrase**: English questions that share no term (as `akidb::fulltext` tokenizes)
-//!   with any of their relevant lines; checked by `relevance_set_is_well_formed`.
+//!   with any of their relevant lines; checked by `both_question_sets_are_well_formed_and_apart`.
 //!
 //! That is the reported set ([`QuestionSet::Reported`]). A second, the tuning set
 //! ([`QuestionSet::Tuning`], `tuning_set.rs`), has its own incidents, questions and routine
