@@ -6,15 +6,16 @@
 # alternating rounds, LanceDB (same stored vectors, its full-text index and RRF reranker) and
 # AkiDB again time hybrid queries. Then the tuning question set (its own incidents and
 # questions: fusion parameters are chosen on it) for both, and both sets at each of
-# DAYS_LARGE's sizes (default "6 12": 30,000 lines, which text queries still scan exactly, and
-# 60,000, where they walk the graph). Usage: PY=<python with lancedb> bash
+# DAYS_LARGE's sizes (default "6 12 18": 30,000, 60,000 and 90,000 lines, which text queries
+# scan exactly through the graph's half-float codes; give more days to see the graph answer).
+# About 45 minutes with the defaults. Usage: PY=<python with lancedb> bash
 # scripts/bench_hybrid.sh [ROUNDS] [LINES_PER_DAY] [DAYS_LARGE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ROUNDS=${1:-3}
 LINES=${2:-5000}
-DAYS_LARGE=${3:-6 12}
+DAYS_LARGE=${3:-6 12 18}
 PY=${PY:-python3}
 OUT=target/bench-hybrid
 rm -rf "$OUT" && mkdir -p "$OUT"
