@@ -770,7 +770,7 @@ impl Graph {
     }
 
     /// The code distance to `query` of every node with a live id passing `filter`, in no
-    /// order: the first pass of an exact scan through the codes (`HnswIndex::scan`), read in
+    /// order: the first pass of an exact scan through the codes (`HnswIndex::scan_codes`), read in
     /// parallel.
     pub(crate) fn code_distances(&self, query: &[f32], filter: Option<IdFilter<'_>>) -> Vec<Near> {
         let mut q = Prepared::default();
