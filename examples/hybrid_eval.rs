@@ -250,7 +250,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let (hits, _) = logs.query_text_with(&q.text, 10, f.as_ref(), options(&args, mode))?;
             let ranked: Vec<String> = hits.into_iter().map(|h| h.id).collect();
             let (r, m) = fleet::score(&ranked, &q.relevant, 10);
-            let first = if m > 0.0 { (1.0 / m).round() as u32 } else { 0 };
+            let first = ranked.iter().position(|id| q.relevant.contains(id)).map_or(0, |p| p + 1);
             outcome.insert(
                 mode_name(mode).into(),
                 json!({"first_relevant": first, "recall": r, "ranked": ranked}),

@@ -323,11 +323,21 @@ fn ingest_reports_progress_and_cancels_without_losing_batches() {
     assert_eq!(c.count().expect("count"), 500);
 }
 
-/// Counts inner model calls to show concurrent requests share runs.
+/// Counts inner model calls (to show concurrent requests share runs), the texts they carried,
+/// and the most calls in flight at once.
 struct Counting {
     inner: Arc<OnnxEmbeddingProvider>,
     calls: AtomicUsize,
     texts: AtomicUsize,
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl Counting {
+    fn new(inner: Arc<OnnxEmbeddingProvider>) -> Self {
+        let zero = || AtomicUsize::new(0);
+        Self { inner, calls: zero(), texts: zero(), now: zero(), most: zero() }
+    }
 }
 
 impl Embedder for Counting {
@@ -337,22 +347,6 @@ impl Embedder for Counting {
     fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.texts.fetch_add(texts.len(), Ordering::SeqCst);
-        self.inner.embed(texts, kind)
-    }
-}
-
-/// Counts the calls in flight at once (and the most seen).
-struct InFlight {
-    inner: Arc<OnnxEmbeddingProvider>,
-    now: AtomicUsize,
-    most: AtomicUsize,
-}
-
-impl Embedder for InFlight {
-    fn info(&self) -> &ModelInfo {
-        self.inner.info()
-    }
-    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Embeddings, EmbedError> {
         let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
         let out = self.inner.embed(texts, kind);
@@ -370,8 +364,7 @@ fn batching_workers_run_the_model_side_by_side_and_answer_each_caller() {
     );
     let single = OnnxEmbeddingProvider::new(config).expect("one session");
     for workers in [1, 2] {
-        let counted =
-            Arc::new(InFlight { inner: two.clone(), now: AtomicUsize::new(0), most: 0.into() });
+        let counted = Arc::new(Counting::new(two.clone()));
         let batching = Arc::new(BatchingEmbedder::new(
             counted.clone(),
             BatchOptions::default().with_workers(workers),
@@ -501,11 +494,7 @@ fn a_wrong_embedder_is_a_typed_error_and_the_worker_survives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_async_queries_share_model_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let counting = Arc::new(Counting {
-        inner: minilm(),
-        calls: AtomicUsize::new(0),
-        texts: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(Counting::new(minilm()));
     let db = akidb::AsyncDatabase::open(dir.path().join("db")).await.expect("open");
     let c = db.text_collection("t", counting.clone()).await.expect("create");
     c.add_texts(

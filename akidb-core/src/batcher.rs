@@ -104,8 +104,9 @@ impl BatchingEmbedder {
         }
         let (tx, rx) = mpsc::channel::<Request>();
         let rx = Arc::new(Mutex::new(rx));
-        let mut threads = Vec::with_capacity(self.options.workers.max(1));
-        for _ in 0..self.options.workers.max(1) {
+        let workers = self.options.workers.max(1);
+        let mut threads = Vec::with_capacity(workers);
+        for _ in 0..workers {
             let (inner, rx, options) = (self.inner.clone(), rx.clone(), self.options);
             let spawned = std::thread::Builder::new()
                 .name("akidb-embed".into())

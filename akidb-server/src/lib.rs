@@ -16,10 +16,10 @@
 //! - **Backpressure**: each model has a queue of `queue` places in front of its micro-batching
 //!   embedder (whose `parallel_runs` workers run the model side by side); a text request that
 //!   finds it full is refused at once with 429 and `Retry-After: 1` (gRPC `RESOURCE_EXHAUSTED`),
-//!   so memory stays bounded; a gRPC ingest stream
-//!   waits for a place instead, up to the time limit. Requests have a time limit (503 `timeout`
-//!   beyond it; the library call it started still completes or fails whole). A request body is
-//!   read whole before any lock is taken, so a slow client holds none.
+//!   so memory stays bounded; a gRPC ingest stream waits for a place instead, up to the time
+//!   limit. Requests have a time limit (503 `timeout` beyond it; the library call it started
+//!   still completes or fails whole). A request body is read whole before any lock is taken, so
+//!   a slow client holds none.
 //! - **Metrics** at `/metrics` (Prometheus text, a key of any scope): requests by route and
 //!   status, a latency histogram by route, model queue depth, documents per collection. Every
 //!   response carries an `x-request-id` (the caller's, if it sent a short printable one).

@@ -37,14 +37,6 @@ impl QuestionSet {
             QuestionSet::Tuning => "tuning",
         }
     }
-
-    /// The seed of its routine traffic.
-    fn seed(self) -> u64 {
-        match self {
-            QuestionSet::Reported => 42,
-            QuestionSet::Tuning => 1042,
-        }
-    }
 }
 
 /// The four slices.
@@ -625,8 +617,9 @@ const PARAPHRASE: &[(&str, &[Line])] = &[
     ),
 ];
 
-/// The scripted part of a set.
+/// What makes a set: the seed of its routine traffic and its scripted part.
 struct Script {
+    seed: u64,
     exact: &'static [Exact],
     foreign: &'static [(&'static str, &'static [Line])],
     paraphrase: &'static [(&'static str, &'static [Line])],
@@ -639,6 +632,7 @@ impl QuestionSet {
     fn script(self) -> Script {
         match self {
             QuestionSet::Reported => Script {
+                seed: 42,
                 exact: EXACT,
                 foreign: FOREIGN,
                 paraphrase: PARAPHRASE,
@@ -646,6 +640,7 @@ impl QuestionSet {
                 fleet_incidents: true,
             },
             QuestionSet::Tuning => Script {
+                seed: 1042,
                 exact: tuning_set::EXACT,
                 foreign: tuning_set::FOREIGN,
                 paraphrase: tuning_set::PARAPHRASE,
@@ -672,7 +667,7 @@ pub fn generate_set(
 ) -> (Vec<LogEvent>, Vec<Labelled>) {
     assert!(days >= 3, "the scripted incidents span three days");
     let script = set.script();
-    let seed = set.seed();
+    let seed = script.seed;
     let (mut events, mut day0) = fleet::generate(lines_per_day, seed);
     if !script.fleet_incidents {
         events.retain(|e| !is_scripted(e));
